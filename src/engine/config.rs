@@ -1,0 +1,200 @@
+//! LLaMA hyperparameters, from a GGUF file's `llama.*` keys or a `.qorus` header.
+
+use crate::error::{Error, Result};
+use crate::ffi::types::{q_model_header, Q_MAGIC};
+use crate::format::gguf::Gguf;
+
+/// Hyperparameters of a LLaMA-family model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    /// Vocabulary size (rows of the embedding and output matrices).
+    pub vocab_size: usize,
+    /// Model width `d`.
+    pub dim: usize,
+    /// Feed-forward width `h`.
+    pub hidden_dim: usize,
+    /// Layers.
+    pub n_layers: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Context length (KV-cache positions).
+    pub max_seq_len: usize,
+    /// RoPE frequency base.
+    pub rope_base: f32,
+    /// RMSNorm epsilon.
+    pub rms_eps: f32,
+}
+
+impl Config {
+    /// Head dimension `d / H`.
+    pub fn head_dim(&self) -> usize {
+        self.dim / self.n_heads
+    }
+
+    /// Width of the K and V projections, `G * hd`.
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim()
+    }
+
+    /// Floats the spec-layout KV cache needs: `L * G * S * 2 * hd`.
+    pub fn kv_floats(&self) -> Option<usize> {
+        self.n_layers
+            .checked_mul(self.n_kv_heads)?
+            .checked_mul(self.max_seq_len)?
+            .checked_mul(2 * self.head_dim())
+    }
+
+    /// Checks what the forward pass relies on (spec §5.3 build-time validation).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidConfig(m));
+        if self.vocab_size == 0
+            || self.dim == 0
+            || self.n_layers == 0
+            || self.n_heads == 0
+            || self.n_kv_heads == 0
+        {
+            return bad(format!("zero dimension in {self:?}"));
+        }
+        if self.dim % self.n_heads != 0 {
+            return bad(format!(
+                "dim {} not a multiple of n_heads {}",
+                self.dim, self.n_heads
+            ));
+        }
+        if self.n_kv_heads > self.n_heads || self.n_heads % self.n_kv_heads != 0 {
+            return bad(format!(
+                "n_heads {} not a multiple of n_kv_heads {}",
+                self.n_heads, self.n_kv_heads
+            ));
+        }
+        if self.head_dim() % 8 != 0 {
+            return bad(format!("head_dim {} not a multiple of 8", self.head_dim()));
+        }
+        if self.max_seq_len == 0 {
+            return bad("max_seq_len is 0".into());
+        }
+        if !(self.rope_base.is_finite() && self.rope_base > 0.0) {
+            return bad(format!("rope_freq_base {}", self.rope_base));
+        }
+        if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
+            return bad(format!("rms_norm_eps {}", self.rms_eps));
+        }
+        // Guard every size product the engine forms.
+        let big = 1usize << 34;
+        if self.dim > 1 << 20
+            || self.hidden_dim > 1 << 22
+            || self.vocab_size > 1 << 24
+            || self.n_layers > 4096
+        {
+            return bad(format!("dimensions too large: {self:?}"));
+        }
+        if self.kv_floats().is_none_or(|n| n > big) {
+            return bad("KV cache size overflows".into());
+        }
+        Ok(())
+    }
+
+    /// Reads a `.qorus` header with the spec's eps rule (`version >= 2` and > 0, else 1e-5).
+    pub fn from_header(h: &q_model_header) -> Config {
+        let eps = if h.version >= 2 && h.rms_norm_eps > 0.0 && h.rms_norm_eps.is_finite() {
+            h.rms_norm_eps
+        } else {
+            1e-5
+        };
+        Config {
+            vocab_size: h.vocab_size as usize,
+            dim: h.dim as usize,
+            hidden_dim: h.hidden_dim as usize,
+            n_layers: h.n_layers as usize,
+            n_heads: h.n_heads as usize,
+            n_kv_heads: h.n_kv_heads as usize,
+            max_seq_len: h.max_seq_len as usize,
+            rope_base: h.rope_freq_base,
+            rms_eps: eps,
+        }
+    }
+
+    /// The `q_model_header` describing this configuration (version 2, explicit eps).
+    pub fn to_header(&self) -> q_model_header {
+        q_model_header {
+            magic: Q_MAGIC,
+            version: 2,
+            vocab_size: self.vocab_size as u32,
+            dim: self.dim as u32,
+            hidden_dim: self.hidden_dim as u32,
+            n_layers: self.n_layers as u32,
+            n_heads: self.n_heads as u32,
+            n_kv_heads: self.n_kv_heads as u32,
+            max_seq_len: self.max_seq_len as u32,
+            rope_freq_base: self.rope_base,
+            rms_norm_eps: self.rms_eps,
+            reserved: [0; 5],
+        }
+    }
+
+    /// Reads the `<arch>.*` hyperparameters of a LLaMA-architecture GGUF file.
+    pub fn from_gguf(g: &Gguf) -> Result<Config> {
+        let arch = g
+            .architecture()
+            .ok_or_else(|| Error::InvalidConfig("GGUF: no general.architecture".into()))?;
+        if !matches!(arch, "llama") {
+            return Err(Error::InvalidConfig(format!(
+                "GGUF: unsupported architecture {arch:?}"
+            )));
+        }
+        let u = |k: &str| -> Result<usize> {
+            let key = format!("{arch}.{k}");
+            g.get_u64(&key)
+                .filter(|&v| v <= u32::MAX as u64)
+                .map(|v| v as usize)
+                .ok_or_else(|| Error::InvalidConfig(format!("GGUF: missing or bad {key}")))
+        };
+        let n_heads = u("attention.head_count")?;
+        let dim = u("embedding_length")?;
+        let n_kv_heads = match g.get_u64(&format!("{arch}.attention.head_count_kv")) {
+            Some(v) => v as usize,
+            None => n_heads,
+        };
+        let vocab_size = match g.tensor("token_embd.weight") {
+            Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
+            _ => {
+                return Err(Error::InvalidConfig(
+                    "GGUF: token_embd.weight missing or not 2-D".into(),
+                ))
+            }
+        };
+        if let Some(rot) = g.get_u64(&format!("{arch}.rope.dimension_count")) {
+            if n_heads == 0 || rot as usize != dim / n_heads {
+                return Err(Error::InvalidConfig(format!(
+                    "GGUF: partial RoPE ({rot} dims) is not supported"
+                )));
+            }
+        }
+        if let Some(kl) = g.get_u64(&format!("{arch}.attention.key_length")) {
+            if n_heads == 0 || kl as usize != dim / n_heads {
+                return Err(Error::InvalidConfig(
+                    "GGUF: key_length != embedding_length / head_count".into(),
+                ));
+            }
+        }
+        let c = Config {
+            vocab_size,
+            dim,
+            hidden_dim: u("feed_forward_length")?,
+            n_layers: u("block_count")?,
+            n_heads,
+            n_kv_heads,
+            max_seq_len: u("context_length")?,
+            rope_base: g
+                .get_f64(&format!("{arch}.rope.freq_base"))
+                .unwrap_or(10000.0) as f32,
+            rms_eps: g
+                .get_f64(&format!("{arch}.attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-5) as f32,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}

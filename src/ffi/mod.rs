@@ -1,0 +1,13 @@
+//! The exported C surface: one file per section of the header, all through `boundary`.
+//!
+//! Every `extern "C"` function documents its safety contract; every one checks its pointers and
+//! returns a `q_error_code` (or NULL / nothing) instead of crashing on bad input.
+
+pub mod boundary;
+pub mod generate;
+pub mod kernels;
+pub mod memory;
+pub mod model;
+pub mod registry;
+pub mod tokenizer;
+pub mod types;

@@ -1,0 +1,127 @@
+//! Library-owned buffers behind `q_context` (KV cache, arena) and arena bump allocation.
+//!
+//! Buffers are anonymous mappings: 64-byte aligned (page aligned, in fact), zero pages that cost
+//! no RSS until touched, and released with the length recorded here. A pointer that this table
+//! does not know is never freed, so a caller's stale or foreign pointer cannot cause a bad free.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::ffi::types::q_context;
+
+/// `x` rounded up to a multiple of 64 (caller guarantees no overflow).
+pub const fn align64(x: usize) -> usize {
+    (x + 63) & !63
+}
+
+static BUFFERS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+
+fn with_buffers<R>(f: impl FnOnce(&mut HashMap<usize, usize>) -> R) -> R {
+    let mut g = BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(HashMap::new))
+}
+
+/// An anonymous, page-aligned, zero-initialised buffer owned by the library until `into_raw`.
+pub struct AlignedBuf {
+    ptr: *mut c_void,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A zero-filled buffer of `len` bytes (pages are materialised on first touch).
+    pub fn zeroed(len: usize) -> Result<Self> {
+        if len == 0 {
+            return Err(Error::Overflow("zero-size buffer".into()));
+        }
+        // SAFETY: plain anonymous private mapping; checked for MAP_FAILED below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::AllocFailed(format!("{len} bytes")));
+        }
+        Ok(Self { ptr: p, len })
+    }
+
+    /// A buffer whose contents the caller must not rely on (zero in practice).
+    pub fn uninit(len: usize) -> Result<Self> {
+        Self::zeroed(len)
+    }
+
+    /// Hands the buffer to C; it stays registered so that `free_raw` can release it.
+    pub fn into_raw(self) -> *mut c_void {
+        let (p, len) = (self.ptr, self.len);
+        std::mem::forget(self);
+        with_buffers(|b| b.insert(p as usize, len));
+        p
+    }
+
+    /// Releases a buffer made by `into_raw`. Unknown pointers are ignored (never freed twice).
+    ///
+    /// # Safety
+    /// No reference into the buffer may be used afterwards.
+    pub unsafe fn free_raw(p: *mut c_void) {
+        if let Some(len) = with_buffers(|b| b.remove(&(p as usize))) {
+            // SAFETY: `p`/`len` describe a mapping we created and have not released.
+            unsafe { libc::munmap(p, len) };
+        }
+    }
+
+    /// Whether `p .. p+len` lies inside a buffer made by this module.
+    pub fn is_library_buffer(p: *const c_void, len: usize) -> bool {
+        with_buffers(|b| b.get(&(p as usize)).is_some_and(|&l| len <= l))
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mapping.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// `q_arena_alloc`'s rule: `A64(size)` bytes at `scratch_head`, 64-aligned, or `None`.
+pub fn arena_alloc(ctx: &mut q_context, size: usize) -> Option<*mut c_void> {
+    if ctx.scratch_buffer.is_null() || size == 0 || size > usize::MAX - 63 {
+        return None;
+    }
+    if ctx.scratch_head % 64 != 0 || (ctx.scratch_buffer as usize) % 64 != 0 {
+        return None;
+    }
+    let need = align64(size);
+    let end = ctx.scratch_head.checked_add(need)?;
+    if end > ctx.scratch_size {
+        return None;
+    }
+    // SAFETY: head + need <= scratch_size, within the arena the caller registered.
+    let p = unsafe { (ctx.scratch_buffer as *mut u8).add(ctx.scratch_head) };
+    ctx.scratch_head = end;
+    Some(p as *mut c_void)
+}
+
+/// Typed arena allocation for the engine: `n` elements of `T`, or `Q_ERR_ARENA_OOM`.
+///
+/// # Safety
+/// The context's arena fields must describe a live buffer of `scratch_size` bytes. The returned
+/// slice is uninitialised memory reinterpreted as `T`; `T` must be a plain number type.
+pub unsafe fn arena_slice<'a, T: Copy>(
+    ctx: &mut q_context,
+    n: usize,
+    what: &str,
+) -> Result<&'a mut [T]> {
+    let bytes = n
+        .checked_mul(std::mem::size_of::<T>())
+        .ok_or_else(|| Error::Overflow(format!("{what}: {n} elements")))?;
+    let p = arena_alloc(ctx, bytes.max(1))
+        .ok_or_else(|| Error::ArenaOom(format!("{what}: {bytes} bytes")))?;
+    Ok(std::slice::from_raw_parts_mut(p as *mut T, n))
+}

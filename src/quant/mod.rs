@@ -1,0 +1,6 @@
+//! Weight and activation number formats: the block layouts of ggml (GGUF) and of `.qorus` files,
+//! their sizes, and reference quantizers/dequantizers.
+
+pub mod blocks;
+
+pub use blocks::*;

@@ -1,0 +1,34 @@
+//! Runs every C test program under `c_tests/` against libqorus.so and libqorus.a.
+
+mod common;
+
+macro_rules! c_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                common::build_and_run_c(stringify!($name), &[]);
+            }
+        )*
+
+        /// Every `c_tests/test_*.c` must be listed above, so that none is silently skipped.
+        #[test]
+        fn every_c_test_is_listed() {
+            let listed = [$(stringify!($name)),*];
+            for entry in std::fs::read_dir(common::root().join("c_tests")).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().to_string();
+                if let Some(stem) = name.strip_prefix("test_").and_then(|s| s.strip_suffix(".c")) {
+                    let full = format!("test_{stem}");
+                    assert!(listed.contains(&full.as_str()), "c_tests/{name} is not listed in tests/c_api.rs");
+                }
+            }
+        }
+    };
+}
+
+c_tests!(test_layout, test_strerror);
+
+#[test]
+fn header_compiles_as_cpp() {
+    common::check_cpp(&common::root().join("c_tests/header_cpp.cpp"));
+}
