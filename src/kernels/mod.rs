@@ -1,0 +1,304 @@
+//! Compute kernels of the engine: quantized and float matrix products, activation quantization,
+//! RMSNorm, softmax, SwiGLU, RoPE and small vector helpers.
+//!
+//! Every kernel has a portable scalar version ([`scalar`]) that follows ggml's numerics, and
+//! SIMD versions (AVX2+FMA+F16C, AVX-512 F/BW/VL with VNNI when present) selected at run time
+//! by [`dispatch::level`]. The `*_at` functions take an explicit [`Level`] (capped to what the CPU
+//! supports) so tests and benchmarks can compare levels.
+//!
+//! Matrix convention: a weight matrix is `rows` rows of `cols` values in its storage format (the
+//! ggml / GGUF convention, `[out, in]`); `matmul` computes `out[i][j] = W[j] · x[i]`.
+
+use std::ops::Range;
+
+use crate::quant::{WeightType, QK};
+
+pub mod dispatch;
+pub mod scalar;
+
+pub use dispatch::{level, Level};
+
+/// A row-major weight matrix in its storage format: `rows` rows of `cols` values, rows contiguous.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    /// Storage format.
+    pub ty: WeightType,
+    /// The bytes (at least `rows * row_bytes`).
+    pub data: &'a [u8],
+    /// Number of rows (outputs).
+    pub rows: usize,
+    /// Values per row (inputs).
+    pub cols: usize,
+}
+
+impl MatRef<'_> {
+    /// Bytes per row. Panics if `cols` is not a whole number of blocks.
+    pub fn row_bytes(&self) -> usize {
+        match self.ty.row_bytes(self.cols) {
+            Some(rb) => rb,
+            None => panic!(
+                "{} matrix with {} columns: not a whole number of blocks",
+                self.ty.name(),
+                self.cols
+            ),
+        }
+    }
+}
+
+/// Activations prepared for one matrix input: `n` rows of `k` values.
+#[derive(Clone, Copy, Debug)]
+pub enum Acts<'a> {
+    /// Plain floats, `x[i * k + c]`.
+    F32 {
+        /// Values.
+        x: &'a [f32],
+        /// Rows.
+        n: usize,
+        /// Values per row.
+        k: usize,
+    },
+    /// Quantized per 32-block by [`quantize_acts`]: `qs[i * k + c]`, `d`/`s` per block
+    /// (`i * k / 32 + b`). `s` may be empty unless the weights are Q4_1.
+    Q8 {
+        /// Quantized values.
+        qs: &'a [i8],
+        /// Block scales.
+        d: &'a [f32],
+        /// Block sums times scale (`d_unrounded * sum(qs)` rounded through f16).
+        s: &'a [f32],
+        /// Rows.
+        n: usize,
+        /// Values per row.
+        k: usize,
+    },
+}
+
+impl Acts<'_> {
+    /// (rows, values per row).
+    pub fn shape(&self) -> (usize, usize) {
+        match *self {
+            Acts::F32 { n, k, .. } | Acts::Q8 { n, k, .. } => (n, k),
+        }
+    }
+}
+
+/// Whether weights of type `ty` take Q8 (`true`) or F32 activations.
+pub fn wants_q8(ty: WeightType) -> bool {
+    match ty {
+        WeightType::F32 | WeightType::F16 | WeightType::BF16 => false,
+        WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::QorusQ4_0 => true,
+    }
+}
+
+/// Quantizes activations per 32-block like ggml's `quantize_row_q8_0` / `q8_1` (AVX path):
+/// `d = f16(amax/127)`, `qs = round_half_even(x * 127/amax)`, `s = f16(amax/127 * sum(qs))`.
+/// `x.len()` must be a multiple of 32; `qs` holds `x.len()` values, `d` and `s` `x.len()/32`.
+pub fn quantize_acts(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    quantize_acts_at(level(), x, qs, d, s)
+}
+
+/// [`quantize_acts`] at a given level.
+pub fn quantize_acts_at(lv: Level, x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    assert!(
+        x.len() % QK == 0,
+        "quantize_acts: length {} is not a multiple of 32",
+        x.len()
+    );
+    let nb = x.len() / QK;
+    assert!(
+        qs.len() >= x.len() && d.len() >= nb && s.len() >= nb,
+        "quantize_acts: output too small"
+    );
+    let _ = dispatch::clamp(lv);
+    scalar::quantize_acts(x, qs, d, s)
+}
+
+fn check_matmul(w: &MatRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
+    let rb = w.row_bytes();
+    assert!(
+        rows.start <= rows.end && rows.end <= w.rows,
+        "matmul: rows {rows:?} outside 0..{}",
+        w.rows
+    );
+    assert!(w.data.len() >= w.rows * rb, "matmul: weight data too short");
+    let (n, k) = a.shape();
+    assert_eq!(
+        k, w.cols,
+        "matmul: activation length {k} != weight columns {}",
+        w.cols
+    );
+    match *a {
+        Acts::F32 { x, .. } => {
+            assert!(
+                !wants_q8(w.ty),
+                "matmul: {} weights need Q8 activations",
+                w.ty.name()
+            );
+            assert!(x.len() >= n * k, "matmul: activations too short");
+        }
+        Acts::Q8 { qs, d, s, .. } => {
+            assert!(
+                wants_q8(w.ty),
+                "matmul: {} weights need F32 activations",
+                w.ty.name()
+            );
+            assert!(k % QK == 0, "matmul: k = {k} not a multiple of 32");
+            assert!(
+                qs.len() >= n * k && d.len() >= n * k / QK,
+                "matmul: Q8 activations too short"
+            );
+            if w.ty == WeightType::Q4_1 {
+                assert!(
+                    s.len() >= n * k / QK,
+                    "matmul: Q4_1 needs the block sums `s`"
+                );
+            }
+        }
+    }
+}
+
+/// `out[i*ldo + j] = Σ_c W[j][c] · x[i][c]` for every activation row `i < n` and every weight row
+/// `j` in `rows`.
+///
+/// # Safety
+/// `out` must be valid for writes at every `i*ldo + j` above; concurrent calls must use disjoint
+/// `rows` (or disjoint outputs). Shapes are checked (panics on mismatch).
+pub unsafe fn matmul(w: MatRef<'_>, a: Acts<'_>, rows: Range<usize>, out: *mut f32, ldo: usize) {
+    matmul_at(level(), w, a, rows, out, ldo)
+}
+
+/// [`matmul`] at a given level.
+///
+/// # Safety
+/// As [`matmul`].
+pub unsafe fn matmul_at(
+    lv: Level,
+    w: MatRef<'_>,
+    a: Acts<'_>,
+    rows: Range<usize>,
+    out: *mut f32,
+    ldo: usize,
+) {
+    check_matmul(&w, &a, &rows);
+    let (n, _) = a.shape();
+    if rows.is_empty() || n == 0 {
+        return;
+    }
+    let _ = dispatch::clamp(lv);
+    scalar::matmul(w, a, rows, out, ldo)
+}
+
+/// Dequantizes row `row` of `w` into `out[..w.cols]` (e.g. an embedding lookup).
+pub fn dequantize_row(w: MatRef<'_>, row: usize, out: &mut [f32]) {
+    assert!(row < w.rows, "dequantize_row: row {row} >= {}", w.rows);
+    assert!(out.len() >= w.cols, "dequantize_row: output too short");
+    assert!(
+        w.data.len() >= (row + 1) * w.row_bytes(),
+        "dequantize_row: data too short"
+    );
+    scalar::dequantize_row(w, row, out)
+}
+
+/// `out = x * weight / sqrt(mean(x²) + eps)`, ggml's numerics (sum of squares in f64,
+/// `(x * scale) * weight`).
+pub fn rmsnorm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    rmsnorm_at(level(), x, weight, eps, out)
+}
+
+/// [`rmsnorm`] at a given level.
+pub fn rmsnorm_at(lv: Level, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    assert!(
+        weight.len() >= x.len() && out.len() >= x.len(),
+        "rmsnorm: length mismatch"
+    );
+    let _ = dispatch::clamp(lv);
+    scalar::rmsnorm(x, &weight[..x.len()], eps, &mut out[..x.len()])
+}
+
+/// `Σ a[i] b[i]` over `min(a.len(), b.len())` elements.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_at(level(), a, b)
+}
+
+/// [`dot`] at a given level.
+pub fn dot_at(lv: Level, a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let _ = dispatch::clamp(lv);
+    scalar::dot(&a[..n], &b[..n])
+}
+
+/// `y += alpha * x` over `min(x.len(), y.len())` elements.
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    axpy_at(level(), alpha, x, y)
+}
+
+/// [`axpy`] at a given level.
+pub fn axpy_at(lv: Level, alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let _ = dispatch::clamp(lv);
+    scalar::axpy(alpha, &x[..n], &mut y[..n])
+}
+
+/// `x *= s`.
+pub fn scale(x: &mut [f32], s: f32) {
+    scale_at(level(), x, s)
+}
+
+/// [`scale`] at a given level.
+pub fn scale_at(lv: Level, x: &mut [f32], s: f32) {
+    let _ = dispatch::clamp(lv);
+    scalar::scale(x, s)
+}
+
+/// Softmax in place: `exp(x - max) / Σ`, with an exact (expf-accurate) exponential.
+pub fn softmax(x: &mut [f32]) {
+    softmax_at(level(), x)
+}
+
+/// [`softmax`] at a given level.
+pub fn softmax_at(lv: Level, x: &mut [f32]) {
+    if x.is_empty() {
+        return;
+    }
+    let _ = dispatch::clamp(lv);
+    scalar::softmax(x)
+}
+
+/// `out = gate * sigmoid(gate) * up` (SiLU-gated linear unit), expf-accurate.
+pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    swiglu_at(level(), gate, up, out)
+}
+
+/// [`swiglu`] at a given level.
+pub fn swiglu_at(lv: Level, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let n = gate.len();
+    assert!(up.len() >= n && out.len() >= n, "swiglu: length mismatch");
+    let _ = dispatch::clamp(lv);
+    scalar::swiglu(gate, &up[..n], &mut out[..n])
+}
+
+/// RoPE on one head: `(x[2i], x[2i+1])` rotated by `(cos[i], sin[i])` for `i < x.len()/2`.
+pub fn rope(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    rope_at(level(), x, cos, sin)
+}
+
+/// [`rope`] at a given level.
+pub fn rope_at(lv: Level, x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let h = x.len() / 2;
+    assert!(
+        cos.len() >= h && sin.len() >= h,
+        "rope: tables shorter than {h}"
+    );
+    let _ = dispatch::clamp(lv);
+    scalar::rope(x, cos, sin)
+}
+
+/// Rounds every value through binary16 (what ggml does to activations before an F16 matmul:
+/// its `vec_dot_type` for F16 weights is F16). Call it on the F32 activations of F16 weights to
+/// reproduce llama.cpp's numbers.
+pub fn round_to_f16(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = scalar::round_f16(*v));
+}
+
+#[cfg(test)]
+mod tests;
