@@ -432,7 +432,14 @@ typedef int32_t q_mmap_strategy;
 extern "C" {
 #endif // __cplusplus
 
-// Samples one token id from `logits` (spec §3.6.1).
+// Samples one token id from `logits` (spec §3.6.1; defects E1–E3 fixed, see `crate::sampling`).
+//
+// Checks, in order: `logits` or `token_id_out` NULL → `Q_ERR_INVALID_ARG`; `vocab_size == 0` →
+// `Q_ERR_INVALID_SIZE`; `temperature` negative, NaN or infinite → `Q_ERR_INVALID_ARG`; `logits`
+// not 4-byte aligned → `Q_ERR_MISALIGNED`. `temperature < 1e-6` returns the first maximum without
+// touching the RNG; otherwise one draw from the calling thread's RNG. `ctx` may be NULL and is not
+// used: scratch buffers are per-thread heap memory kept between calls (the arena is not touched).
+// On error nothing is written and the RNG does not advance.
 //
 // # Safety
 // `logits` must be NULL or hold `vocab_size` floats; `token_id_out` NULL or writable; `ctx` NULL
@@ -468,7 +475,8 @@ q_error_code q_generate_batch(struct q_batch_generation_state *batch,
 // As `q_generate`; `callback` must be safe to call with `user_data`.
 q_error_code q_generate_stream(struct q_generation_state *state, q_token_callback callback, void *user_data);
 
-// qorus addition: reseeds the calling thread's sampler RNG (0 is replaced by the default seed).
+// qorus addition: reseeds the calling thread's sampler RNG (0 is replaced by the default seed
+// 123456789, so `q_set_seed(0)` restores a fresh thread's sequence). Other threads are unaffected.
 void q_set_seed(uint64_t seed);
 
 // qorus addition: sets the number of worker threads for the forward pass (0 = all cores).

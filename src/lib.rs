@@ -11,5 +11,6 @@ pub mod format;
 pub mod kernels;
 pub mod memory;
 pub mod quant;
+pub mod sampling;
 
 pub use error::{Error, Result};
