@@ -452,34 +452,44 @@ q_error_code q_sample_token(const float *logits,
                             uint32_t *token_id_out,
                             struct q_context *ctx);
 
-// Prefills the prompt and generates up to `max_tokens` ids (spec §3.6.2, §6).
+// Prefills the prompt in one batched forward call, then generates one id per step until
+// `max_tokens`, the tokenizer's EOS (kept and counted) or a full context (spec §3.6.2, §6).
+// `num_generated_tokens` and `current_pos` are set as the spec describes.
 //
 // # Safety
-// `state` must be NULL or a valid state whose pointers are NULL or valid for their lengths.
+// `state` must be NULL or a valid state whose pointers are NULL or valid for their lengths
+// (`prompt_tokens`: `num_prompt_tokens` ids; `generated_tokens`: `max_tokens` ids).
 q_error_code q_generate(struct q_generation_state *state);
 
 // qorus addition: generates for `batch_size` states in lock-step, one weight pass per step.
-// `tokens_out` has one row per state with stride = the largest `max_tokens`.
+// Each state has its own context (arena, KV cache) and sampling settings; all share one model.
+// Row `i` of `tokens_out` (stride = the largest `max_tokens`) and `num_tokens_out[i]` receive
+// sequence `i`'s ids, which are also written to `states[i]` (with `num_generated_tokens` and
+// `current_pos`). `shared_logits`, when not NULL, receives each sequence's last logits
+// (`batch_size x vocab_size`). Bad input returns an error and changes nothing.
 //
 // # Safety
-// `batch` must be NULL or valid; `tokens_out` must hold `batch_size * max(max_tokens)` ids and
-// `num_tokens_out` `batch_size` counts.
+// `batch` must be NULL or valid, with `states` holding `batch_size` valid states;
+// `tokens_out` must hold `batch_size * max(max_tokens)` ids and `num_tokens_out` `batch_size`.
 q_error_code q_generate_batch(struct q_batch_generation_state *batch,
                               uint32_t *tokens_out,
                               uint32_t *num_tokens_out);
 
-// qorus addition: `q_generate` that calls `callback` with each token and its text piece; a false
-// return stops generation cleanly (the state stays consistent).
+// qorus addition: `q_generate` that calls `callback` with each generated id and its text piece
+// (UTF-8 never split across calls); a false return stops generation cleanly, with
+// `num_generated_tokens` counting that id and `current_pos` the positions fed.
 //
 // # Safety
-// As `q_generate`; `callback` must be safe to call with `user_data`.
+// As `q_generate`; `callback` must be NULL or safe to call with `user_data`.
 q_error_code q_generate_stream(struct q_generation_state *state, q_token_callback callback, void *user_data);
 
 // qorus addition: reseeds the calling thread's sampler RNG (0 is replaced by the default seed
 // 123456789, so `q_set_seed(0)` restores a fresh thread's sequence). Other threads are unaffected.
 void q_set_seed(uint64_t seed);
 
-// qorus addition: sets the number of worker threads for the forward pass (0 = all cores).
+// qorus addition: sets the number of threads the forward pass uses, the caller's included
+// (0 = the default: `QORUS_NUM_THREADS` if set, else the number of cores). At most 256.
+// Results do not depend on the thread count.
 q_error_code q_set_num_threads(uint32_t n_threads);
 
 // qorus addition: the number of worker threads the forward pass uses.
@@ -600,22 +610,32 @@ const char *q_strerror(q_error_code err);
 // `q_strerror`). Valid until the next failing qorus call on this thread; never NULL.
 const char *q_last_error(void);
 
-// Creates the model's views in the arena (spec §3.4.1).
+// Creates the model's views in the arena (spec §3.4.1): the engine model for the context's
+// mapping is built (or reused) and every `q_tensor` points into the mapping.
+//
+// Extra validation (spec §5.3): `dim % n_heads`, `n_heads % n_kv_heads`, `head_dim % 8` and the
+// tensor shapes of GGUF files give `Q_ERR_INVALID_CONFIG`.
 //
 // # Safety
-// `ctx` and `model` must be NULL or valid, writable structs.
+// `ctx` and `model` must be NULL or valid, writable, properly aligned structs; `ctx->header`
+// must be NULL or readable; `ctx`'s arena fields must describe the library's arena.
 q_error_code llama_build_graph(struct q_context *ctx, struct q_llama_model *model);
 
-// Clears the model's views (spec §3.4.2). NULL: no-op.
+// Clears the model's views (spec §3.4.2). NULL: no-op. The RoPE fields are left as they are.
 //
 // # Safety
 // `model` must be NULL or a valid, writable struct.
 void llama_free_graph(struct q_llama_model *model);
 
-// Runs `seq_len` tokens at positions `pos..` and writes the last token's logits (spec §3.4.3).
+// Runs `seq_len` tokens at positions `pos..` and writes the last token's logits (spec §3.4.3,
+// semantics of §5.3): every token attends to all cached positions up to its own, K/V are
+// written to the cache (layout §5.4), and `pos + seq_len > max_seq_len` is rejected before any
+// work. Temporaries come from the arena (not released; `Q_ERR_ARENA_OOM` when it is too small).
 //
 // # Safety
-// Pointers must be NULL or valid: `tokens` for `seq_len` ids, `logits` for `vocab_size` floats.
+// Pointers must be NULL or valid: `model` a struct filled by `llama_build_graph`, `ctx` a
+// context with the library's arena and KV cache, `tokens` `seq_len` ids, `logits` room for
+// `vocab_size` floats (any alignment).
 q_error_code llama_forward(struct q_llama_model *model,
                            struct q_context *ctx,
                            const uint32_t *tokens,

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod ffi;
 pub mod format;
+pub mod generate;
 pub mod kernels;
 pub mod memory;
 pub mod quant;

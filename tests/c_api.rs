@@ -32,3 +32,36 @@ c_tests!(test_layout, test_sampling, test_strerror);
 fn header_compiles_as_cpp() {
     common::check_cpp(&common::root().join("c_tests/header_cpp.cpp"));
 }
+
+/// C tests that run a real model: `c_tests/model_<name>.c`, given the model path in
+/// `QORUS_TEST_MODEL` (and the directory of all test models in `QORUS_MODEL_DIR`).
+macro_rules! c_model_tests {
+    ($($name:ident => $variant:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let model = common::model($variant);
+                let dir = model.parent().unwrap().display().to_string();
+                common::build_and_run_c(
+                    stringify!($name),
+                    &[("QORUS_TEST_MODEL", model.display().to_string()), ("QORUS_MODEL_DIR", dir)],
+                );
+            }
+        )*
+
+        /// Every `c_tests/model_*.c` must be listed above.
+        #[test]
+        fn every_c_model_test_is_listed() {
+            let listed = [$(stringify!($name)),*];
+            for entry in std::fs::read_dir(common::root().join("c_tests")).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().to_string();
+                if let Some(stem) = name.strip_prefix("model_").and_then(|s| s.strip_suffix(".c")) {
+                    let full = format!("model_{stem}");
+                    assert!(listed.contains(&full.as_str()), "c_tests/{name} is not listed in tests/c_api.rs");
+                }
+            }
+        }
+    };
+}
+
+c_model_tests!(model_forward => "q4_1");

@@ -1,5 +1,142 @@
 //! The inference engine: model weights, forward pass, KV cache, threads.
+//!
+//! [`Session`] is the Rust API: a model, a KV cache and scratch memory of its own. The C API
+//! drives the same [`forward`](forward::forward) with the caller's KV cache and arena.
 
 pub mod config;
+pub mod forward;
+pub mod kv_cache;
+pub mod model;
+pub mod pool;
+
+use std::sync::Arc;
 
 pub use config::Config;
+pub use model::Model;
+
+use crate::error::{Error, Result};
+use forward::{scratch_bytes, SeqStep};
+use kv_cache::{KvCache, KvLayout};
+
+/// 64-byte aligned scratch memory that grows on demand (allocation happens only when a call
+/// needs more than any call before it).
+#[derive(Default)]
+pub struct ScratchBuf {
+    lines: Vec<Line>,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+impl ScratchBuf {
+    /// At least `bytes` bytes of scratch.
+    pub fn get(&mut self, bytes: usize) -> &mut [u8] {
+        let n = bytes.div_ceil(64);
+        if self.lines.len() < n {
+            self.lines.resize(n, Line([0; 64]));
+        }
+        // SAFETY: `Line` is 64 plain bytes.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.lines.as_mut_ptr() as *mut u8,
+                self.lines.len() * 64,
+            )
+        }
+    }
+}
+
+/// One conversation with a model: its KV cache, position and scratch.
+pub struct Session {
+    model: Arc<Model>,
+    kv: Vec<f32>,
+    layout: KvLayout,
+    scratch: ScratchBuf,
+    logits: Vec<f32>,
+    pos: usize,
+}
+
+impl Session {
+    /// A session with a context of `n_ctx` positions (at most the model's context length; 0 =
+    /// the model's).
+    pub fn new(model: Arc<Model>, n_ctx: usize) -> Result<Session> {
+        let c = model.config;
+        let max_seq = if n_ctx == 0 {
+            c.max_seq_len
+        } else {
+            n_ctx.min(c.max_seq_len)
+        };
+        let layout = KvLayout {
+            n_layers: c.n_layers,
+            n_kv_heads: c.n_kv_heads,
+            max_seq,
+            head_dim: c.head_dim(),
+        };
+        let kv = vec![0f32; layout.floats()];
+        Ok(Session {
+            logits: vec![0f32; c.vocab_size],
+            model,
+            kv,
+            layout,
+            scratch: ScratchBuf::default(),
+            pos: 0,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Positions filled so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Context length of this session.
+    pub fn n_ctx(&self) -> usize {
+        self.layout.max_seq
+    }
+
+    /// Forgets everything (the cache is overwritten as positions are reused).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Rewinds to `pos` positions (keeps the cache before it).
+    pub fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+
+    /// Runs `tokens` at the current position and returns the last token's logits.
+    pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32]> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidSize("no tokens".into()));
+        }
+        let pool = pool::acquire();
+        let need = scratch_bytes(
+            &self.model,
+            tokens.len(),
+            pool.n_threads(),
+            1,
+            self.layout.max_seq,
+        );
+        // SAFETY: the vector holds layout.floats() floats and is borrowed for the call.
+        let kv = unsafe { KvCache::from_raw(self.kv.as_mut_ptr(), self.kv.len(), self.layout) }
+            .ok_or_else(|| Error::Internal("KV cache".into()))?;
+        let mut seqs = [SeqStep {
+            kv,
+            tokens,
+            pos: self.pos,
+            logits: Some(&mut self.logits),
+        }];
+        forward::forward(&self.model, &mut seqs, self.scratch.get(need), &pool)?;
+        self.pos += tokens.len();
+        Ok(&self.logits)
+    }
+
+    /// The logits of the last token run.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+}

@@ -2,11 +2,15 @@
 //! thread count.
 
 use std::cell::RefCell;
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 
-use crate::error::Error;
-use crate::ffi::boundary::{guard, guard_code};
+use crate::engine::{Model, ScratchBuf};
+use crate::error::{Error, Result};
+use crate::ffi::boundary::{check_mut, check_ref, guard, guard_code};
+use crate::ffi::model::{check_forward, context_kv, forward_in_context};
 use crate::ffi::types::*;
+use crate::generate::{generate, generate_batch, BatchSeq, GenParams, Outcome, Step, StopReason};
 use crate::sampling::{self, SamplerScratch, SamplingParams};
 
 /// Samples one token id from `logits` (spec §3.6.1; defects E1–E3 fixed, see `crate::sampling`).
@@ -76,24 +80,142 @@ thread_local! {
     static FFI_SCRATCH: RefCell<SamplerScratch> = RefCell::new(SamplerScratch::default());
 }
 
-/// Prefills the prompt and generates up to `max_tokens` ids (spec §3.6.2, §6).
-///
-/// # Safety
-/// `state` must be NULL or a valid state whose pointers are NULL or valid for their lengths.
-#[no_mangle]
-pub unsafe extern "C" fn q_generate(state: *mut q_generation_state) -> q_error_code {
-    guard_code("q_generate", || {
-        let _ = state;
-        Err(Error::Internal("q_generate is not implemented yet".into()))
+/// Everything `q_generate` needs from a state, checked in the spec's order (§3.6.2).
+struct Checked<'a> {
+    ctx: &'a mut q_context,
+    engine: Arc<Model>,
+    prompt: &'a [u32],
+    out: &'a mut [u32],
+    params: GenParams,
+}
+
+unsafe fn check_state<'a>(state: &'a mut q_generation_state) -> Result<Checked<'a>> {
+    if state.ctx.is_null()
+        || state.model.is_null()
+        || state.tokenizer.is_null()
+        || state.prompt_tokens.is_null()
+        || state.generated_tokens.is_null()
+    {
+        return Err(Error::InvalidArg(
+            "NULL pointer in the generation state".into(),
+        ));
+    }
+    if state.num_prompt_tokens == 0 {
+        return Err(Error::InvalidSize("num_prompt_tokens is 0".into()));
+    }
+    if state.max_tokens == 0 {
+        return Err(Error::InvalidSize("max_tokens is 0".into()));
+    }
+    let sampling = SamplingParams {
+        temperature: state.temperature,
+        top_k: state.top_k,
+        top_p: state.top_p,
+    };
+    sampling.validate()?;
+    let tok = check_ref(state.tokenizer as *const q_tokenizer, "tokenizer")?;
+    if !tok.initialized {
+        return Err(Error::InvalidArg("tokenizer is not initialised".into()));
+    }
+    let eos = tok.eos_token_id;
+    let ctx = check_mut(state.ctx, "ctx")?;
+    if ctx.scratch_buffer.is_null() || ctx.kv_buffer.is_null() {
+        return Err(Error::InvalidArg(
+            "context has no arena or no KV cache".into(),
+        ));
+    }
+    let model = check_ref(state.model as *const q_llama_model, "model")?;
+    if state.num_prompt_tokens > model.config.max_seq_len {
+        return Err(Error::InvalidSize("prompt longer than the context".into()));
+    }
+    if (state.prompt_tokens as usize) % 4 != 0 || (state.generated_tokens as usize) % 4 != 0 {
+        return Err(Error::Misaligned("token buffers".into()));
+    }
+    let prompt = std::slice::from_raw_parts(state.prompt_tokens, state.num_prompt_tokens as usize);
+    let engine = check_forward(model, ctx, prompt, 0)?;
+    let out = std::slice::from_raw_parts_mut(state.generated_tokens, state.max_tokens as usize);
+    let params = GenParams {
+        max_tokens: state.max_tokens as usize,
+        sampling,
+        eos: Some(eos),
+    };
+    Ok(Checked {
+        ctx,
+        engine,
+        prompt,
+        out,
+        params,
     })
 }
 
-/// qorus addition: generates for `batch_size` states in lock-step, one weight pass per step.
-/// `tokens_out` has one row per state with stride = the largest `max_tokens`.
+/// The spec's generation loop over a C context: the arena is rewound before every forward call.
+struct ContextStep<'a> {
+    engine: &'a Model,
+    ctx: &'a mut q_context,
+    logits: Vec<f32>,
+}
+
+impl Step for ContextStep<'_> {
+    fn n_ctx(&self) -> usize {
+        self.engine.config.max_seq_len
+    }
+    fn run(&mut self, tokens: &[u32], pos: usize) -> Result<()> {
+        self.ctx.scratch_head = self.ctx.scratch_base_offset;
+        forward_in_context(self.engine, self.ctx, tokens, pos, &mut self.logits)
+    }
+    fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+}
+
+unsafe fn generate_state(
+    state: *mut q_generation_state,
+    on_token: &mut dyn FnMut(u32) -> bool,
+) -> Result<()> {
+    let state = check_mut(state, "state")?;
+    let c = check_state(state)?;
+    let mut logits = Vec::new();
+    logits
+        .try_reserve_exact(c.engine.config.vocab_size)
+        .map_err(|_| Error::AllocFailed("logits buffer".into()))?;
+    logits.resize(c.engine.config.vocab_size, 0.0);
+    let mut step = ContextStep {
+        engine: &c.engine,
+        ctx: c.ctx,
+        logits,
+    };
+    let outcome = generate(&mut step, c.prompt, 0, &c.params, c.out, on_token);
+    match outcome {
+        Ok(o) => {
+            state.num_generated_tokens = o.n_generated as u32;
+            state.current_pos = o.pos as u32;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Prefills the prompt in one batched forward call, then generates one id per step until
+/// `max_tokens`, the tokenizer's EOS (kept and counted) or a full context (spec §3.6.2, §6).
+/// `num_generated_tokens` and `current_pos` are set as the spec describes.
 ///
 /// # Safety
-/// `batch` must be NULL or valid; `tokens_out` must hold `batch_size * max(max_tokens)` ids and
-/// `num_tokens_out` `batch_size` counts.
+/// `state` must be NULL or a valid state whose pointers are NULL or valid for their lengths
+/// (`prompt_tokens`: `num_prompt_tokens` ids; `generated_tokens`: `max_tokens` ids).
+#[no_mangle]
+pub unsafe extern "C" fn q_generate(state: *mut q_generation_state) -> q_error_code {
+    guard_code("q_generate", || generate_state(state, &mut |_| true))
+}
+
+/// qorus addition: generates for `batch_size` states in lock-step, one weight pass per step.
+/// Each state has its own context (arena, KV cache) and sampling settings; all share one model.
+/// Row `i` of `tokens_out` (stride = the largest `max_tokens`) and `num_tokens_out[i]` receive
+/// sequence `i`'s ids, which are also written to `states[i]` (with `num_generated_tokens` and
+/// `current_pos`). `shared_logits`, when not NULL, receives each sequence's last logits
+/// (`batch_size x vocab_size`). Bad input returns an error and changes nothing.
+///
+/// # Safety
+/// `batch` must be NULL or valid, with `states` holding `batch_size` valid states;
+/// `tokens_out` must hold `batch_size * max(max_tokens)` ids and `num_tokens_out` `batch_size`.
 #[no_mangle]
 pub unsafe extern "C" fn q_generate_batch(
     batch: *mut q_batch_generation_state,
@@ -101,18 +223,102 @@ pub unsafe extern "C" fn q_generate_batch(
     num_tokens_out: *mut u32,
 ) -> q_error_code {
     guard_code("q_generate_batch", || {
-        let _ = (batch, tokens_out, num_tokens_out);
-        Err(Error::Internal(
-            "q_generate_batch is not implemented yet".into(),
-        ))
+        if batch.is_null() || tokens_out.is_null() || num_tokens_out.is_null() {
+            return Err(Error::InvalidArg("NULL argument".into()));
+        }
+        let batch = check_mut(batch, "batch")?;
+        if batch.states.is_null() {
+            return Err(Error::InvalidArg("states is NULL".into()));
+        }
+        if batch.batch_size == 0 {
+            return Err(Error::InvalidSize("batch_size is 0".into()));
+        }
+        let n = batch.batch_size as usize;
+        if (batch.states as usize) % std::mem::align_of::<q_generation_state>() != 0 {
+            return Err(Error::Misaligned("states".into()));
+        }
+        let states = std::slice::from_raw_parts_mut(batch.states, n);
+        // Validate everything before touching anything.
+        let mut checked = Vec::with_capacity(n);
+        let mut stride = 0usize;
+        for st in states.iter_mut() {
+            let st: *mut q_generation_state = st;
+            let c = check_state(&mut *st)?;
+            stride = stride.max(c.params.max_tokens);
+            checked.push(c);
+        }
+        for i in 0..n {
+            for j in 0..i {
+                if std::ptr::eq(&*checked[i].ctx, &*checked[j].ctx) {
+                    return Err(Error::InvalidArg(format!(
+                        "states {j} and {i} share a context"
+                    )));
+                }
+            }
+            if !Arc::ptr_eq(&checked[i].engine, &checked[0].engine) {
+                return Err(Error::InvalidArg(format!(
+                    "state {i} uses a different model than state 0"
+                )));
+            }
+        }
+        let engine = checked[0].engine.clone();
+        let v = engine.config.vocab_size;
+        let total = n
+            .checked_mul(stride)
+            .ok_or_else(|| Error::Overflow("tokens_out size".into()))?;
+        let out_all = std::slice::from_raw_parts_mut(tokens_out, total);
+        let counts = std::slice::from_raw_parts_mut(num_tokens_out, n);
+        let mut logit_rows = vec![0f32; n * v];
+        let mut seqs = Vec::with_capacity(n);
+        let mut kvs = Vec::with_capacity(n);
+        for c in checked.iter_mut() {
+            c.ctx.scratch_head = c.ctx.scratch_base_offset;
+            kvs.push(context_kv(c.ctx, &engine)?);
+        }
+        for ((c, (out_row, logits)), kv) in checked
+            .iter()
+            .zip(out_all.chunks_mut(stride).zip(logit_rows.chunks_mut(v)))
+            .zip(kvs)
+        {
+            seqs.push(BatchSeq {
+                kv,
+                prompt: c.prompt,
+                params: c.params,
+                out: &mut out_row[..c.params.max_tokens],
+                logits,
+                outcome: Outcome {
+                    n_generated: 0,
+                    pos: 0,
+                    stop: StopReason::MaxTokens,
+                },
+            });
+        }
+        let mut scratch = ScratchBuf::default();
+        generate_batch(&engine, &mut seqs, &mut scratch)?;
+        let outcomes: Vec<Outcome> = seqs.iter().map(|s| s.outcome).collect();
+        drop(seqs);
+        for (i, (o, c)) in outcomes.iter().zip(checked.iter_mut()).enumerate() {
+            counts[i] = o.n_generated as u32;
+            c.out[..o.n_generated]
+                .copy_from_slice(&out_all[i * stride..i * stride + o.n_generated]);
+        }
+        for (st, o) in states.iter_mut().zip(&outcomes) {
+            st.num_generated_tokens = o.n_generated as u32;
+            st.current_pos = o.pos as u32;
+        }
+        if !batch.shared_logits.is_null() {
+            std::ptr::copy_nonoverlapping(logit_rows.as_ptr(), batch.shared_logits, n * v);
+        }
+        Ok(())
     })
 }
 
-/// qorus addition: `q_generate` that calls `callback` with each token and its text piece; a false
-/// return stops generation cleanly (the state stays consistent).
+/// qorus addition: `q_generate` that calls `callback` with each generated id and its text piece
+/// (UTF-8 never split across calls); a false return stops generation cleanly, with
+/// `num_generated_tokens` counting that id and `current_pos` the positions fed.
 ///
 /// # Safety
-/// As `q_generate`; `callback` must be safe to call with `user_data`.
+/// As `q_generate`; `callback` must be NULL or safe to call with `user_data`.
 #[no_mangle]
 pub unsafe extern "C" fn q_generate_stream(
     state: *mut q_generation_state,
@@ -120,10 +326,22 @@ pub unsafe extern "C" fn q_generate_stream(
     user_data: *mut c_void,
 ) -> q_error_code {
     guard_code("q_generate_stream", || {
-        let _ = (state, callback, user_data);
-        Err(Error::Internal(
-            "q_generate_stream is not implemented yet".into(),
-        ))
+        let Some(cb) = callback else {
+            return generate_state(state, &mut |_| true);
+        };
+        let mut decoder = crate::ffi::tokenizer::piece_stream(state)?;
+        let mut piece = Vec::new();
+        generate_state(state, &mut |id| {
+            piece.clear();
+            decoder(id, &mut piece);
+            piece.push(0);
+            cb(
+                id,
+                piece.as_ptr() as *const c_char,
+                piece.len() - 1,
+                user_data,
+            )
+        })
     })
 }
 
@@ -134,11 +352,18 @@ pub extern "C" fn q_set_seed(seed: u64) {
     guard("q_set_seed", || sampling::set_thread_seed(seed))
 }
 
-/// qorus addition: sets the number of worker threads for the forward pass (0 = all cores).
+/// qorus addition: sets the number of threads the forward pass uses, the caller's included
+/// (0 = the default: `QORUS_NUM_THREADS` if set, else the number of cores). At most 256.
+/// Results do not depend on the thread count.
 #[no_mangle]
 pub extern "C" fn q_set_num_threads(n_threads: u32) -> q_error_code {
     guard_code("q_set_num_threads", || {
-        let _ = n_threads;
+        if n_threads > 256 {
+            return Err(Error::InvalidArg(format!(
+                "{n_threads} threads (at most 256)"
+            )));
+        }
+        crate::engine::pool::set_num_threads(n_threads as usize);
         Ok(())
     })
 }
@@ -146,5 +371,7 @@ pub extern "C" fn q_set_num_threads(n_threads: u32) -> q_error_code {
 /// qorus addition: the number of worker threads the forward pass uses.
 #[no_mangle]
 pub extern "C" fn q_get_num_threads() -> u32 {
-    guard("q_get_num_threads", || 1)
+    guard("q_get_num_threads", || {
+        crate::engine::pool::num_threads() as u32
+    })
 }

@@ -1,42 +1,12 @@
 //! Spec §3.1 (memory management) and §3.2 (`q_strerror`).
 
 use std::ffi::{c_char, c_void};
-use std::fs::File;
 
 use crate::error::{Error, Result};
 use crate::ffi::boundary::{check_mut, check_path, guard, guard_code};
-use crate::ffi::registry::{self, Mapped};
+use crate::ffi::registry;
 use crate::ffi::types::*;
 use crate::memory::{align64, AlignedBuf};
-
-fn map_model_file(path: &std::path::Path, strategy: q_mmap_strategy) -> Result<Mapped> {
-    let shown = path.display().to_string();
-    let file = File::open(path).map_err(|source| Error::FileOpen {
-        path: shown.clone(),
-        source,
-    })?;
-    let meta = file
-        .metadata()
-        .map_err(|_| Error::FileStat(shown.clone()))?;
-    let size = meta.len();
-    if size < Q_HEADER_SIZE as u64 {
-        return Err(Error::FileTooSmall(format!("{shown}: {size} bytes")));
-    }
-    let size = usize::try_from(size).map_err(|_| Error::MmapFailed(shown.clone()))?;
-    let mut opts = memmap2::MmapOptions::new();
-    opts.len(size);
-    if strategy == Q_MMAP_EAGER {
-        opts.populate();
-    }
-    // SAFETY: the mapping is private and read-only; the file is not modified by us. A file
-    // truncated underneath us by another process would fault, as with any mmap-based loader.
-    let map = unsafe { opts.map_copy_read_only(&file) }
-        .map_err(|e| Error::MmapFailed(format!("{shown}: {e}")))?;
-    drop(file);
-    let _ = map.advise(memmap2::Advice::Sequential);
-    let _ = map.advise(memmap2::Advice::WillNeed);
-    crate::format::open_mapping(map, &shown)
-}
 
 /// Maps a model file (`.qorus` or GGUF, chosen by magic) into `ctx` (spec §3.1.1).
 ///
@@ -52,7 +22,7 @@ pub unsafe extern "C" fn q_init_memory_ex(
     guard_code("q_init_memory_ex", || {
         let ctx = check_mut(ctx, "ctx")?;
         let path = check_path(model_path, "model_path")?;
-        let mapped = registry::insert(map_model_file(&path, strategy)?);
+        let mapped = registry::insert(crate::format::map_file(&path, strategy == Q_MMAP_EAGER)?);
         ctx.weights_mmap = mapped.base();
         ctx.weights_size = mapped.map.len();
         ctx.header = match &mapped.header {

@@ -7,49 +7,29 @@ use std::ffi::c_void;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::ffi::types::q_model_header;
-use crate::format::gguf::Gguf;
+use crate::format::MappedFile;
 
-/// One model file mapped by `q_init_memory`, with what the library derived from it.
-pub struct Mapped {
-    /// The read-only private mapping of the whole file.
-    pub map: Arc<memmap2::Mmap>,
-    /// For GGUF files: the `q_model_header` the library filled from the metadata (stable address,
-    /// writable by the caller through `ctx->header`). `None` for `.qorus` files, whose header is the
-    /// first 64 bytes of the mapping.
-    pub header: Option<Box<q_model_header>>,
-    /// For GGUF files: the parsed metadata and tensor directory.
-    pub gguf: Option<Arc<Gguf>>,
-}
+static MAPPINGS: Mutex<BTreeMap<usize, Arc<MappedFile>>> = Mutex::new(BTreeMap::new());
 
-impl Mapped {
-    /// Base address of the mapping, as stored in `q_context.weights_mmap`.
-    pub fn base(&self) -> *mut c_void {
-        self.map.as_ptr() as *mut c_void
-    }
-}
-
-static MAPPINGS: Mutex<BTreeMap<usize, Arc<Mapped>>> = Mutex::new(BTreeMap::new());
-
-fn table() -> MutexGuard<'static, BTreeMap<usize, Arc<Mapped>>> {
+fn table() -> MutexGuard<'static, BTreeMap<usize, Arc<MappedFile>>> {
     // A panic while holding the lock cannot leave the map half-updated (single insert/remove).
     MAPPINGS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Registers a mapping and returns it.
-pub fn insert(mapped: Mapped) -> Arc<Mapped> {
+pub fn insert(mapped: MappedFile) -> Arc<MappedFile> {
     let m = Arc::new(mapped);
     table().insert(m.base() as usize, m.clone());
     m
 }
 
 /// Removes the mapping registered at `base`; the file is unmapped when the last user drops it.
-pub fn remove(base: *mut c_void) -> Option<Arc<Mapped>> {
+pub fn remove(base: *mut c_void) -> Option<Arc<MappedFile>> {
     table().remove(&(base as usize))
 }
 
 /// Finds the mapping a context names: its base must be registered and its size must agree.
-pub fn lookup(base: *mut c_void, size: usize) -> Result<Arc<Mapped>> {
+pub fn lookup(base: *mut c_void, size: usize) -> Result<Arc<MappedFile>> {
     let t = table();
     match t.get(&(base as usize)) {
         Some(m) if m.map.len() == size => Ok(m.clone()),

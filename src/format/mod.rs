@@ -2,34 +2,125 @@
 
 pub mod gguf;
 
-use std::sync::Arc;
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use crate::engine::Config;
+use crate::engine::{Config, Model};
 use crate::error::{Error, Result};
-use crate::ffi::registry::Mapped;
-use crate::ffi::types::Q_MAGIC;
+use crate::ffi::types::{q_model_header, Q_HEADER_SIZE, Q_MAGIC};
+
+/// A model file mapped read-only, with what the library derived from it. The C API registers one
+/// per `q_init_memory`; the Rust API holds one per opened model.
+pub struct MappedFile {
+    /// The read-only private mapping of the whole file.
+    pub map: Arc<memmap2::Mmap>,
+    /// For GGUF files: the `q_model_header` filled from the metadata (stable address, writable by
+    /// the caller through `ctx->header`). `None` for `.qorus` files, whose header is the first 64
+    /// bytes of the mapping.
+    pub header: Option<Box<q_model_header>>,
+    /// For GGUF files: the parsed metadata and tensor directory.
+    pub gguf: Option<Arc<gguf::Gguf>>,
+    /// Engine models built from this file, one per distinct configuration.
+    pub models: Mutex<Vec<Arc<Model>>>,
+}
+
+impl MappedFile {
+    /// Base address of the mapping.
+    pub fn base(&self) -> *mut std::ffi::c_void {
+        self.map.as_ptr() as *mut std::ffi::c_void
+    }
+
+    /// The header as the file (or, for GGUF, the metadata) gives it.
+    pub fn file_header(&self) -> q_model_header {
+        match &self.header {
+            Some(h) => **h,
+            // SAFETY: the mapping is at least 64 bytes (checked when mapped) and page-aligned.
+            None => unsafe { std::ptr::read(self.map.as_ptr() as *const q_model_header) },
+        }
+    }
+}
+
+/// Maps a model file read-only (private), pre-faulting it when `eager`, and recognises it.
+pub fn map_file(path: &Path, eager: bool) -> Result<MappedFile> {
+    let shown = path.display().to_string();
+    let file = File::open(path).map_err(|source| Error::FileOpen {
+        path: shown.clone(),
+        source,
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|_| Error::FileStat(shown.clone()))?;
+    let size = meta.len();
+    if size < Q_HEADER_SIZE as u64 {
+        return Err(Error::FileTooSmall(format!("{shown}: {size} bytes")));
+    }
+    let size = usize::try_from(size).map_err(|_| Error::MmapFailed(shown.clone()))?;
+    let mut opts = memmap2::MmapOptions::new();
+    opts.len(size);
+    if eager {
+        opts.populate();
+    }
+    // SAFETY: the mapping is private and read-only. A file truncated underneath us by another
+    // process would fault, as with any mmap-based loader.
+    let map = unsafe { opts.map_copy_read_only(&file) }
+        .map_err(|e| Error::MmapFailed(format!("{shown}: {e}")))?;
+    drop(file);
+    let _ = map.advise(memmap2::Advice::WillNeed);
+    open_mapping(map, &shown)
+}
 
 /// Recognises a freshly mapped model file by its magic and derives what the C API needs: for
 /// GGUF, the parsed directory and a `q_model_header` filled from the metadata.
-pub fn open_mapping(map: memmap2::Mmap, shown: &str) -> Result<Mapped> {
+pub fn open_mapping(map: memmap2::Mmap, shown: &str) -> Result<MappedFile> {
     let magic = u32::from_le_bytes([map[0], map[1], map[2], map[3]]);
+    let models = Mutex::new(Vec::new());
     match magic {
-        Q_MAGIC => Ok(Mapped {
+        Q_MAGIC => Ok(MappedFile {
             map: Arc::new(map),
             header: None,
             gguf: None,
+            models,
         }),
         gguf::MAGIC => {
             let g = gguf::Gguf::parse(&map).map_err(|e| annotate(e, shown))?;
             let config = Config::from_gguf(&g).map_err(|e| annotate(e, shown))?;
-            Ok(Mapped {
+            Ok(MappedFile {
                 map: Arc::new(map),
                 header: Some(Box::new(config.to_header())),
                 gguf: Some(Arc::new(g)),
+                models,
             })
         }
         _ => Err(Error::InvalidMagic(format!("{shown}: magic {magic:#010x}"))),
     }
+}
+
+/// The engine model for this file with `config` (the file's own when `None`), built on first use
+/// and cached, so that several contexts or C model structs share one set of weights.
+pub fn build_model(file: &MappedFile, config: Option<Config>) -> Result<Arc<Model>> {
+    let config = match config {
+        Some(c) => c,
+        None => match &file.gguf {
+            Some(g) => Config::from_gguf(g)?,
+            None => Config::from_header(&file.file_header()),
+        },
+    };
+    let mut cache = file.models.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = cache.iter().find(|m| m.config == config) {
+        return Ok(m.clone());
+    }
+    let model = match &file.gguf {
+        Some(g) => Model::from_gguf(file.map.clone(), g, config)?,
+        None => {
+            return Err(Error::InvalidConfig(
+                ".qorus models are not supported yet".into(),
+            ))
+        }
+    };
+    let model = Arc::new(model);
+    cache.push(model.clone());
+    Ok(model)
 }
 
 fn annotate(e: Error, shown: &str) -> Error {

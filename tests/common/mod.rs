@@ -15,6 +15,7 @@ pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
     let dir = deps.parent().expect("profile dir").to_path_buf();
+    ensure_libs_built(&dir);
     assert!(
         dir.join("libqorus.so").exists() && dir.join("libqorus.a").exists(),
         "libqorus.so / libqorus.a not found in {}",
@@ -26,6 +27,30 @@ pub fn lib_dir() -> PathBuf {
         let _ = std::os::unix::fs::symlink("libqorus.so", &so0); // a parallel test may win: fine
     }
     dir
+}
+
+/// `cargo test` builds the crate as an rlib only; the C tests need libqorus.so and libqorus.a
+/// from the same sources and profile, so build them once (cargo makes this a no-op when they are
+/// fresh). Serialised across the test threads of this process.
+fn ensure_libs_built(dir: &Path) {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let profile = dir
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("debug")
+            .to_string();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(root()).args(["build", "--lib", "--quiet"]);
+        if profile != "debug" {
+            cmd.args(["--profile", &profile]);
+        }
+        let target_dir = dir.parent().expect("target dir");
+        cmd.env("CARGO_TARGET_DIR", target_dir);
+        let st = cmd.status().expect("run cargo build --lib");
+        assert!(st.success(), "cargo build --lib failed");
+    });
 }
 
 /// How a C program is linked.
@@ -150,4 +175,14 @@ pub fn build_and_run_c(name: &str, envs: &[(&str, String)]) {
         build_c(&sources, &exe, link, &[]);
         run(&exe, &[], envs);
     }
+}
+
+/// A test model by variant (development stand-in; replaced by the model-files work).
+pub fn model(variant: &str) -> PathBuf {
+    let p = PathBuf::from(format!(
+        "/work/cache/models/SmolLM2-135M-Instruct.{}.gguf",
+        variant.to_uppercase()
+    ));
+    assert!(p.exists(), "{} missing", p.display());
+    p
 }

@@ -1,0 +1,490 @@
+//! The LLaMA forward pass (spec §5.1 with the normative semantics of §5.3), over one or several
+//! sequences at once.
+//!
+//! All token rows of all sequences go through the matrix products together (a decode step of B
+//! sequences reads every weight once), in chunks of at most `CHUNK` rows; attention is per row
+//! over that row's own cache. Every temporary lives in one scratch buffer the caller provides (the
+//! C API takes it from the context's arena), so a step allocates nothing.
+//!
+//! For one row at position p, per layer:
+//! `u = rmsnorm(x)`, `q,k,v = Wq u, Wk u, Wv u`, RoPE on q and k (pairs (2i, 2i+1) per head),
+//! K/V stored at p, `o_h = softmax(q_h . K_g[0..=p] / sqrt(hd)) V_g[0..=p]` with `g = h / (H/G)`,
+//! `x += Wo o`, `u = rmsnorm(x)`, `x += Wdown (silu(Wgate u) * Wup u)`; at the end
+//! `logits = Wout rmsnorm(x)` for the last row of each sequence.
+
+use crate::engine::kv_cache::KvCache;
+use crate::engine::model::Model;
+use crate::engine::pool::{split, Pool};
+use crate::error::{Error, Result};
+use crate::kernels::{self, Acts, MatRef};
+
+/// Rows processed together through the matrix products.
+pub const CHUNK: usize = 64;
+
+/// One sequence's part of a forward call.
+pub struct SeqStep<'a> {
+    /// Its KV cache.
+    pub kv: KvCache,
+    /// Tokens to run, at positions `pos ..`.
+    pub tokens: &'a [u32],
+    /// Position of the first token.
+    pub pos: usize,
+    /// Receives the logits of the last token (`vocab_size` floats), if given.
+    pub logits: Option<&'a mut [f32]>,
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: used only to hand disjoint output regions to pool threads.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    #[inline]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+fn a64(x: usize) -> usize {
+    (x + 63) & !63
+}
+
+/// Sizes (bytes) of the scratch regions, in carving order.
+fn scratch_parts(
+    model: &Model,
+    rows: usize,
+    n_threads: usize,
+    n_logit_rows: usize,
+    kv_seq: usize,
+) -> [usize; 14] {
+    let c = &model.config;
+    let (d, h, kvd, v) = (c.dim, c.hidden_dim, c.kv_dim(), c.vocab_size);
+    let wide = d.max(h);
+    [
+        4 * rows * d,               // x: residual stream
+        4 * rows * d,               // xb: normed input / matmul output
+        4 * rows * d,               // q
+        4 * rows * kvd,             // k
+        4 * rows * kvd,             // v
+        4 * rows * d,               // att
+        4 * rows * h,               // gate / hb
+        4 * rows * h,               // up
+        4 * rows * h,               // hb = silu(gate) * up
+        rows * wide,                // q8 activations: values
+        4 * rows * wide / 32 + 4,   // q8 scales
+        4 * rows * wide / 32 + 4,   // q8 block sums
+        4 * n_threads * kv_seq,     // attention scores, one row per thread
+        4 * n_logit_rows * (d + v), // final normed rows + logits for batched heads
+    ]
+}
+
+/// Bytes of scratch a forward call over `n_rows` token rows needs with `n_threads` threads,
+/// `n_seqs` sequences wanting logits, and caches of `kv_seq` positions.
+pub fn scratch_bytes(
+    model: &Model,
+    n_rows: usize,
+    n_threads: usize,
+    n_seqs: usize,
+    kv_seq: usize,
+) -> usize {
+    let rows = n_rows.clamp(1, CHUNK);
+    scratch_parts(model, rows, n_threads, n_seqs, kv_seq)
+        .iter()
+        .map(|&b| a64(b))
+        .sum::<usize>()
+        + 64
+}
+
+struct Carver<'a> {
+    rest: &'a mut [u8],
+}
+
+impl<'a> Carver<'a> {
+    fn take<T: Copy>(&mut self, bytes: usize) -> &'a mut [T] {
+        let rest = std::mem::take(&mut self.rest);
+        let skip = rest.as_ptr().align_offset(64);
+        let (_, rest) = rest.split_at_mut(skip);
+        let (head, tail) = rest.split_at_mut(a64(bytes));
+        self.rest = tail;
+        let n = bytes / std::mem::size_of::<T>();
+        // SAFETY: 64-aligned, large enough, plain-old-data element types only (f32, i8).
+        unsafe { std::slice::from_raw_parts_mut(head.as_mut_ptr() as *mut T, n) }
+    }
+}
+
+struct Scratch<'a> {
+    x: &'a mut [f32],
+    xb: &'a mut [f32],
+    q: &'a mut [f32],
+    k: &'a mut [f32],
+    v: &'a mut [f32],
+    att: &'a mut [f32],
+    gate: &'a mut [f32],
+    up: &'a mut [f32],
+    hb: &'a mut [f32],
+    aq: &'a mut [i8],
+    ad: &'a mut [f32],
+    as_: &'a mut [f32],
+    scores: &'a mut [f32],
+    heads: &'a mut [f32],
+}
+
+/// Quantized (or plain) activations for the matrices that read `x` (`n` rows of `k`).
+struct Prepared<'a> {
+    x: &'a [f32],
+    q8: Option<(&'a [i8], &'a [f32], &'a [f32])>,
+    n: usize,
+    k: usize,
+}
+
+impl<'a> Prepared<'a> {
+    fn acts(&self, w: MatRef<'_>) -> Acts<'a> {
+        match (kernels::wants_q8(w.ty), self.q8) {
+            (true, Some((qs, d, s))) => Acts::Q8 {
+                qs,
+                d,
+                s,
+                n: self.n,
+                k: self.k,
+            },
+            _ => Acts::F32 {
+                x: self.x,
+                n: self.n,
+                k: self.k,
+            },
+        }
+    }
+}
+
+fn prepare<'a>(
+    x: &'a [f32],
+    n: usize,
+    k: usize,
+    ws: &[MatRef<'_>],
+    aq: &'a mut [i8],
+    ad: &'a mut [f32],
+    as_: &'a mut [f32],
+) -> Prepared<'a> {
+    let x = &x[..n * k];
+    let q8 = if ws.iter().any(|w| kernels::wants_q8(w.ty)) {
+        let nb = n * k / 32;
+        kernels::quantize_acts(x, &mut aq[..n * k], &mut ad[..nb], &mut as_[..nb]);
+        Some((&aq[..n * k], &ad[..nb], &as_[..nb]))
+    } else {
+        None
+    };
+    Prepared { x, q8, n, k }
+}
+
+/// Runs several matrix products over the pool, splitting their rows evenly across threads.
+fn par_matmul(pool: &Pool, jobs: &[(MatRef<'_>, Acts<'_>, SendPtr<f32>, usize)]) {
+    let total: usize = jobs.iter().map(|j| j.0.rows).sum();
+    pool.run(&|tid, nt| {
+        let (lo, hi) = split(total, tid, nt, 16);
+        let mut base = 0;
+        for &(w, a, out, ldo) in jobs {
+            let r0 = lo.max(base);
+            let r1 = hi.min(base + w.rows);
+            if r0 < r1 {
+                // SAFETY: each thread writes the disjoint rows [r0, r1) of this job's output,
+                // which has room for n rows of `ldo` floats.
+                unsafe { kernels::matmul(w, a, (r0 - base)..(r1 - base), out.get(), ldo) };
+            }
+            base += w.rows;
+        }
+    });
+}
+
+/// Runs the model over every sequence's tokens, writes their K/V, and each sequence's last-token
+/// logits. `scratch` must hold `scratch_bytes(...)` bytes.
+pub fn forward(
+    model: &Model,
+    seqs: &mut [SeqStep<'_>],
+    scratch: &mut [u8],
+    pool: &Pool,
+) -> Result<()> {
+    let c = model.config;
+    let n_rows: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+    if n_rows == 0 {
+        return Err(Error::InvalidSize("no tokens".into()));
+    }
+    let kv_seq = seqs.iter().map(|s| s.kv.layout.max_seq).max().unwrap_or(0);
+    for s in seqs.iter() {
+        let l = s.kv.layout;
+        if l.n_layers != c.n_layers || l.n_kv_heads != c.n_kv_heads || l.head_dim != c.head_dim() {
+            return Err(Error::InvalidSize(
+                "KV cache geometry does not match the model".into(),
+            ));
+        }
+        if l.max_seq > c.max_seq_len || s.pos + s.tokens.len() > l.max_seq {
+            return Err(Error::InvalidArg(format!(
+                "positions {}..{} exceed the context of {}",
+                s.pos,
+                s.pos + s.tokens.len(),
+                l.max_seq
+            )));
+        }
+        if let Some(&t) = s.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            return Err(Error::InvalidArg(format!(
+                "token id {t} >= vocab size {}",
+                c.vocab_size
+            )));
+        }
+        if s.logits.as_ref().is_some_and(|l| l.len() < c.vocab_size) {
+            return Err(Error::InvalidSize(
+                "logits buffer shorter than the vocabulary".into(),
+            ));
+        }
+    }
+    let n_logit = seqs
+        .iter()
+        .filter(|s| s.logits.is_some() && !s.tokens.is_empty())
+        .count();
+    let nt = pool.n_threads();
+    let need = scratch_bytes(model, n_rows, nt, n_logit, kv_seq);
+    if scratch.len() < need {
+        return Err(Error::ArenaOom(format!(
+            "forward needs {need} scratch bytes, {} available",
+            scratch.len()
+        )));
+    }
+    let rows_cap = n_rows.min(CHUNK);
+    let parts = scratch_parts(model, rows_cap, nt, n_logit, kv_seq);
+    let mut cv = Carver { rest: scratch };
+    let mut s = Scratch {
+        x: cv.take(parts[0]),
+        xb: cv.take(parts[1]),
+        q: cv.take(parts[2]),
+        k: cv.take(parts[3]),
+        v: cv.take(parts[4]),
+        att: cv.take(parts[5]),
+        gate: cv.take(parts[6]),
+        up: cv.take(parts[7]),
+        hb: cv.take(parts[8]),
+        aq: cv.take(parts[9]),
+        ad: cv.take(parts[10]),
+        as_: cv.take(parts[11]),
+        scores: cv.take(parts[12]),
+        heads: cv.take(parts[13]),
+    };
+
+    // Row index -> (sequence, position), walked chunk by chunk.
+    let mut row_seq: [usize; CHUNK] = [0; CHUNK];
+    let mut row_pos: [usize; CHUNK] = [0; CHUNK];
+    let mut cursor = (0usize, 0usize); // (sequence, token offset)
+    let mut done = 0;
+    while done < n_rows {
+        let rows = (n_rows - done).min(CHUNK);
+        let mut tokens = [0u32; CHUNK];
+        let mut last_rows: [(usize, usize); CHUNK] = [(0, 0); CHUNK];
+        let mut n_last = 0;
+        for r in 0..rows {
+            while cursor.1 >= seqs[cursor.0].tokens.len() {
+                cursor = (cursor.0 + 1, 0);
+            }
+            let sq = &seqs[cursor.0];
+            row_seq[r] = cursor.0;
+            row_pos[r] = sq.pos + cursor.1;
+            tokens[r] = sq.tokens[cursor.1];
+            if cursor.1 + 1 == sq.tokens.len() && sq.logits.is_some() {
+                last_rows[n_last] = (cursor.0, r);
+                n_last += 1;
+            }
+            cursor.1 += 1;
+        }
+        run_chunk(
+            model,
+            seqs,
+            &mut s,
+            pool,
+            &tokens[..rows],
+            &row_seq[..rows],
+            &row_pos[..rows],
+        );
+        if n_last > 0 {
+            lm_head(model, seqs, &mut s, pool, &last_rows[..n_last]);
+        }
+        done += rows;
+    }
+    Ok(())
+}
+
+fn run_chunk(
+    model: &Model,
+    seqs: &[SeqStep<'_>],
+    s: &mut Scratch<'_>,
+    pool: &Pool,
+    tokens: &[u32],
+    row_seq: &[usize],
+    row_pos: &[usize],
+) {
+    let c = model.config;
+    let (d, h, kvd, hd) = (c.dim, c.hidden_dim, c.kv_dim(), c.head_dim());
+    let (n_heads, n_kv) = (c.n_heads, c.n_kv_heads);
+    let group = n_heads / n_kv;
+    let n = tokens.len();
+    let half = hd / 2;
+    let att_scale = 1.0 / (hd as f32).sqrt();
+
+    for (r, &t) in tokens.iter().enumerate() {
+        kernels::dequantize_row(
+            model.tok_embd.as_ref(),
+            t as usize,
+            &mut s.x[r * d..(r + 1) * d],
+        );
+    }
+
+    for (li, layer) in model.layers.iter().enumerate() {
+        // --- attention ---
+        for r in 0..n {
+            kernels::rmsnorm(
+                &s.x[r * d..(r + 1) * d],
+                &layer.attn_norm,
+                c.rms_eps,
+                &mut s.xb[r * d..(r + 1) * d],
+            );
+        }
+        let (wq, wk, wv) = (layer.wq.as_ref(), layer.wk.as_ref(), layer.wv.as_ref());
+        {
+            let p = prepare(s.xb, n, d, &[wq, wk, wv], s.aq, s.ad, s.as_);
+            par_matmul(
+                pool,
+                &[
+                    (wq, p.acts(wq), SendPtr(s.q.as_mut_ptr()), d),
+                    (wk, p.acts(wk), SendPtr(s.k.as_mut_ptr()), kvd),
+                    (wv, p.acts(wv), SendPtr(s.v.as_mut_ptr()), kvd),
+                ],
+            );
+        }
+        for r in 0..n {
+            let pos = row_pos[r];
+            let (cos, sin) = (
+                &model.rope_cos[pos * half..(pos + 1) * half],
+                &model.rope_sin[pos * half..(pos + 1) * half],
+            );
+            for hh in 0..n_heads {
+                kernels::rope(&mut s.q[r * d + hh * hd..r * d + (hh + 1) * hd], cos, sin);
+            }
+            for g in 0..n_kv {
+                let o = r * kvd + g * hd;
+                kernels::rope(&mut s.k[o..o + hd], cos, sin);
+                // SAFETY: one thread writes this (layer, head, position); nobody reads it yet.
+                unsafe {
+                    seqs[row_seq[r]]
+                        .kv
+                        .write(li, g, pos, &s.k[o..o + hd], &s.v[o..o + hd])
+                };
+            }
+        }
+        {
+            let q = &*s.q;
+            let att = SendPtr(s.att.as_mut_ptr());
+            let scores = SendPtr(s.scores.as_mut_ptr());
+            let kv_seq = s.scores.len() / pool.n_threads();
+            pool.run(&|tid, nt| {
+                let (lo, hi) = split(n * n_heads, tid, nt, 1);
+                // SAFETY: thread `tid` owns scores row `tid` and the att slices of its tasks.
+                let sc = unsafe {
+                    std::slice::from_raw_parts_mut(scores.get().add(tid * kv_seq), kv_seq)
+                };
+                for task in lo..hi {
+                    let (r, hh) = (task / n_heads, task % n_heads);
+                    let g = hh / group;
+                    let len = row_pos[r] + 1;
+                    let qh = &q[r * d + hh * hd..r * d + (hh + 1) * hd];
+                    // SAFETY: all K/V of this chunk were written before this region started.
+                    let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, len) };
+                    let sc = &mut sc[..len];
+                    for (t, st) in sc.iter_mut().enumerate() {
+                        *st = kernels::dot(qh, &kv[t * 2 * hd..t * 2 * hd + hd]) * att_scale;
+                    }
+                    kernels::softmax(sc);
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(att.get().add(r * d + hh * hd), hd)
+                    };
+                    out.fill(0.0);
+                    for (t, &a) in sc.iter().enumerate() {
+                        kernels::axpy(a, &kv[t * 2 * hd + hd..(t + 1) * 2 * hd], out);
+                    }
+                }
+            });
+        }
+        let wo = layer.wo.as_ref();
+        {
+            let p = prepare(s.att, n, d, &[wo], s.aq, s.ad, s.as_);
+            par_matmul(pool, &[(wo, p.acts(wo), SendPtr(s.xb.as_mut_ptr()), d)]);
+        }
+        for (x, o) in s.x[..n * d].iter_mut().zip(&s.xb[..n * d]) {
+            *x += o;
+        }
+
+        // --- feed-forward ---
+        for r in 0..n {
+            kernels::rmsnorm(
+                &s.x[r * d..(r + 1) * d],
+                &layer.ffn_norm,
+                c.rms_eps,
+                &mut s.xb[r * d..(r + 1) * d],
+            );
+        }
+        let (wg, wu, wd) = (
+            layer.w_gate.as_ref(),
+            layer.w_up.as_ref(),
+            layer.w_down.as_ref(),
+        );
+        {
+            let p = prepare(s.xb, n, d, &[wg, wu], s.aq, s.ad, s.as_);
+            par_matmul(
+                pool,
+                &[
+                    (wg, p.acts(wg), SendPtr(s.gate.as_mut_ptr()), h),
+                    (wu, p.acts(wu), SendPtr(s.up.as_mut_ptr()), h),
+                ],
+            );
+        }
+        kernels::swiglu(&s.gate[..n * h], &s.up[..n * h], &mut s.hb[..n * h]);
+        {
+            let p = prepare(s.hb, n, h, &[wd], s.aq, s.ad, s.as_);
+            par_matmul(pool, &[(wd, p.acts(wd), SendPtr(s.xb.as_mut_ptr()), d)]);
+        }
+        for (x, o) in s.x[..n * d].iter_mut().zip(&s.xb[..n * d]) {
+            *x += o;
+        }
+    }
+}
+
+/// Final norm and LM head for the rows in `last` ((sequence, row in chunk)); one matrix product
+/// for all of them.
+fn lm_head(
+    model: &Model,
+    seqs: &mut [SeqStep<'_>],
+    s: &mut Scratch<'_>,
+    pool: &Pool,
+    last: &[(usize, usize)],
+) {
+    let c = model.config;
+    let (d, v) = (c.dim, c.vocab_size);
+    let m = last.len();
+    let (xn, logits) = s.heads.split_at_mut(m * d);
+    for (i, &(_, r)) in last.iter().enumerate() {
+        kernels::rmsnorm(
+            &s.x[r * d..(r + 1) * d],
+            &model.output_norm,
+            c.rms_eps,
+            &mut xn[i * d..(i + 1) * d],
+        );
+    }
+    let w = model.output.as_ref();
+    let p = prepare(xn, m, d, &[w], s.aq, s.ad, s.as_);
+    if m == 1 {
+        let out = seqs[last[0].0].logits.as_mut().expect("logits wanted");
+        par_matmul(pool, &[(w, p.acts(w), SendPtr(out.as_mut_ptr()), v)]);
+    } else {
+        par_matmul(pool, &[(w, p.acts(w), SendPtr(logits.as_mut_ptr()), v)]);
+        for (i, &(sq, _)) in last.iter().enumerate() {
+            let out = seqs[sq].logits.as_mut().expect("logits wanted");
+            out[..v].copy_from_slice(&logits[i * v..(i + 1) * v]);
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The KV cache in the spec's public layout (qorus-c-api.md §5.4): float offset of the K vector of
+//! (layer l, kv head g, position t) is `((l*G + g)*S + t) * 2*hd`, and its V vector follows at
+//! `+hd`. Layer-major, then kv head, then position, K and V interleaved per position — so the
+//! attention loop over positions for one (layer, head) walks one contiguous region.
+
+/// Geometry of a KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvLayout {
+    /// Layers.
+    pub n_layers: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Positions (the `S` of the layout; may be less than the model's context length).
+    pub max_seq: usize,
+    /// Head dimension.
+    pub head_dim: usize,
+}
+
+impl KvLayout {
+    /// Floats the cache holds.
+    pub fn floats(&self) -> usize {
+        self.n_layers * self.n_kv_heads * self.max_seq * 2 * self.head_dim
+    }
+
+    /// Float offset of K for (layer, kv head, position); V is at `+ head_dim`.
+    #[inline]
+    pub fn k_offset(&self, layer: usize, g: usize, t: usize) -> usize {
+        ((layer * self.n_kv_heads + g) * self.max_seq + t) * 2 * self.head_dim
+    }
+}
+
+/// A KV cache living in memory the caller owns (a `q_context`'s `kv_buffer` or a `Session`'s
+/// vector). Raw because several caches are written from one forward call and read from worker
+/// threads; the forward pass guarantees the accesses are disjoint or read-only.
+#[derive(Debug, Clone, Copy)]
+pub struct KvCache {
+    ptr: *mut f32,
+    /// Geometry.
+    pub layout: KvLayout,
+}
+
+// SAFETY: the forward pass only writes one (layer, position) of a cache from one thread and reads
+// it from others after a join.
+unsafe impl Send for KvCache {}
+unsafe impl Sync for KvCache {}
+
+impl KvCache {
+    /// A cache over `len` floats at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `layout.floats()` floats, 4-byte aligned, for
+    /// as long as the cache is used, and not accessed elsewhere meanwhile.
+    pub unsafe fn from_raw(ptr: *mut f32, len: usize, layout: KvLayout) -> Option<KvCache> {
+        (!ptr.is_null() && len >= layout.floats() && (ptr as usize) % 4 == 0)
+            .then_some(KvCache { ptr, layout })
+    }
+
+    /// The `2 * head_dim * n` floats holding K/V of positions `0..n` for (layer, kv head).
+    ///
+    /// # Safety
+    /// No thread may be writing those positions meanwhile.
+    #[inline]
+    pub unsafe fn kv_run(&self, layer: usize, g: usize, n: usize) -> &[f32] {
+        std::slice::from_raw_parts(
+            self.ptr.add(self.layout.k_offset(layer, g, 0)),
+            n * 2 * self.layout.head_dim,
+        )
+    }
+
+    /// Writes K and V of one position for one (layer, kv head).
+    ///
+    /// # Safety
+    /// No other thread may access that position meanwhile.
+    #[inline]
+    pub unsafe fn write(&self, layer: usize, g: usize, t: usize, k: &[f32], v: &[f32]) {
+        let hd = self.layout.head_dim;
+        let p = self.ptr.add(self.layout.k_offset(layer, g, t));
+        std::ptr::copy_nonoverlapping(k.as_ptr(), p, hd);
+        std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(hd), hd);
+    }
+}

@@ -1,0 +1,270 @@
+//! A loaded model: configuration, weight matrices (borrowed from the file mapping), norms, and
+//! the RoPE table. Built once per mapping and shared (`Arc`) by every context that uses it.
+
+use std::sync::Arc;
+
+use crate::engine::config::Config;
+use crate::error::{Error, Result};
+use crate::format::gguf::Gguf;
+use crate::kernels::MatRef;
+use crate::quant::WeightType;
+
+/// A weight matrix: `rows` x `cols` values of type `ty`, rows contiguous, inside memory that the
+/// owning `Model` keeps alive (the file mapping or an owned buffer).
+#[derive(Debug, Clone, Copy)]
+pub struct Mat {
+    /// Storage format.
+    pub ty: WeightType,
+    ptr: *const u8,
+    len: usize,
+    /// Output dimension.
+    pub rows: usize,
+    /// Input dimension.
+    pub cols: usize,
+}
+
+// SAFETY: `Mat` points into read-only memory owned by its `Model` (an `Arc<Mmap>` or a boxed
+// buffer) that lives as long as the model; it is never written through.
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+
+impl Mat {
+    /// The matrix as the kernels take it.
+    pub fn as_ref(&self) -> MatRef<'_> {
+        // SAFETY: see the Send/Sync note: the memory outlives `self`'s model.
+        MatRef {
+            ty: self.ty,
+            data: unsafe { std::slice::from_raw_parts(self.ptr, self.len) },
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
+    /// Start of the data (for C views).
+    pub fn data_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.len / self.rows.max(1)
+    }
+}
+
+/// One transformer block's weights.
+#[derive(Debug)]
+pub struct Layer {
+    /// Attention RMSNorm gain `[d]`.
+    pub attn_norm: Vec<f32>,
+    /// `[d, d]`
+    pub wq: Mat,
+    /// `[kvd, d]`
+    pub wk: Mat,
+    /// `[kvd, d]`
+    pub wv: Mat,
+    /// `[d, d]`
+    pub wo: Mat,
+    /// FFN RMSNorm gain `[d]`.
+    pub ffn_norm: Vec<f32>,
+    /// `[h, d]`
+    pub w_gate: Mat,
+    /// `[h, d]`
+    pub w_up: Mat,
+    /// `[d, h]`
+    pub w_down: Mat,
+}
+
+/// Where a model's tensors are: implemented for GGUF files and `.qorus` files.
+pub trait TensorSource {
+    /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes), if present.
+    fn tensor(&self, name: &str) -> Option<(WeightType, usize, usize, &[u8])>;
+}
+
+/// A GGUF file's tensors inside its mapping.
+pub struct GgufTensors<'a> {
+    /// The parsed directory.
+    pub gguf: &'a Gguf,
+    /// The whole file.
+    pub file: &'a [u8],
+}
+
+impl TensorSource for GgufTensors<'_> {
+    fn tensor(&self, name: &str) -> Option<(WeightType, usize, usize, &[u8])> {
+        let t = self.gguf.tensor(name)?;
+        let ty = t.ty?;
+        let (rows, cols) = t.rows_cols();
+        let bytes = self.gguf.tensor_bytes(self.file, t).ok()?;
+        Some((ty, rows as usize, cols as usize, bytes))
+    }
+}
+
+/// The whole model.
+pub struct Model {
+    /// Hyperparameters.
+    pub config: Config,
+    /// Token embeddings `[V, d]`.
+    pub tok_embd: Mat,
+    /// Final RMSNorm gain.
+    pub output_norm: Vec<f32>,
+    /// LM head `[V, d]` (the embedding matrix when tied).
+    pub output: Mat,
+    /// Whether `output` is the embedding matrix.
+    pub tied_output: bool,
+    /// Transformer blocks.
+    pub layers: Vec<Layer>,
+    /// RoPE cosines, `max_seq_len x head_dim/2`, computed as ggml does.
+    pub rope_cos: Vec<f32>,
+    /// RoPE sines, same layout.
+    pub rope_sin: Vec<f32>,
+    /// Keeps the memory the matrices point into alive.
+    _backing: Arc<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn vector_f32(src: &dyn TensorSource, name: &str, len: usize) -> Result<Vec<f32>> {
+    let (ty, rows, cols, bytes) = src
+        .tensor(name)
+        .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
+    if rows * cols != len {
+        return Err(Error::InvalidConfig(format!(
+            "{name}: {rows}x{cols}, expected {len} values"
+        )));
+    }
+    let mut out = vec![0f32; len];
+    let m = MatRef {
+        ty,
+        data: bytes,
+        rows: 1,
+        cols: len,
+    };
+    crate::kernels::dequantize_row(m, 0, &mut out);
+    Ok(out)
+}
+
+fn matrix(src: &dyn TensorSource, name: &str, rows: usize, cols: usize) -> Result<Mat> {
+    let (ty, r, c, bytes) = src
+        .tensor(name)
+        .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
+    if (r, c) != (rows, cols) {
+        return Err(Error::InvalidConfig(format!(
+            "{name}: {r}x{c}, expected {rows}x{cols}"
+        )));
+    }
+    let need = ty
+        .row_bytes(cols)
+        .and_then(|rb| rb.checked_mul(rows))
+        .ok_or_else(|| {
+            Error::InvalidConfig(format!(
+                "{name}: {cols} columns is not whole {} blocks",
+                ty.name()
+            ))
+        })?;
+    if bytes.len() != need {
+        return Err(Error::InvalidConfig(format!(
+            "{name}: {} bytes, expected {need}",
+            bytes.len()
+        )));
+    }
+    if (bytes.as_ptr() as usize) % 2 != 0 && !matches!(ty, WeightType::QorusQ4_0) {
+        return Err(Error::InvalidConfig(format!("{name}: misaligned data")));
+    }
+    Ok(Mat {
+        ty,
+        ptr: bytes.as_ptr(),
+        len: bytes.len(),
+        rows,
+        cols,
+    })
+}
+
+/// RoPE tables as ggml computes them for `rope_type = NORM` with no scaling: for position `p`,
+/// `theta_0 = p` and `theta_{i+1} = theta_i * base^(-2/hd)` in f32.
+pub fn rope_tables(config: &Config) -> (Vec<f32>, Vec<f32>) {
+    let hd = config.head_dim();
+    let half = hd / 2;
+    let theta_scale = config.rope_base.powf(-2.0 / hd as f32);
+    let n = config.max_seq_len * half;
+    let (mut cos, mut sin) = (vec![0f32; n], vec![0f32; n]);
+    for p in 0..config.max_seq_len {
+        let mut theta = p as f32;
+        for i in 0..half {
+            cos[p * half + i] = theta.cos();
+            sin[p * half + i] = theta.sin();
+            theta *= theta_scale;
+        }
+    }
+    (cos, sin)
+}
+
+impl Model {
+    /// Builds a model from tensors named as in GGUF (`token_embd.weight`, `blk.N.attn_q.weight`,
+    /// ...), checking every shape against `config`. `backing` owns the memory `src` points into.
+    pub fn from_source(
+        config: Config,
+        src: &dyn TensorSource,
+        backing: Arc<dyn Send + Sync>,
+    ) -> Result<Model> {
+        config.validate()?;
+        let (d, h, kvd, v) = (
+            config.dim,
+            config.hidden_dim,
+            config.kv_dim(),
+            config.vocab_size,
+        );
+        let tok_embd = matrix(src, "token_embd.weight", v, d)?;
+        let (output, tied_output) = match src.tensor("output.weight") {
+            Some(_) => (matrix(src, "output.weight", v, d)?, false),
+            None => (tok_embd, true),
+        };
+        let output_norm = vector_f32(src, "output_norm.weight", d)?;
+        let mut layers = Vec::with_capacity(config.n_layers);
+        for l in 0..config.n_layers {
+            let n = |s: &str| format!("blk.{l}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: vector_f32(src, &n("attn_norm"), d)?,
+                wq: matrix(src, &n("attn_q"), d, d)?,
+                wk: matrix(src, &n("attn_k"), kvd, d)?,
+                wv: matrix(src, &n("attn_v"), kvd, d)?,
+                wo: matrix(src, &n("attn_output"), d, d)?,
+                ffn_norm: vector_f32(src, &n("ffn_norm"), d)?,
+                w_gate: matrix(src, &n("ffn_gate"), h, d)?,
+                w_up: matrix(src, &n("ffn_up"), h, d)?,
+                w_down: matrix(src, &n("ffn_down"), d, h)?,
+            });
+        }
+        let (rope_cos, rope_sin) = rope_tables(&config);
+        Ok(Model {
+            config,
+            tok_embd,
+            output_norm,
+            output,
+            tied_output,
+            layers,
+            rope_cos,
+            rope_sin,
+            _backing: backing,
+        })
+    }
+
+    /// Loads a LLaMA GGUF model from its mapping.
+    pub fn from_gguf(map: Arc<memmap2::Mmap>, gguf: &Gguf, config: Config) -> Result<Model> {
+        let src = GgufTensors {
+            gguf,
+            file: &map[..],
+        };
+        Model::from_source(config, &src, map.clone())
+    }
+
+    /// Opens a GGUF or `.qorus` model file (Rust API).
+    pub fn open(path: &std::path::Path) -> Result<Arc<Model>> {
+        let mapped = crate::format::map_file(path, false)?;
+        crate::format::build_model(&mapped, None)
+    }
+}
