@@ -64,4 +64,4 @@ macro_rules! c_model_tests {
     };
 }
 
-c_model_tests!(model_forward => "q4_1");
+c_model_tests!(model_forward => "q4_1", model_generate => "q4_1");
