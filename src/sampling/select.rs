@@ -69,14 +69,15 @@ fn nucleus_sorted(vals: &[f32], sorted: &[u32], total: f64, p: f32) -> usize {
 }
 
 /// The `m ≥ 1` best-ranked ids among those ranking strictly after `after` (every id when `None`),
-/// in rank order in `work[..n]`; returns `n = min(m, number of such ids)`. `work` must hold more
-/// than `m` entries or at least as many as there are such ids.
+/// in `work[..n]`; returns `n = min(m, number of such ids)`. With `sorted` they are in rank order;
+/// otherwise only `work[n - 1]` is guaranteed to be the worst-ranked of them. `work` must hold
+/// more than `m` entries or at least as many as there are such ids.
 ///
 /// One pass in id order with a bounded candidate buffer: an id enters only if it ranks before the
 /// current m-th best; when the buffer (≈ 2m) is full it is cut back to the m best by partial
 /// selection. Each cut discards at least ≈ m candidates, so the pass costs O(V), plus
 /// O(m log m) for the final sort — also for adversarial (e.g. ascending) inputs.
-fn top_m(vals: &[f32], after: Option<u32>, m: usize, work: &mut [u32]) -> usize {
+fn top_m(vals: &[f32], after: Option<u32>, m: usize, work: &mut [u32], sorted: bool) -> usize {
     debug_assert!(m >= 1);
     let cap = work.len().min(m.saturating_mul(2).max(m + 64));
     let cmp = |a: &u32, b: &u32| by_value_desc(vals, *a, *b);
@@ -113,14 +114,26 @@ fn top_m(vals: &[f32], after: Option<u32>, m: usize, work: &mut [u32]) -> usize 
         work[..n].select_nth_unstable_by(m - 1, cmp);
         n = m;
     }
-    work[..n].sort_unstable_by(cmp);
+    if sorted {
+        work[..n].sort_unstable_by(cmp);
+    } else if n > 1 {
+        // Move the worst-ranked to the end (the bound for the next chunk).
+        let mut worst = 0;
+        for j in 1..n {
+            if before(vals, work[worst], work[j]) {
+                worst = j;
+            }
+        }
+        work.swap(worst, n - 1);
+    }
     n
 }
 
 /// The nucleus over the whole vocabulary without sorting all of it: the descending order is built
 /// in chunks of growing size (64, 256, 1024, ...), each the best-ranked ids after the previous
-/// chunk, so the usual small nucleus costs one O(V) pass plus a sort of 64 ids. Returns the
-/// nucleus length; `idx[..len]` holds it in descending order.
+/// chunk; only the chunk holding the boundary is sorted. The usual small nucleus costs one O(V)
+/// pass plus a sort of 64 ids. Returns the nucleus length; `idx[..len]` holds the nucleus (in
+/// rank order by chunk, not necessarily within the earlier chunks).
 fn nucleus_partial(vals: &[f32], idx: &mut [u32], total: f64, p: f32) -> usize {
     let v = idx.len();
     let target = p as f64 * total;
@@ -131,12 +144,20 @@ fn nucleus_partial(vals: &[f32], idx: &mut [u32], total: f64, p: f32) -> usize {
         let after = start.checked_sub(1).map(|j| idx[j]);
         let work = &mut idx[start..];
         let m = chunk.min(v - start);
-        let n = top_m(vals, after, m, work);
-        for (j, &i) in work[..n].iter().enumerate() {
-            cum += vals[i as usize] as f64;
-            if cum >= target {
-                return start + j + 1;
+        let n = top_m(vals, after, m, work, false);
+        let mass: f64 = work[..n].iter().map(|&i| vals[i as usize] as f64).sum();
+        if cum + mass >= target {
+            // The boundary is in this chunk: only now is its order needed.
+            work[..n].sort_unstable_by(|&a, &b| by_value_desc(vals, a, b));
+            for (j, &i) in work[..n].iter().enumerate() {
+                cum += vals[i as usize] as f64;
+                if cum >= target {
+                    return start + j + 1;
+                }
             }
+            // Not reached after all (summation order): go on with the walk's sum.
+        } else {
+            cum += mass;
         }
         start += n;
         if n == 0 || start >= v {
@@ -186,7 +207,7 @@ pub(super) fn distribution(
     let n = if use_k {
         // Softmax is monotone, so rank by scaled logit and exponentiate only the k kept: the
         // common normaliser cancels in the renormalisation.
-        let found = top_m(vals, None, k, idx);
+        let found = top_m(vals, None, k, idx, true);
         debug_assert_eq!(found, k);
         let top = &mut idx[..k];
         let mut total = 0f64;
@@ -286,17 +307,26 @@ mod tests {
             let order = full_order(vals);
             for m in [1usize, 2, 40, 63, 64, 65, 500, 999, 1999, 2000] {
                 let mut work = vec![0u32; n];
-                let got = top_m(vals, None, m, &mut work);
+                let got = top_m(vals, None, m, &mut work, true);
                 assert_eq!(got, m);
                 assert_eq!(&work[..m], &order[..m], "m = {m}");
                 // Continuing after the m-th: the next chunk, from a workspace of exactly the rest.
                 if m < n {
                     let mut rest = vec![0u32; n - m];
                     let m2 = 100.min(n - m);
-                    let got2 = top_m(vals, Some(order[m - 1]), m2, &mut rest);
+                    let got2 = top_m(vals, Some(order[m - 1]), m2, &mut rest, true);
                     assert_eq!(got2, m2);
                     assert_eq!(&rest[..m2], &order[m..m + m2], "m = {m}, next");
                 }
+                // Unsorted: the same set, worst-ranked last.
+                let mut work = vec![0u32; n];
+                assert_eq!(top_m(vals, None, m, &mut work, false), m);
+                assert_eq!(work[m - 1], order[m - 1], "m = {m}, unsorted bound");
+                let mut set = work[..m].to_vec();
+                set.sort_unstable();
+                let mut want = order[..m].to_vec();
+                want.sort_unstable();
+                assert_eq!(set, want, "m = {m}, unsorted set");
             }
         }
     }
@@ -314,7 +344,11 @@ mod tests {
             let len = nucleus_partial(&vals, &mut idx, total, p);
             let want = nucleus_sorted(&vals, &order, total, p);
             assert_eq!(len, want, "p = {p}");
-            assert_eq!(&idx[..len], &order[..len], "p = {p}");
+            let mut got_set = idx[..len].to_vec();
+            got_set.sort_unstable();
+            let mut want_set = order[..len].to_vec();
+            want_set.sort_unstable();
+            assert_eq!(got_set, want_set, "p = {p}");
         }
     }
 }
