@@ -98,20 +98,10 @@ impl SamplerScratch {
 }
 
 /// Index of the first maximum of `logits`: a strict `>` scan from index 0, so NaNs never win
-/// unless `logits[0]` is NaN, in which case 0 is returned. 0 for an empty slice.
+/// unless `logits[0]` is NaN, in which case 0 is returned. 0 for an empty slice. (Vectorised;
+/// [`simd::argmax_scalar`] is the literal scan.)
 pub fn argmax(logits: &[f32]) -> u32 {
-    let Some(&first) = logits.first() else {
-        return 0;
-    };
-    let mut best = first;
-    let mut best_i = 0usize;
-    for (i, &x) in logits.iter().enumerate().skip(1) {
-        if x > best {
-            best = x;
-            best_i = i;
-        }
-    }
-    best_i as u32
+    simd::argmax(logits)
 }
 
 fn check_vocab(v: usize) -> Result<()> {

@@ -46,6 +46,14 @@ fn exp_all(vals: &mut [f32], max: f32) -> f64 {
     total
 }
 
+/// Whether id `a` ranks before id `b`: larger value first, then lower id (a strict total order;
+/// the values hold no NaN).
+#[inline]
+fn before(vals: &[f32], a: u32, b: u32) -> bool {
+    let (x, y) = (vals[a as usize], vals[b as usize]);
+    x > y || (x == y && a < b)
+}
+
 /// Length of the smallest prefix of `sorted` (descending) whose mass is `≥ p · total`; the whole
 /// slice if rounding keeps it from being reached.
 fn nucleus_sorted(vals: &[f32], sorted: &[u32], total: f64, p: f32) -> usize {
@@ -60,10 +68,72 @@ fn nucleus_sorted(vals: &[f32], sorted: &[u32], total: f64, p: f32) -> usize {
     sorted.len()
 }
 
+/// The `m ≥ 1` best-ranked ids among those ranking strictly after `after` (every id when `None`),
+/// in `work[..n]`; returns `n = min(m, number of such ids)`. With `sorted` they are in rank order;
+/// otherwise only `work[n - 1]` is guaranteed to be the worst-ranked of them. `work` must hold
+/// more than `m` entries or at least as many as there are such ids.
+///
+/// One pass in id order with a bounded candidate buffer: an id enters only if it ranks before the
+/// current m-th best; when the buffer (≈ 2m) is full it is cut back to the m best by partial
+/// selection. Each cut discards at least ≈ m candidates, so the pass costs O(V), plus
+/// O(m log m) for the final sort — also for adversarial (e.g. ascending) inputs.
+fn top_m(vals: &[f32], after: Option<u32>, m: usize, work: &mut [u32], sorted: bool) -> usize {
+    debug_assert!(m >= 1);
+    let cap = work.len().min(m.saturating_mul(2).max(m + 64));
+    let cmp = |a: &u32, b: &u32| by_value_desc(vals, *a, *b);
+    let (has_after, after_x, after_id) = match after {
+        Some(b) => (true, vals[b as usize], b),
+        None => (false, 0.0, 0),
+    };
+    let (mut has_tau, mut tau_x, mut tau_id) = (false, 0f32, 0u32);
+    let mut n = 0usize;
+    for (i, &x) in vals.iter().enumerate() {
+        let i = i as u32;
+        // Only ids ranking after the bound...
+        if has_after && !(after_x > x || (after_x == x && after_id < i)) {
+            continue;
+        }
+        // ...and before the current m-th best.
+        if has_tau && !(x > tau_x || (x == tau_x && i < tau_id)) {
+            continue;
+        }
+        if n == cap {
+            // cap > m here: a full buffer with more candidates to come implies work.len() > m.
+            work[..n].select_nth_unstable_by(m - 1, cmp);
+            n = m;
+            (has_tau, tau_id) = (true, work[m - 1]);
+            tau_x = vals[tau_id as usize];
+            if !before(vals, i, tau_id) {
+                continue;
+            }
+        }
+        work[n] = i;
+        n += 1;
+    }
+    if n > m {
+        work[..n].select_nth_unstable_by(m - 1, cmp);
+        n = m;
+    }
+    if sorted {
+        work[..n].sort_unstable_by(cmp);
+    } else if n > 1 {
+        // Move the worst-ranked to the end (the bound for the next chunk).
+        let mut worst = 0;
+        for j in 1..n {
+            if before(vals, work[worst], work[j]) {
+                worst = j;
+            }
+        }
+        work.swap(worst, n - 1);
+    }
+    n
+}
+
 /// The nucleus over the whole vocabulary without sorting all of it: the descending order is built
-/// chunk by chunk (partial selection of the next chunk from the rest, then sorting that chunk), so
-/// the usual small nucleus costs O(V) plus a sort of a few dozen ids. Returns the nucleus length;
-/// `idx[..len]` holds it (descending order).
+/// in chunks of growing size (64, 256, 1024, ...), each the best-ranked ids after the previous
+/// chunk; only the chunk holding the boundary is sorted. The usual small nucleus costs one O(V)
+/// pass plus a sort of 64 ids. Returns the nucleus length; `idx[..len]` holds the nucleus (in
+/// rank order by chunk, not necessarily within the earlier chunks).
 fn nucleus_partial(vals: &[f32], idx: &mut [u32], total: f64, p: f32) -> usize {
     let v = idx.len();
     let target = p as f64 * total;
@@ -71,23 +141,28 @@ fn nucleus_partial(vals: &[f32], idx: &mut [u32], total: f64, p: f32) -> usize {
     let mut start = 0usize;
     let mut chunk = 64usize;
     loop {
-        let end = start.saturating_add(chunk).min(v);
-        let rest = &mut idx[start..];
-        let m = end - start;
-        if m < rest.len() {
-            rest.select_nth_unstable_by(m - 1, |&a, &b| by_value_desc(vals, a, b));
-        }
-        rest[..m].sort_unstable_by(|&a, &b| by_value_desc(vals, a, b));
-        for (j, &i) in idx[start..end].iter().enumerate() {
-            cum += vals[i as usize] as f64;
-            if cum >= target {
-                return start + j + 1;
+        let after = start.checked_sub(1).map(|j| idx[j]);
+        let work = &mut idx[start..];
+        let m = chunk.min(v - start);
+        let n = top_m(vals, after, m, work, false);
+        let mass: f64 = work[..n].iter().map(|&i| vals[i as usize] as f64).sum();
+        if cum + mass >= target {
+            // The boundary is in this chunk: only now is its order needed.
+            work[..n].sort_unstable_by(|&a, &b| by_value_desc(vals, a, b));
+            for (j, &i) in work[..n].iter().enumerate() {
+                cum += vals[i as usize] as f64;
+                if cum >= target {
+                    return start + j + 1;
+                }
             }
+            // Not reached after all (summation order): go on with the walk's sum.
+        } else {
+            cum += mass;
         }
-        if end == v {
+        start += n;
+        if n == 0 || start >= v {
             return v;
         }
-        start = end;
         chunk = chunk.saturating_mul(4);
     }
 }
@@ -129,15 +204,12 @@ pub(super) fn distribution(
         let total = exp_all(vals, max);
         return Kept::All { n: v, total };
     }
-    for (i, s) in idx.iter_mut().enumerate() {
-        *s = i as u32;
-    }
     let n = if use_k {
         // Softmax is monotone, so rank by scaled logit and exponentiate only the k kept: the
         // common normaliser cancels in the renormalisation.
-        idx.select_nth_unstable_by(k - 1, |&a, &b| by_value_desc(vals, a, b));
+        let found = top_m(vals, None, k, idx, true);
+        debug_assert_eq!(found, k);
         let top = &mut idx[..k];
-        top.sort_unstable_by(|&a, &b| by_value_desc(vals, a, b));
         let mut total = 0f64;
         for &i in top.iter() {
             let e = (vals[i as usize] - max).exp();
@@ -200,4 +272,83 @@ pub(super) fn kept_probs(scratch: &SamplerScratch, kept: Kept) -> Vec<(u32, f64)
     };
     let total: f64 = pairs.iter().map(|&(_, e)| e).sum();
     pairs.into_iter().map(|(i, e)| (i, e / total)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_order(vals: &[f32]) -> Vec<u32> {
+        let mut o: Vec<u32> = (0..vals.len() as u32).collect();
+        o.sort_by(|&a, &b| by_value_desc(vals, a, b));
+        o
+    }
+
+    #[test]
+    fn top_m_matches_a_full_sort_on_adversarial_inputs() {
+        let n = 2000usize;
+        let inputs: Vec<Vec<f32>> = vec![
+            (0..n).map(|i| i as f32).collect(), // ascending: every id enters
+            (0..n).map(|i| -(i as f32)).collect(), // descending
+            vec![1.0; n],                       // all tied
+            (0..n).map(|i| (i % 7) as f32).collect(), // many ties
+            (0..n).map(|i| ((i * 7919) % 2003) as f32 * 0.01).collect(),
+            (0..n)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        f32::NEG_INFINITY
+                    } else {
+                        (i % 11) as f32
+                    }
+                })
+                .collect(),
+        ];
+        for vals in &inputs {
+            let order = full_order(vals);
+            for m in [1usize, 2, 40, 63, 64, 65, 500, 999, 1999, 2000] {
+                let mut work = vec![0u32; n];
+                let got = top_m(vals, None, m, &mut work, true);
+                assert_eq!(got, m);
+                assert_eq!(&work[..m], &order[..m], "m = {m}");
+                // Continuing after the m-th: the next chunk, from a workspace of exactly the rest.
+                if m < n {
+                    let mut rest = vec![0u32; n - m];
+                    let m2 = 100.min(n - m);
+                    let got2 = top_m(vals, Some(order[m - 1]), m2, &mut rest, true);
+                    assert_eq!(got2, m2);
+                    assert_eq!(&rest[..m2], &order[m..m + m2], "m = {m}, next");
+                }
+                // Unsorted: the same set, worst-ranked last.
+                let mut work = vec![0u32; n];
+                assert_eq!(top_m(vals, None, m, &mut work, false), m);
+                assert_eq!(work[m - 1], order[m - 1], "m = {m}, unsorted bound");
+                let mut set = work[..m].to_vec();
+                set.sort_unstable();
+                let mut want = order[..m].to_vec();
+                want.sort_unstable();
+                assert_eq!(set, want, "m = {m}, unsorted set");
+            }
+        }
+    }
+
+    #[test]
+    fn nucleus_partial_matches_a_full_sort() {
+        let n = 3000usize;
+        let vals: Vec<f32> = (0..n)
+            .map(|i| (((i * 131) % 3001) as f32 / 3001.0 * 2.0).exp())
+            .collect();
+        let total: f64 = vals.iter().map(|&x| x as f64).sum();
+        let order = full_order(&vals);
+        for p in [1e-9f32, 0.01, 0.3, 0.7, 0.95, 0.999, 0.999_999_9] {
+            let mut idx = vec![0u32; n];
+            let len = nucleus_partial(&vals, &mut idx, total, p);
+            let want = nucleus_sorted(&vals, &order, total, p);
+            assert_eq!(len, want, "p = {p}");
+            let mut got_set = idx[..len].to_vec();
+            got_set.sort_unstable();
+            let mut want_set = order[..len].to_vec();
+            want_set.sort_unstable();
+            assert_eq!(got_set, want_set, "p = {p}");
+        }
+    }
 }

@@ -95,6 +95,77 @@ pub unsafe fn scale_and_max_avx(logits: &[f32], t: f32, out: &mut [f32]) -> f32 
     max
 }
 
+/// Index of the first maximum with the spec's greedy rules (see [`argmax_scalar`]).
+pub fn argmax(x: &[f32]) -> u32 {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX was detected on this CPU.
+        Level::Avx => unsafe { argmax_avx(x) },
+        _ => argmax_scalar(x),
+    }
+}
+
+/// The reference greedy rule: a strict `>` scan from index 0, so the first maximum wins, NaNs
+/// never win unless `x[0]` is NaN (then 0). 0 for an empty slice.
+pub fn argmax_scalar(x: &[f32]) -> u32 {
+    let Some(&first) = x.first() else {
+        return 0;
+    };
+    let mut best = first;
+    let mut best_i = 0usize;
+    for (i, &v) in x.iter().enumerate().skip(1) {
+        if v > best {
+            best = v;
+            best_i = i;
+        }
+    }
+    best_i as u32
+}
+
+/// The AVX version of [`argmax_scalar`]: the maximum over the non-NaN values, then the first
+/// index holding it (which is what the strict scan returns when `x[0]` is not NaN).
+///
+/// # Safety
+/// The CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+pub unsafe fn argmax_avx(x: &[f32]) -> u32 {
+    use std::arch::x86_64::*;
+    let n = x.len();
+    if n == 0 || x[0].is_nan() {
+        return 0;
+    }
+    let chunks = n / 8;
+    let p = x.as_ptr();
+    let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+    for c in 0..chunks {
+        // maxps returns its second operand when either is NaN: NaNs in x are skipped.
+        vmax = _mm256_max_ps(_mm256_loadu_ps(p.add(c * 8)), vmax);
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), vmax);
+    let mut m = x[0];
+    for v in lanes.into_iter().chain(x[chunks * 8..].iter().copied()) {
+        if v > m {
+            m = v;
+        }
+    }
+    let vm = _mm256_set1_ps(m);
+    for c in 0..chunks {
+        let eq = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_loadu_ps(p.add(c * 8)), vm);
+        let mask = _mm256_movemask_ps(eq) as u32;
+        if mask != 0 {
+            return (c * 8 + mask.trailing_zeros() as usize) as u32;
+        }
+    }
+    for (i, &v) in x.iter().enumerate().skip(chunks * 8) {
+        if v == m {
+            return i as u32;
+        }
+    }
+    0 // unreachable: m is one of the values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +229,39 @@ mod tests {
             let mb = scale_and_max_scalar(&x, 0.7, &mut b);
             assert_eq!(ma, mb);
             assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+    }
+
+    #[test]
+    fn argmax_vector_and_scalar_agree() {
+        let mut cases = inputs();
+        cases.push(vec![]);
+        cases.push(vec![-0.0, 0.0, 0.0]);
+        cases.push(vec![0.0, -0.0]);
+        cases.push(vec![f32::NEG_INFINITY; 20]);
+        cases.push({
+            let mut v = vec![f32::NAN; 20];
+            v[0] = -5.0;
+            v
+        });
+        for pos in 0..40 {
+            let mut v: Vec<f32> = (0..40).map(|i| (i % 5) as f32).collect();
+            v[pos] = 9.0;
+            if pos > 0 {
+                v[pos - 1] = f32::NAN;
+            }
+            cases.push(v.clone());
+            v[(pos + 7) % 40] = 9.0; // a second maximum
+            cases.push(v);
+        }
+        for x in &cases {
+            let want = argmax_scalar(x);
+            assert_eq!(argmax(x), want, "{x:?}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                // SAFETY: AVX detected.
+                assert_eq!(unsafe { argmax_avx(x) }, want, "{x:?}");
+            }
         }
     }
 
