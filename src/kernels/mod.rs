@@ -293,6 +293,13 @@ pub fn rope_at(lv: Level, x: &mut [f32], cos: &[f32], sin: &[f32]) {
     scalar::rope(x, cos, sin)
 }
 
+/// The public `q_gemv_q4_f32_avx2` product: `out[r] = Σ_c W[r][c] x[c]` for a `.qorus` Q4_0
+/// matrix of `m` rows of `n` values (n % 32 == 0) and F32 input (not quantized).
+pub fn gemv_qorus_f32(w: &[u8], m: usize, n: usize, x: &[f32], out: &mut [f32]) {
+    assert!(n % QK == 0 && w.len() >= m * n / QK * 20 && x.len() >= n && out.len() >= m);
+    scalar::gemv_qorus_f32(w, m, n, x, out)
+}
+
 /// Rounds every value through binary16 (what ggml does to activations before an F16 matmul:
 /// its `vec_dot_type` for F16 weights is F16). Call it on the F32 activations of F16 weights to
 /// reproduce llama.cpp's numbers.
