@@ -79,7 +79,7 @@ pub unsafe extern "C" fn q_gemv_q4_f32_avx2(
             "output is not 32-byte aligned"
         );
         ensure!(
-            input as usize != output as usize,
+            !std::ptr::eq(input, output as *const f32),
             Aliasing,
             "input == output"
         );
