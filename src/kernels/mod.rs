@@ -15,6 +15,8 @@ use crate::quant::{WeightType, QK};
 
 pub mod dispatch;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 pub use dispatch::{level, Level};
 
@@ -184,7 +186,29 @@ pub unsafe fn matmul_at(
     if rows.is_empty() || n == 0 {
         return;
     }
-    let _ = dispatch::clamp(lv);
+    let lv = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if lv >= Level::Avx2 {
+        let use512 = lv == Level::Avx512 && dispatch::vnni();
+        let rb = w.row_bytes();
+        match a {
+            Acts::Q8 { qs, d, s, n, k } => {
+                if use512 {
+                    x86::avx512vnni::matmul_q8(w.ty, w.data, rb, qs, d, s, n, k, rows, out, ldo)
+                } else {
+                    x86::avx2::matmul_q8(w.ty, w.data, rb, qs, d, s, n, k, rows, out, ldo)
+                }
+            }
+            Acts::F32 { x, n, k } => {
+                if use512 {
+                    x86::avx512vnni::matmul_f32(w.ty, w.data, rb, x, n, k, rows, out, ldo)
+                } else {
+                    x86::avx2::matmul_f32(w.ty, w.data, rb, x, n, k, rows, out, ldo)
+                }
+            }
+        }
+        return;
+    }
     scalar::matmul(w, a, rows, out, ldo)
 }
 
