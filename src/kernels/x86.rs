@@ -447,15 +447,25 @@ macro_rules! simd_kernels {
     };
 }
 
-/// `vpdpbusd` on 256-bit vectors (AVX-512 VNNI + VL).
+/// `vpdpbusd` on 256-bit vectors (AVX-512 VNNI + VL; EVEX encoding). Written as inline assembly
+/// so the crate keeps its MSRV (AVX-512 intrinsics and target features are stable only from Rust
+/// 1.89); only called after `dispatch::vnni()` said the CPU has it.
 #[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn vnni_dp(
     acc: core::arch::x86_64::__m256i,
     u: core::arch::x86_64::__m256i,
     s: core::arch::x86_64::__m256i,
 ) -> core::arch::x86_64::__m256i {
-    core::arch::x86_64::_mm256_dpbusd_epi32(acc, u, s)
+    let mut acc = acc;
+    core::arch::asm!(
+        "{{evex}} vpdpbusd {acc}, {u}, {s}",
+        acc = inout(ymm_reg) acc,
+        u = in(ymm_reg) u,
+        s = in(ymm_reg) s,
+        options(pure, nomem, nostack, preserves_flags)
+    );
+    acc
 }
 
 /// Placeholder used by the AVX2 instantiation (never called: `VNNI` is false there).
