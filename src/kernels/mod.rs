@@ -247,7 +247,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// [`dot`] at a given level.
 pub fn dot_at(lv: Level, a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::dot(&a[..n], &b[..n]) };
+    }
     scalar::dot(&a[..n], &b[..n])
 }
 
@@ -259,7 +262,10 @@ pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
 /// [`axpy`] at a given level.
 pub fn axpy_at(lv: Level, alpha: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::axpy(alpha, &x[..n], &mut y[..n]) };
+    }
     scalar::axpy(alpha, &x[..n], &mut y[..n])
 }
 
@@ -270,7 +276,10 @@ pub fn scale(x: &mut [f32], s: f32) {
 
 /// [`scale`] at a given level.
 pub fn scale_at(lv: Level, x: &mut [f32], s: f32) {
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::scale(x, s) };
+    }
     scalar::scale(x, s)
 }
 
@@ -284,7 +293,10 @@ pub fn softmax_at(lv: Level, x: &mut [f32]) {
     if x.is_empty() {
         return;
     }
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::softmax(x) };
+    }
     scalar::softmax(x)
 }
 
@@ -297,7 +309,10 @@ pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
 pub fn swiglu_at(lv: Level, gate: &[f32], up: &[f32], out: &mut [f32]) {
     let n = gate.len();
     assert!(up.len() >= n && out.len() >= n, "swiglu: length mismatch");
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::swiglu(gate, &up[..n], &mut out[..n]) };
+    }
     scalar::swiglu(gate, &up[..n], &mut out[..n])
 }
 

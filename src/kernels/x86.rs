@@ -500,3 +500,168 @@ mod avx512_impl {
 
 pub use avx2_impl::k as avx2;
 pub use avx512_impl::k as avx512vnni;
+
+/// AVX2 + FMA vector kernels (used at every SIMD level).
+pub mod vec {
+    use core::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// `exp(x)` on 8 lanes, within ~2 ulp of `expf` over the whole range: Cody–Waite reduction
+    /// `x = n ln2 + r`, a degree-6 minimax polynomial (Cephes `expf`), and `2^n` applied in two
+    /// steps so results down to the subnormals and up to overflow (inf) are right.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp8(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-104.0)),
+            _mm256_set1_ps(89.0),
+        );
+        let n = _mm256_round_ps(
+            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+        );
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm256_set1_ps(1.987_569_1e-4);
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.398_199_9e-3));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.333_452e-3));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.166_579_6e-2));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.666_666_5e-1));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.000_000_1e-1));
+        let r2 = _mm256_mul_ps(r, r);
+        let e = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
+        let ni = _mm256_cvtps_epi32(n);
+        let n1 = _mm256_srai_epi32(ni, 1);
+        let n2 = _mm256_sub_epi32(ni, n1);
+        let bias = _mm256_set1_epi32(127);
+        let s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+        let s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+        _mm256_mul_ps(_mm256_mul_ps(e, s1), s2)
+    }
+
+    /// Σ a·b with 4 x 8 f32 accumulators.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (u, ac) in acc.iter_mut().enumerate() {
+                *ac = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(pa.add(i + 8 * u)),
+                    _mm256_loadu_ps(pb.add(i + 8 * u)),
+                    *ac,
+                );
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i)),
+                _mm256_loadu_ps(pb.add(i)),
+                acc[0],
+            );
+            i += 8;
+        }
+        let mut s = hsum(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ));
+        while i < n {
+            s += a[i] * b[i];
+            i += 1;
+        }
+        s
+    }
+
+    /// `y += alpha x`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let av = _mm256_set1_ps(alpha);
+        let mut i = 0;
+        while i + 8 <= n {
+            let p = y.as_mut_ptr().add(i);
+            _mm256_storeu_ps(
+                p,
+                _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(p)),
+            );
+            i += 8;
+        }
+        while i < n {
+            y[i] += alpha * x[i];
+            i += 1;
+        }
+    }
+
+    /// `x *= s`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn scale(x: &mut [f32], s: f32) {
+        let sv = _mm256_set1_ps(s);
+        let n = x.len();
+        let mut i = 0;
+        while i + 8 <= n {
+            let p = x.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), sv));
+            i += 8;
+        }
+        while i < n {
+            x[i] *= s;
+            i += 1;
+        }
+    }
+
+    /// Softmax in place (max, `exp(x - max)` summed in f64 per 8-lane chunk, scale by `1/sum`).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn softmax(x: &mut [f32]) {
+        let n = x.len();
+        let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mv = _mm256_set1_ps(max);
+        let mut sum = 0f64;
+        let mut i = 0;
+        while i + 8 <= n {
+            let p = x.as_mut_ptr().add(i);
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), mv));
+            _mm256_storeu_ps(p, e);
+            sum += hsum(e) as f64;
+            i += 8;
+        }
+        while i < n {
+            x[i] = (x[i] - max).exp();
+            sum += x[i] as f64;
+            i += 1;
+        }
+        scale(x, (1.0 / sum) as f32);
+    }
+
+    /// `out = gate / (1 + exp(-gate)) * up`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+        let n = gate.len();
+        let one = _mm256_set1_ps(1.0);
+        let mut i = 0;
+        while i + 8 <= n {
+            let g = _mm256_loadu_ps(gate.as_ptr().add(i));
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+            let s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+            _mm256_storeu_ps(
+                out.as_mut_ptr().add(i),
+                _mm256_mul_ps(s, _mm256_loadu_ps(up.as_ptr().add(i))),
+            );
+            i += 8;
+        }
+        while i < n {
+            out[i] = super::super::scalar::silu(gate[i]) * up[i];
+            i += 1;
+        }
+    }
+}
