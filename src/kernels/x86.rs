@@ -502,6 +502,10 @@ pub use avx2_impl::k as avx2;
 pub use avx512_impl::k as avx512vnni;
 
 /// AVX2 + FMA vector kernels (used at every SIMD level).
+///
+/// # Safety
+/// Every function here requires a CPU with AVX2 and FMA (callers check `dispatch::level`).
+#[allow(clippy::missing_safety_doc)]
 pub mod vec {
     use core::arch::x86_64::*;
 
@@ -535,7 +539,7 @@ pub mod vec {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.333_452e-3));
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.166_579_6e-2));
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.666_666_5e-1));
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.000_000_1e-1));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5));
         let r2 = _mm256_mul_ps(r, r);
         let e = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
         let ni = _mm256_cvtps_epi32(n);
