@@ -496,6 +496,7 @@ q_error_code q_set_num_threads(uint32_t n_threads);
 uint32_t q_get_num_threads(void);
 
 // Dequantizes one block into `output[0..32]` (spec §3.3.1). NULL arguments: nothing happens.
+// Any alignment of `output` is accepted.
 //
 // # Safety
 // Non-NULL `block` must point to 20 readable bytes and `output` to 32 writable floats.
@@ -507,10 +508,11 @@ void q_dequantize_q4_0_block_avx2_public(const struct q_block_q4_0 *block, float
 // Pointers must be NULL or valid for the extents in `weights`.
 q_error_code q_gemv_q4_f32_avx2(const struct q_tensor *weights, const float *input, float *output);
 
-// `C = A · B` in F32 (spec §3.3.3).
+// `C = A · B` in F32 (spec §3.3.3). C may alias A or B (computed into a temporary).
 //
 // # Safety
-// Tensor pointers must be NULL or valid views of the extents and strides they declare.
+// Tensor pointers must be NULL or valid views of the extents and strides they declare; `ctx`
+// must be NULL or a valid context.
 q_error_code q_matmul_f32_avx2(const struct q_tensor *a,
                                const struct q_tensor *b,
                                struct q_tensor *c,
@@ -534,7 +536,7 @@ q_error_code q_add_f32_avx2(const struct q_tensor *a, const struct q_tensor *b, 
 // Tensor pointers must be NULL or valid views.
 q_error_code q_mul_f32_avx2(const struct q_tensor *a, const struct q_tensor *b, struct q_tensor *output);
 
-// RMSNorm of one vector of length `n` (spec §3.3.7).
+// RMSNorm of one vector of length `n` (spec §3.3.7), exact `1/sqrtf`.
 //
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
@@ -546,13 +548,13 @@ q_error_code q_rmsnorm_f32_avx2(const float *x, const float *weight, float *outp
 // Pointers must be NULL or valid for `n` floats.
 q_error_code q_rope_f32_avx2(const float *x, const float *cos, const float *sin, float *output, uint32_t n);
 
-// SiLU, `x / (1 + exp(-x))` (spec §3.3.9).
+// SiLU, `x / (1 + exp(-x))` with an exact exponential (spec §3.3.9).
 //
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
 q_error_code q_silu_f32_avx2(const float *x, float *output, uint32_t n);
 
-// Softmax of `n` floats; `x == output` allowed (spec §3.3.10).
+// Softmax of `n` floats with an exact exponential; `x == output` allowed (spec §3.3.10).
 //
 // # Safety
 // Pointers must be NULL or valid for `n` floats.

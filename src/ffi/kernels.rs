@@ -1,16 +1,38 @@
 //! Spec §3.3: the public kernels on `.qorus` 20-byte blocks and F32 tensors.
+//!
+//! Checks follow the documented order exactly (the first failing check decides the code). Where
+//! the original would crash (misaligned dequantize output, NULL data pointers, aliasing C in the
+//! matmul, its faulting transpose path) these versions return a code or compute correctly instead.
+//! SiLU and softmax use an exact exponential (spec R for §3.3.9/3.3.10).
 
 use std::ffi::c_void;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::ffi::boundary::{guard, guard_code};
 use crate::ffi::types::*;
+use crate::kernels::{self, scalar};
+use crate::{ensure, err};
 
-fn todo(name: &str) -> Error {
-    Error::Internal(format!("{name} is not implemented yet"))
+/// The original's "aligned": a multiple of 32 bytes.
+fn aligned32<T>(p: *const T) -> bool {
+    (p as usize) % 32 == 0
+}
+
+/// Reads a caller's tensor struct without requiring its alignment.
+///
+/// # Safety
+/// `t` must be non-NULL and point to 128 readable bytes.
+unsafe fn read_tensor(t: *const q_tensor) -> q_tensor {
+    std::ptr::read_unaligned(t)
+}
+
+fn nonnull<T>(p: *const T, what: &str) -> Result<()> {
+    ensure!(!p.is_null(), InvalidArg, "{what} is NULL");
+    Ok(())
 }
 
 /// Dequantizes one block into `output[0..32]` (spec §3.3.1). NULL arguments: nothing happens.
+/// Any alignment of `output` is accepted.
 ///
 /// # Safety
 /// Non-NULL `block` must point to 20 readable bytes and `output` to 32 writable floats.
@@ -20,7 +42,19 @@ pub unsafe extern "C" fn q_dequantize_q4_0_block_avx2_public(
     output: *mut f32,
 ) {
     guard("q_dequantize_q4_0_block_avx2_public", || {
-        let _ = (block, output);
+        if block.is_null() || output.is_null() {
+            return;
+        }
+        let bytes = std::slice::from_raw_parts(block as *const u8, 20);
+        let w = kernels::MatRef {
+            ty: crate::quant::WeightType::QorusQ4_0,
+            data: bytes,
+            rows: 1,
+            cols: 32,
+        };
+        let mut v = [0f32; 32];
+        kernels::dequantize_row(w, 0, &mut v);
+        std::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, output as *mut u8, 128);
     })
 }
 
@@ -35,15 +69,53 @@ pub unsafe extern "C" fn q_gemv_q4_f32_avx2(
     output: *mut f32,
 ) -> q_error_code {
     guard_code("q_gemv_q4_f32_avx2", || {
-        let _ = (weights, input, output);
-        Err(todo("q_gemv_q4_f32_avx2"))
+        nonnull(weights, "weights")?;
+        nonnull(input, "input")?;
+        nonnull(output, "output")?;
+        ensure!(aligned32(input), Misaligned, "input is not 32-byte aligned");
+        ensure!(
+            aligned32(output),
+            Misaligned,
+            "output is not 32-byte aligned"
+        );
+        ensure!(
+            !std::ptr::eq(input, output as *const f32),
+            Aliasing,
+            "input == output"
+        );
+        let w = read_tensor(weights);
+        let (m, n) = (w.ne[0] as usize, w.ne[1] as usize);
+        ensure!(m != 0 && n != 0, InvalidSize, "M = {m}, N = {n}");
+        ensure!(n % 32 == 0, InvalidSize, "N = {n} is not a multiple of 32");
+        ensure!(
+            w.r#type == Q_Q4_0,
+            InvalidDtype,
+            "weights type {}",
+            w.r#type
+        );
+        let blocks = m as u64 * (n / 32) as u64;
+        ensure!(blocks <= u32::MAX as u64, Overflow, "M * N/32 = {blocks}");
+        ensure!(
+            w.nb[0] == (n / 32) * 20,
+            InvalidArg,
+            "row stride {} != {}",
+            w.nb[0],
+            (n / 32) * 20
+        );
+        ensure!(!w.data.is_null(), InvalidArg, "weights->data is NULL");
+        let data = std::slice::from_raw_parts(w.data as *const u8, m * (n / 32) * 20);
+        let x = std::slice::from_raw_parts(input, n);
+        let out = std::slice::from_raw_parts_mut(output, m);
+        kernels::gemv_qorus_f32(data, m, n, x, out);
+        Ok(())
     })
 }
 
-/// `C = A · B` in F32 (spec §3.3.3).
+/// `C = A · B` in F32 (spec §3.3.3). C may alias A or B (computed into a temporary).
 ///
 /// # Safety
-/// Tensor pointers must be NULL or valid views of the extents and strides they declare.
+/// Tensor pointers must be NULL or valid views of the extents and strides they declare; `ctx`
+/// must be NULL or a valid context.
 #[no_mangle]
 pub unsafe extern "C" fn q_matmul_f32_avx2(
     a: *const q_tensor,
@@ -52,8 +124,132 @@ pub unsafe extern "C" fn q_matmul_f32_avx2(
     ctx: *mut q_context,
 ) -> q_error_code {
     guard_code("q_matmul_f32_avx2", || {
-        let _ = (a, b, c, ctx);
-        Err(todo("q_matmul_f32_avx2"))
+        nonnull(a, "A")?;
+        nonnull(b, "B")?;
+        nonnull(c, "C")?;
+        nonnull(ctx, "ctx")?;
+        let (ta, tb, tc) = (read_tensor(a), read_tensor(b), read_tensor(c));
+        let (m, k, n) = (ta.ne[0] as usize, ta.ne[1] as usize, tb.ne[1] as usize);
+        ensure!(m != 0 && k != 0 && n != 0, InvalidSize, "M={m} K={k} N={n}");
+        ensure!(
+            tb.ne[0] as usize == k,
+            InvalidSize,
+            "B rows {} != K {k}",
+            tb.ne[0]
+        );
+        ensure!(
+            tc.ne[0] as usize == m,
+            InvalidSize,
+            "C rows {} != M {m}",
+            tc.ne[0]
+        );
+        ensure!(
+            tc.ne[1] as usize == n,
+            InvalidSize,
+            "C cols {} != N {n}",
+            tc.ne[1]
+        );
+        if ta.nb[0] % 32 == 0 {
+            ensure!(
+                aligned32(ta.data),
+                Misaligned,
+                "A->data is not 32-byte aligned"
+            );
+        }
+        ensure!(
+            ta.r#type == Q_F32 && tb.r#type == Q_F32 && tc.r#type == Q_F32,
+            InvalidDtype,
+            "types {} {} {}",
+            ta.r#type,
+            tb.r#type,
+            tc.r#type
+        );
+        ensure!(
+            ta.nb[0] / 4 >= k,
+            InvalidSize,
+            "A row stride {} < K",
+            ta.nb[0]
+        );
+        let transposed = tb.nb[0] == 4 && tb.ne[0] > 1 && tb.nb[1] > 4;
+        if transposed {
+            ensure!(
+                tb.nb[1] / 4 >= k,
+                InvalidSize,
+                "B column stride {} < K",
+                tb.nb[1]
+            );
+        } else {
+            ensure!(
+                tb.nb[0] / 4 >= n,
+                InvalidSize,
+                "B row stride {} < N",
+                tb.nb[0]
+            );
+        }
+        ensure!(
+            tc.nb[0] / 4 >= n,
+            InvalidSize,
+            "C row stride {} < N",
+            tc.nb[0]
+        );
+        ensure!(
+            !ta.data.is_null() && !tb.data.is_null() && !tc.data.is_null(),
+            InvalidArg,
+            "a tensor's data is NULL"
+        );
+        let ctx = &mut *ctx;
+        // B transposed (N x K, contiguous). In normal mode it lives in the arena, as the
+        // original's (observable: the arena head advances by A64(N*K*4) on every call).
+        let bt: &mut [f32] = if transposed {
+            &mut []
+        } else {
+            let bytes = n
+                .checked_mul(k)
+                .and_then(|v| v.checked_mul(4))
+                .ok_or_else(|| err!(Overflow, "N*K*4"))?;
+            let p = crate::memory::arena_alloc(ctx, bytes).ok_or_else(|| {
+                Error::ArenaOom(format!("matmul transpose buffer: {bytes} bytes"))
+            })?;
+            std::slice::from_raw_parts_mut(p as *mut f32, n * k)
+        };
+        let rd = |base: *mut c_void, off: usize| -> f32 {
+            std::ptr::read_unaligned((base as *const u8).add(off) as *const f32)
+        };
+        let mut bt_own = Vec::new();
+        let btv: &[f32] = if transposed {
+            bt_own.reserve_exact(n * k);
+            for j in 0..n {
+                for kk in 0..k {
+                    bt_own.push(rd(tb.data, 4 * (j * k + kk)));
+                }
+            }
+            &bt_own
+        } else {
+            for kk in 0..k {
+                for j in 0..n {
+                    bt[j * k + kk] = rd(tb.data, kk * tb.nb[0] + 4 * j);
+                }
+            }
+            bt
+        };
+        // All of A is read before C is written (C may alias A or B).
+        let mut arow = vec![0f32; k];
+        let mut cbuf = vec![0f32; m * n];
+        for i in 0..m {
+            for (kk, v) in arow.iter_mut().enumerate() {
+                *v = rd(ta.data, i * ta.nb[0] + 4 * kk);
+            }
+            for j in 0..n {
+                cbuf[i * n + j] = kernels::dot(&arow, &btv[j * k..(j + 1) * k]);
+            }
+        }
+        for i in 0..m {
+            for j in 0..n {
+                let p = (tc.data as *mut u8).add(i * tc.nb[0] + 4 * j) as *mut f32;
+                std::ptr::write_unaligned(p, cbuf[i * n + j]);
+            }
+        }
+        Ok(())
     })
 }
 
@@ -67,9 +263,95 @@ pub unsafe extern "C" fn q_causal_mask_f32_avx2(
     mask_value: f32,
 ) -> q_error_code {
     guard_code("q_causal_mask_f32_avx2", || {
-        let _ = (scores, mask_value);
-        Err(todo("q_causal_mask_f32_avx2"))
+        nonnull(scores, "scores")?;
+        let t = read_tensor(scores);
+        ensure!(!t.data.is_null(), InvalidArg, "scores->data is NULL");
+        let n = t.ne[0] as usize;
+        ensure!(
+            n != 0 && t.ne[1] as usize == n,
+            InvalidSize,
+            "scores {}x{}",
+            t.ne[0],
+            t.ne[1]
+        );
+        ensure!(t.r#type == Q_F32, InvalidDtype, "scores type {}", t.r#type);
+        ensure!(
+            aligned32(t.data),
+            Misaligned,
+            "scores->data is not 32-byte aligned"
+        );
+        if n == 1 {
+            return Ok(());
+        }
+        ensure!(t.nb[0] / 4 >= n, InvalidSize, "row stride {} < n", t.nb[0]);
+        let p = t.data as *mut f32;
+        for i in 0..n {
+            for j in i + 1..n {
+                // Row stride may not be a multiple of 4 bytes: write unaligned.
+                std::ptr::write_unaligned(
+                    (p as *mut u8).add(i * t.nb[0] + 4 * j) as *mut f32,
+                    mask_value,
+                );
+            }
+        }
+        Ok(())
     })
+}
+
+/// Shared checks and loop of `q_add_f32_avx2` / `q_mul_f32_avx2`.
+unsafe fn binary_1d(
+    a: *const q_tensor,
+    b: *const q_tensor,
+    out: *mut q_tensor,
+    op: fn(f32, f32) -> f32,
+) -> Result<()> {
+    nonnull(a, "a")?;
+    nonnull(b, "b")?;
+    nonnull(out, "output")?;
+    let (ta, tb, to) = (read_tensor(a), read_tensor(b), read_tensor(out));
+    ensure!(
+        !ta.data.is_null() && !tb.data.is_null() && !to.data.is_null(),
+        InvalidArg,
+        "a tensor's data is NULL"
+    );
+    for (t, name) in [(&ta, "a"), (&tb, "b"), (&to, "output")] {
+        ensure!(
+            t.ne[1] == 1 && t.ne[2] == 1 && t.ne[3] == 1,
+            InvalidSize,
+            "{name} is not 1-D"
+        );
+    }
+    let n = ta.ne[0] as usize;
+    ensure!(
+        tb.ne[0] as usize == n && to.ne[0] as usize == n,
+        InvalidSize,
+        "lengths differ"
+    );
+    ensure!(
+        ta.r#type == Q_F32 && tb.r#type == Q_F32 && to.r#type == Q_F32,
+        InvalidDtype,
+        "types must be F32"
+    );
+    for (t, name) in [(&ta, "a"), (&tb, "b"), (&to, "output")] {
+        ensure!(t.nb[0] == n * 4, InvalidSize, "{name}->nb[0] != N*4");
+    }
+    for (t, name) in [(&ta, "a"), (&tb, "b"), (&to, "output")] {
+        ensure!(
+            aligned32(t.data),
+            Misaligned,
+            "{name}->data is not 32-byte aligned"
+        );
+    }
+    let (pa, pb, po) = (
+        ta.data as *const f32,
+        tb.data as *const f32,
+        to.data as *mut f32,
+    );
+    for i in 0..n {
+        // Element-wise through raw pointers: output may alias a or b.
+        *po.add(i) = op(*pa.add(i), *pb.add(i));
+    }
+    Ok(())
 }
 
 /// `output = a + b` element-wise on 1-D tensors (spec §3.3.5).
@@ -82,10 +364,7 @@ pub unsafe extern "C" fn q_add_f32_avx2(
     b: *const q_tensor,
     output: *mut q_tensor,
 ) -> q_error_code {
-    guard_code("q_add_f32_avx2", || {
-        let _ = (a, b, output);
-        Err(todo("q_add_f32_avx2"))
-    })
+    guard_code("q_add_f32_avx2", || binary_1d(a, b, output, |x, y| x + y))
 }
 
 /// `output = a * b` element-wise on 1-D tensors (spec §3.3.6).
@@ -98,13 +377,15 @@ pub unsafe extern "C" fn q_mul_f32_avx2(
     b: *const q_tensor,
     output: *mut q_tensor,
 ) -> q_error_code {
-    guard_code("q_mul_f32_avx2", || {
-        let _ = (a, b, output);
-        Err(todo("q_mul_f32_avx2"))
-    })
+    guard_code("q_mul_f32_avx2", || binary_1d(a, b, output, |x, y| x * y))
 }
 
-/// RMSNorm of one vector of length `n` (spec §3.3.7).
+/// Copies `n` floats from `p` (used when an output may overlap an input).
+unsafe fn copied(p: *const f32, n: usize) -> Vec<f32> {
+    std::slice::from_raw_parts(p, n).to_vec()
+}
+
+/// RMSNorm of one vector of length `n` (spec §3.3.7), exact `1/sqrtf`.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for `n` floats.
@@ -117,8 +398,20 @@ pub unsafe extern "C" fn q_rmsnorm_f32_avx2(
     eps: f32,
 ) -> q_error_code {
     guard_code("q_rmsnorm_f32_avx2", || {
-        let _ = (x, weight, output, n, eps);
-        Err(todo("q_rmsnorm_f32_avx2"))
+        nonnull(x, "x")?;
+        nonnull(weight, "weight")?;
+        nonnull(output, "output")?;
+        ensure!(
+            aligned32(x) && aligned32(weight) && aligned32(output),
+            Misaligned,
+            "x, weight and output must be 32-byte aligned"
+        );
+        ensure!(n != 0 && n % 8 == 0, InvalidSize, "N = {n}");
+        let n = n as usize;
+        let (xv, wv) = (copied(x, n), copied(weight, n));
+        let out = std::slice::from_raw_parts_mut(output, n);
+        kernels::rmsnorm(&xv, &wv, eps, out);
+        Ok(())
     })
 }
 
@@ -135,24 +428,52 @@ pub unsafe extern "C" fn q_rope_f32_avx2(
     n: u32,
 ) -> q_error_code {
     guard_code("q_rope_f32_avx2", || {
-        let _ = (x, cos, sin, output, n);
-        Err(todo("q_rope_f32_avx2"))
+        nonnull(x, "x")?;
+        nonnull(cos, "cos")?;
+        nonnull(sin, "sin")?;
+        nonnull(output, "output")?;
+        ensure!(
+            aligned32(x) && aligned32(cos) && aligned32(sin) && aligned32(output),
+            Misaligned,
+            "x, cos, sin and output must be 32-byte aligned"
+        );
+        ensure!(n != 0 && n % 8 == 0 && n % 2 == 0, InvalidSize, "N = {n}");
+        let n = n as usize;
+        for i in 0..n / 2 {
+            let (c, s) = (*cos.add(2 * i), *sin.add(2 * i));
+            let (x0, x1) = (*x.add(2 * i), *x.add(2 * i + 1));
+            *output.add(2 * i) = x0 * c - x1 * s;
+            *output.add(2 * i + 1) = x1 * c + x0 * s;
+        }
+        Ok(())
     })
 }
 
-/// SiLU, `x / (1 + exp(-x))` (spec §3.3.9).
+/// SiLU, `x / (1 + exp(-x))` with an exact exponential (spec §3.3.9).
 ///
 /// # Safety
 /// Pointers must be NULL or valid for `n` floats.
 #[no_mangle]
 pub unsafe extern "C" fn q_silu_f32_avx2(x: *const f32, output: *mut f32, n: u32) -> q_error_code {
     guard_code("q_silu_f32_avx2", || {
-        let _ = (x, output, n);
-        Err(todo("q_silu_f32_avx2"))
+        nonnull(x, "x")?;
+        nonnull(output, "output")?;
+        ensure!(n != 0, InvalidSize, "N = 0");
+        if n >= 8 {
+            ensure!(
+                aligned32(x) && aligned32(output),
+                Misaligned,
+                "x and output must be 32-byte aligned when N >= 8"
+            );
+        }
+        for i in 0..n as usize {
+            *output.add(i) = scalar::silu(*x.add(i));
+        }
+        Ok(())
     })
 }
 
-/// Softmax of `n` floats; `x == output` allowed (spec §3.3.10).
+/// Softmax of `n` floats with an exact exponential; `x == output` allowed (spec §3.3.10).
 ///
 /// # Safety
 /// Pointers must be NULL or valid for `n` floats.
@@ -163,10 +484,20 @@ pub unsafe extern "C" fn q_softmax_f32_avx2(
     n: u32,
 ) -> q_error_code {
     guard_code("q_softmax_f32_avx2", || {
-        let _ = (x, output, n);
-        Err(todo("q_softmax_f32_avx2"))
+        nonnull(x, "x")?;
+        nonnull(output, "output")?;
+        ensure!(n != 0, InvalidSize, "N = 0");
+        if n >= 8 {
+            ensure!(
+                aligned32(x) && aligned32(output),
+                Misaligned,
+                "x and output must be 32-byte aligned when N >= 8"
+            );
+        }
+        let n = n as usize;
+        let mut v = copied(x, n);
+        kernels::softmax(&mut v);
+        std::ptr::copy_nonoverlapping(v.as_ptr(), output, n);
+        Ok(())
     })
 }
-
-#[allow(dead_code)]
-fn _unused(_: *mut c_void) {}

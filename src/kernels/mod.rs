@@ -15,6 +15,8 @@ use crate::quant::{WeightType, QK};
 
 pub mod dispatch;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 pub use dispatch::{level, Level};
 
@@ -184,7 +186,29 @@ pub unsafe fn matmul_at(
     if rows.is_empty() || n == 0 {
         return;
     }
-    let _ = dispatch::clamp(lv);
+    let lv = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if lv >= Level::Avx2 {
+        let use512 = lv == Level::Avx512 && dispatch::vnni();
+        let rb = w.row_bytes();
+        match a {
+            Acts::Q8 { qs, d, s, n, k } => {
+                if use512 {
+                    x86::avx512vnni::matmul_q8(w.ty, w.data, rb, qs, d, s, n, k, rows, out, ldo)
+                } else {
+                    x86::avx2::matmul_q8(w.ty, w.data, rb, qs, d, s, n, k, rows, out, ldo)
+                }
+            }
+            Acts::F32 { x, n, k } => {
+                if use512 {
+                    x86::avx512vnni::matmul_f32(w.ty, w.data, rb, x, n, k, rows, out, ldo)
+                } else {
+                    x86::avx2::matmul_f32(w.ty, w.data, rb, x, n, k, rows, out, ldo)
+                }
+            }
+        }
+        return;
+    }
     scalar::matmul(w, a, rows, out, ldo)
 }
 
@@ -223,7 +247,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// [`dot`] at a given level.
 pub fn dot_at(lv: Level, a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::dot(&a[..n], &b[..n]) };
+    }
     scalar::dot(&a[..n], &b[..n])
 }
 
@@ -235,7 +262,10 @@ pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
 /// [`axpy`] at a given level.
 pub fn axpy_at(lv: Level, alpha: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::axpy(alpha, &x[..n], &mut y[..n]) };
+    }
     scalar::axpy(alpha, &x[..n], &mut y[..n])
 }
 
@@ -246,7 +276,10 @@ pub fn scale(x: &mut [f32], s: f32) {
 
 /// [`scale`] at a given level.
 pub fn scale_at(lv: Level, x: &mut [f32], s: f32) {
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::scale(x, s) };
+    }
     scalar::scale(x, s)
 }
 
@@ -260,7 +293,10 @@ pub fn softmax_at(lv: Level, x: &mut [f32]) {
     if x.is_empty() {
         return;
     }
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::softmax(x) };
+    }
     scalar::softmax(x)
 }
 
@@ -273,7 +309,10 @@ pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
 pub fn swiglu_at(lv: Level, gate: &[f32], up: &[f32], out: &mut [f32]) {
     let n = gate.len();
     assert!(up.len() >= n && out.len() >= n, "swiglu: length mismatch");
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        return unsafe { x86::vec::swiglu(gate, &up[..n], &mut out[..n]) };
+    }
     scalar::swiglu(gate, &up[..n], &mut out[..n])
 }
 
@@ -291,6 +330,13 @@ pub fn rope_at(lv: Level, x: &mut [f32], cos: &[f32], sin: &[f32]) {
     );
     let _ = dispatch::clamp(lv);
     scalar::rope(x, cos, sin)
+}
+
+/// The public `q_gemv_q4_f32_avx2` product: `out[r] = Σ_c W[r][c] x[c]` for a `.qorus` Q4_0
+/// matrix of `m` rows of `n` values (n % 32 == 0) and F32 input (not quantized).
+pub fn gemv_qorus_f32(w: &[u8], m: usize, n: usize, x: &[f32], out: &mut [f32]) {
+    assert!(n % QK == 0 && w.len() >= m * n / QK * 20 && x.len() >= n && out.len() >= m);
+    scalar::gemv_qorus_f32(w, m, n, x, out)
 }
 
 /// Rounds every value through binary16 (what ggml does to activations before an F16 matmul:

@@ -292,3 +292,24 @@ pub fn rope(x: &mut [f32], cos: &[f32], sin: &[f32]) {
         p[1] = x0 * s + x1 * c;
     }
 }
+
+/// `.qorus` Q4_0 matrix (`m` rows of `n` values) times F32 vector, in f32 (the public
+/// `q_gemv_q4_f32_avx2`): per block `Σ (q-8)·x` times the scale, accumulated in f32.
+pub fn gemv_qorus_f32(w: &[u8], m: usize, n: usize, x: &[f32], out: &mut [f32]) {
+    let nb = n / QK;
+    for (r, o) in out.iter_mut().enumerate().take(m) {
+        let row = &w[r * nb * 20..(r + 1) * nb * 20];
+        let mut acc = 0f32;
+        for b in 0..nb {
+            let blk = &row[b * 20..b * 20 + 20];
+            let xb = &x[b * QK..b * QK + QK];
+            let mut s = 0f32;
+            for t in 0..16 {
+                s += ((blk[t] & 15) as i32 - 8) as f32 * xb[2 * t];
+                s += ((blk[t] >> 4) as i32 - 8) as f32 * xb[2 * t + 1];
+            }
+            acc += s * f32_at(blk, 16);
+        }
+        *o = acc;
+    }
+}

@@ -1,0 +1,139 @@
+//! Micro-benchmark of the matmul kernels on SmolLM2-135M shapes, every SIMD level this CPU has.
+//!
+//! `cargo run --release --example bench_kernels [q4_0|q8_0|q4_1|f16|f32|qorus_q4_0 ...]`
+//! Prints, per (type, shape, n, level): time per call, weight GB/s (weight bytes / time) and
+//! GFLOP/s (2·rows·cols·n / time). Single thread.
+
+use std::time::Instant;
+
+use qorus::kernels::{self, dispatch, Acts, Level, MatRef};
+use qorus::quant::WeightType;
+
+fn rng(state: &mut u64) -> f32 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    ((state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+fn matrix(ty: WeightType, rows: usize, cols: usize, st: &mut u64) -> Vec<u8> {
+    let rb = ty.row_bytes(cols).unwrap();
+    let mut v: Vec<u8> = (0..rows * rb)
+        .map(|_| (rng(st) * 127.0) as i8 as u8)
+        .collect();
+    // Sane scales / floats.
+    let f16 = |x: f32| half::f16::from_f32(x).to_bits().to_le_bytes();
+    match ty {
+        WeightType::F32 => v
+            .chunks_exact_mut(4)
+            .for_each(|c| c.copy_from_slice(&(rng(st) * 0.1).to_le_bytes())),
+        WeightType::F16 | WeightType::BF16 => v
+            .chunks_exact_mut(2)
+            .for_each(|c| c.copy_from_slice(&f16(rng(st) * 0.1))),
+        WeightType::QorusQ4_0 => v
+            .chunks_exact_mut(20)
+            .for_each(|b| b[16..20].copy_from_slice(&0.01f32.to_le_bytes())),
+        _ => {
+            let bb = ty.block_bytes();
+            v.chunks_exact_mut(bb).for_each(|b| {
+                b[0..2].copy_from_slice(&f16(0.01));
+                if ty == WeightType::Q4_1 {
+                    b[2..4].copy_from_slice(&f16(-0.05));
+                }
+            })
+        }
+    }
+    v
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let types: Vec<WeightType> = if args.is_empty() {
+        vec![WeightType::Q4_0, WeightType::Q8_0, WeightType::F16]
+    } else {
+        args.iter()
+            .filter_map(|a| {
+                [
+                    WeightType::Q4_0,
+                    WeightType::Q4_1,
+                    WeightType::Q8_0,
+                    WeightType::F16,
+                    WeightType::F32,
+                    WeightType::BF16,
+                    WeightType::QorusQ4_0,
+                ]
+                .into_iter()
+                .find(|t| t.name() == a.as_str())
+            })
+            .collect()
+    };
+    let f = dispatch::features();
+    println!(
+        "CPU level {:?}, VNNI {}; levels run: {:?}",
+        f.level,
+        f.vnni,
+        dispatch::available()
+    );
+    let shapes = [(576usize, 576usize), (1536, 576), (576, 1536), (49152, 576)];
+    let mut st = 0x1234_5678_9abc_def1u64;
+    println!(
+        "{:<10} {:>12} {:>4} {:>7} {:>11} {:>9} {:>9}",
+        "type", "rows x cols", "n", "level", "us/call", "GB/s", "GFLOP/s"
+    );
+    for &ty in &types {
+        for &(rows, cols) in &shapes {
+            let data = matrix(ty, rows, cols, &mut st);
+            let w = MatRef {
+                ty,
+                data: &data,
+                rows,
+                cols,
+            };
+            for n in [1usize, 64] {
+                let x: Vec<f32> = (0..n * cols).map(|_| rng(&mut st)).collect();
+                let nb = n * cols / 32;
+                let (mut qs, mut d, mut s) = (vec![0i8; n * cols], vec![0f32; nb], vec![0f32; nb]);
+                kernels::quantize_acts(&x, &mut qs, &mut d, &mut s);
+                let acts = if kernels::wants_q8(ty) {
+                    Acts::Q8 {
+                        qs: &qs,
+                        d: &d,
+                        s: &s,
+                        n,
+                        k: cols,
+                    }
+                } else {
+                    Acts::F32 { x: &x, n, k: cols }
+                };
+                let mut out = vec![0f32; n * rows];
+                for lv in dispatch::available() {
+                    let run = |out: &mut [f32]| unsafe {
+                        kernels::matmul_at(lv, w, acts, 0..rows, out.as_mut_ptr(), rows)
+                    };
+                    run(&mut out); // warm-up
+                    let budget = if lv == Level::Scalar { 0.3 } else { 0.6 };
+                    let t0 = Instant::now();
+                    let mut iters = 0u32;
+                    while iters == 0 || t0.elapsed().as_secs_f64() < budget {
+                        run(&mut out);
+                        iters += 1;
+                    }
+                    let t = t0.elapsed().as_secs_f64() / iters as f64;
+                    let gbs = data.len() as f64 / t / 1e9;
+                    let gflops = 2.0 * (rows * cols * n) as f64 / t / 1e9;
+                    println!(
+                        "{:<10} {:>12} {:>4} {:>7} {:>11.1} {:>9.2} {:>9.2}",
+                        ty.name(),
+                        format!("{rows}x{cols}"),
+                        n,
+                        lv.name(),
+                        t * 1e6,
+                        gbs,
+                        gflops
+                    );
+                }
+                std::hint::black_box(&out);
+            }
+        }
+    }
+}
