@@ -10,5 +10,6 @@ pub mod ffi;
 pub mod format;
 pub mod memory;
 pub mod quant;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
