@@ -13,5 +13,6 @@ pub mod kernels;
 pub mod memory;
 pub mod quant;
 pub mod sampling;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
