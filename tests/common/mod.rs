@@ -10,14 +10,24 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>`: the directory holding libqorus.so and libqorus.a for this test build.
-pub fn lib_dir() -> PathBuf {
+/// `target/<profile>`: the profile directory of this test build.
+pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
-    let dir = deps.parent().expect("profile dir").to_path_buf();
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// The directory holding the libqorus.so and libqorus.a of this test build. `cargo test` leaves
+/// them in `target/<profile>/deps` (only `cargo build` copies them up to `target/<profile>`), so
+/// that directory is preferred: it always holds the libraries built from the current sources.
+pub fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir").to_path_buf();
+    let has_libs = |d: &Path| d.join("libqorus.so").exists() && d.join("libqorus.a").exists();
+    let dir = if has_libs(&deps) { deps } else { profile_dir() };
     assert!(
-        dir.join("libqorus.so").exists() && dir.join("libqorus.a").exists(),
-        "libqorus.so / libqorus.a not found in {}",
+        has_libs(&dir),
+        "libqorus.so / libqorus.a not found in {} or its deps/ directory",
         dir.display()
     );
     // The library's soname is libqorus.so.0 (as installed); give the loader that name here too.
@@ -106,7 +116,7 @@ pub fn check_cpp(source: &Path) {
 
 /// Directory for built C programs and scratch files of this test build.
 pub fn work_dir() -> PathBuf {
-    let d = lib_dir().join("c_tests");
+    let d = profile_dir().join("c_tests");
     std::fs::create_dir_all(&d).unwrap();
     d
 }
