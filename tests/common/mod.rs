@@ -58,6 +58,11 @@ fn compiler(cpp: bool) -> cc::Tool {
     b.get_compiler()
 }
 
+/// Path of the C compiler the tests use (the `cc` crate's choice for this target).
+pub fn c_compiler_path() -> PathBuf {
+    compiler(false).path().to_path_buf()
+}
+
 /// Compiles `sources` into an executable `out` linked against qorus; panics with the compiler's
 /// output on failure. C is compiled as C11 with -Wall -Wextra -Wpedantic -Werror.
 pub fn build_c(sources: &[PathBuf], out: &Path, link: Link, extra: &[&str]) {
