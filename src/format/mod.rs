@@ -1,7 +1,9 @@
 //! Model and tokenizer files: GGUF, the original's `.qorus` model file and tokenizer file.
 
+pub mod fileio;
 pub mod gguf;
 pub mod gguf_write;
+pub mod requantize;
 
 use std::sync::Arc;
 
