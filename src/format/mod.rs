@@ -3,6 +3,7 @@
 pub mod fileio;
 pub mod gguf;
 pub mod gguf_write;
+pub mod qorus_file;
 pub mod requantize;
 
 use std::sync::Arc;
