@@ -171,7 +171,10 @@ mod tests {
 
     /// A small llama-like GGUF with tied output: token_embd [64 x 8], one layer's norms and
     /// matrices, in F32.
-    fn tiny_model(dir: &Path) -> (std::path::PathBuf, Vec<(String, Vec<u64>, Vec<f32>)>) {
+    /// (name, dims, values) of each tensor.
+    type Tensors = Vec<(String, Vec<u64>, Vec<f32>)>;
+
+    fn tiny_model(dir: &Path) -> (std::path::PathBuf, Tensors) {
         let tensors: Vec<(String, Vec<u64>)> = vec![
             ("token_embd.weight".into(), vec![64, 8]),
             ("output_norm.weight".into(), vec![64]),

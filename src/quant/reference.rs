@@ -579,7 +579,7 @@ mod tests {
         // the same block in the .qorus layout: element j in byte j/2
         let q = quantize_block_qorus_q4_0(&x);
         let qs = q.qs;
-        assert_eq!(qs[0], 0 | (15 << 4));
+        assert_eq!(qs[0], 15 << 4); // codes 0 (low) and 15 (high)
         assert_eq!(qs[1], 15 | (9 << 4));
         assert_eq!(qs[2], 8 | (8 << 4));
         assert_eq!(qs[8], 10 | (7 << 4));
