@@ -26,7 +26,7 @@ macro_rules! c_tests {
     };
 }
 
-c_tests!(test_layout, test_strerror);
+c_tests!(test_layout, test_strerror, test_convert);
 
 #[test]
 fn header_compiles_as_cpp() {

@@ -164,3 +164,20 @@ fn qorus_file_matches_the_q4_0_model() {
         );
     }
 }
+
+/// c_tests/models_convert.c, against libqorus.so and libqorus.a: every variant loads through
+/// `q_init_memory`, and the C conversion functions remake the pinned files.
+#[test]
+fn c_api_loads_and_converts_the_models() {
+    let envs: Vec<(&str, String)> = [
+        ("QORUS_MODEL_Q4_1", "q4_1"),
+        ("QORUS_MODEL_F16", "f16"),
+        ("QORUS_MODEL_Q8_0", "q8_0"),
+        ("QORUS_MODEL_Q4_0", "q4_0"),
+        ("QORUS_MODEL_Q4_0_QORUS", "q4_0.qorus"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, common::model(v).display().to_string()))
+    .collect();
+    common::build_and_run_c("models_convert", &envs);
+}
