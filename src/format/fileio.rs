@@ -28,7 +28,7 @@ pub fn map_input(path: &Path) -> Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::MmapFailed(format!("{shown}: {e}")))
 }
 
-/// An output file written as `<path>.tmp.<pid>` and renamed to `path` by [`OutFile::commit`];
+/// An output file written as `<path>.tmp.<pid>.<n>` and renamed to `path` by [`OutFile::commit`];
 /// dropped without committing, it removes the temporary file.
 pub struct OutFile {
     tmp: PathBuf,
@@ -39,8 +39,10 @@ pub struct OutFile {
 impl OutFile {
     /// Creates the temporary file next to `path`.
     pub fn create(path: &Path) -> Result<OutFile> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".tmp.{}", std::process::id()));
+        name.push(format!(".tmp.{}.{n}", std::process::id()));
         let tmp = path.with_file_name(name);
         let f = File::create(&tmp).map_err(|source| Error::FileOpen {
             path: tmp.display().to_string(),

@@ -204,6 +204,8 @@ fn original_model() -> PathBuf {
     static ORIGINAL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ORIGINAL
         .get_or_init(|| {
+            // One fetch at a time across test processes too.
+            let _lock = DirLock::acquire(&std::env::temp_dir().join("qorus-fetch-models.lock"));
             let o = Command::new("python3")
                 .arg(root().join("scripts/fetch_models.py"))
                 .current_dir(root())
