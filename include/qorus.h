@@ -122,6 +122,9 @@ typedef struct bpe_hash_table bpe_hash_table;
 // Result of every fallible function: `Q_OK` (0) or a negative `Q_ERR_*` code.
 typedef int32_t q_error_code;
 
+// Element type of a `q_tensor`.
+typedef int32_t q_dtype;
+
 // The 64-byte header of a `.qorus` model file (also filled by the library for GGUF models).
 typedef struct QORUS_ALIGNED(64) q_model_header {
     // Must equal `Q_MAGIC`.
@@ -193,9 +196,6 @@ typedef struct q_llama_config {
     // RMSNorm epsilon.
     float rms_norm_eps;
 } q_llama_config;
-
-// Element type of a `q_tensor`.
-typedef int32_t q_dtype;
 
 // A tensor view (spec §2.8). F32 element (r, c) of a 2-D view is at `data + r*nb[0] + 4*c`.
 typedef struct QORUS_ALIGNED(64) q_tensor {
@@ -431,6 +431,37 @@ typedef int32_t q_mmap_strategy;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Rewrites the GGUF model `in_path` into `out_path` with weights of `type` (qorus addition), like
+// llama.cpp's `llama-quantize`: `Q_F32`, `Q_F16`, `Q_BF16`, `Q_Q8_0`, `Q_Q4_0_GGML` or `Q_Q4_1`
+// (`Q_Q4_0`, the `.qorus` block, cannot be stored in GGUF: `Q_ERR_INVALID_DTYPE`).
+//
+// With `pure`, every weight matrix (the embedding and output too) takes `type`; otherwise a 4-bit
+// target keeps the output matrix (or the tied embedding) at Q8_0. Norms and other 1-D tensors are
+// kept. `general.file_type` is set as llama.cpp sets it. The output is written under a temporary
+// name and renamed into place, so `out_path` may equal `in_path`.
+//
+// Errors: NULL path `Q_ERR_INVALID_ARG`; unknown `type` `Q_ERR_INVALID_DTYPE`; unreadable input
+// or unwritable output `Q_ERR_FILE_OPEN`; not a GGUF file `Q_ERR_INVALID_MAGIC`; malformed GGUF
+// `Q_ERR_INVALID_CONFIG`. The message is available from `q_last_error()`.
+//
+// # Safety
+// `in_path` and `out_path` must be NULL or NUL-terminated strings.
+q_error_code q_quantize_model(const char *in_path, const char *out_path, q_dtype type, bool pure);
+
+// Converts the LLaMA GGUF model `gguf_path` into a `.qorus` model file (qorus addition; spec
+// §4.1 with the `[out, in]` orientation of §5.3): header version 2 with the model's RMS epsilon,
+// F32 embedding, output (a copy of the embedding when tied) and norms, every other matrix in
+// `.qorus` Q4_0 blocks along its input dimension. The vocabulary is not padded.
+//
+// Errors: NULL path `Q_ERR_INVALID_ARG`; unreadable input or unwritable output
+// `Q_ERR_FILE_OPEN`; not a GGUF file `Q_ERR_INVALID_MAGIC`; not a LLaMA model the format can hold
+// (`dim`, `hidden_dim` or the K/V width not multiples of 32, extra tensors such as biases,
+// unexpected shapes) `Q_ERR_INVALID_CONFIG`.
+//
+// # Safety
+// `gguf_path` and `out_model_path` must be NULL or NUL-terminated strings.
+q_error_code q_convert_to_qorus(const char *gguf_path, const char *out_model_path);
 
 // Samples one token id from `logits` (spec §3.6.1; defects E1–E3 fixed, see `crate::sampling`).
 //

@@ -26,7 +26,7 @@ macro_rules! c_tests {
     };
 }
 
-c_tests!(test_layout, test_kernels, test_memory, test_sampling, test_strerror);
+c_tests!(test_layout, test_convert, test_kernels, test_memory, test_sampling, test_strerror);
 
 #[test]
 fn header_compiles_as_cpp() {

@@ -4,6 +4,7 @@
 //! returns a `q_error_code` (or NULL / nothing) instead of crashing on bad input.
 
 pub mod boundary;
+pub mod convert;
 pub mod generate;
 pub mod kernels;
 pub mod memory;

@@ -1,6 +1,10 @@
 //! Model and tokenizer files: GGUF, the original's `.qorus` model file and tokenizer file.
 
+pub mod fileio;
 pub mod gguf;
+pub mod gguf_write;
+pub mod qorus_file;
+pub mod requantize;
 
 use std::fs::File;
 use std::path::Path;

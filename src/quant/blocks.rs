@@ -81,6 +81,35 @@ impl WeightType {
         }
     }
 
+    /// The type a C `q_dtype` value names (`Q_Q4_0` is the `.qorus` block, `Q_Q4_0_GGML` ggml's).
+    pub const fn from_dtype(d: crate::ffi::types::q_dtype) -> Option<WeightType> {
+        use crate::ffi::types::*;
+        match d {
+            Q_F32 => Some(WeightType::F32),
+            Q_Q8_0 => Some(WeightType::Q8_0),
+            Q_Q4_0 => Some(WeightType::QorusQ4_0),
+            Q_F16 => Some(WeightType::F16),
+            Q_Q4_0_GGML => Some(WeightType::Q4_0),
+            Q_Q4_1 => Some(WeightType::Q4_1),
+            Q_BF16 => Some(WeightType::BF16),
+            _ => None,
+        }
+    }
+
+    /// The C `q_dtype` value of this type.
+    pub const fn dtype(self) -> crate::ffi::types::q_dtype {
+        use crate::ffi::types::*;
+        match self {
+            WeightType::F32 => Q_F32,
+            WeightType::Q8_0 => Q_Q8_0,
+            WeightType::QorusQ4_0 => Q_Q4_0,
+            WeightType::F16 => Q_F16,
+            WeightType::Q4_0 => Q_Q4_0_GGML,
+            WeightType::Q4_1 => Q_Q4_1,
+            WeightType::BF16 => Q_BF16,
+        }
+    }
+
     /// Short name as llama.cpp spells it (`q4_0`, `f16`, ...).
     pub const fn name(self) -> &'static str {
         match self {

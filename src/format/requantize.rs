@@ -1,0 +1,318 @@
+//! Rewriting a GGUF model with another weight type, like llama.cpp's `llama-quantize` without an
+//! importance matrix.
+//!
+//! Which tensors change: the "weight matrices" — tensors of two or more dimensions whose name ends
+//! in `weight` and does not contain `_norm.weight` (llama.cpp's rule for the tensors of LLaMA
+//! models). Everything else (norms, 1-D tensors) is copied unchanged.
+//!
+//! Type of each weight matrix:
+//! * `pure`: the target type, `token_embd` and `output` included.
+//! * default: the target type, except that for a 4-bit target (`Q4_0`, `Q4_1`) the output matrix —
+//!   `output.weight`, or `token_embd.weight` when the output is tied to it — is `Q8_0`.
+//!   llama.cpp gives that tensor `Q6_K`, or `Q8_0` when its rows are not a multiple of 256 (as in
+//!   SmolLM2, whose rows are 576 long); qorus has no K-quants, so it always uses `Q8_0`. For `Q8_0`,
+//!   `F16`, `BF16` and `F32` targets every matrix takes the target type, as in llama.cpp.
+//! * In both modes, a matrix whose rows are not a whole number of blocks of the chosen type falls
+//!   back to `F16` (llama.cpp's fallback for 32-value block types).
+//!
+//! Each changed tensor is dequantized to f32 row by row and quantized with the reference
+//! quantizers of [`crate::quant::reference`] (bit-identical to ggml's); a tensor whose type does
+//! not change is copied byte for byte. Metadata is copied in order, with `general.file_type` set as
+//! llama.cpp sets it (F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, BF16 = 32) and
+//! `general.quantization_version` = 2.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::fileio::{map_input, OutFile};
+use crate::format::gguf::{Gguf, TensorInfo, Value};
+use crate::format::gguf_write::{GgufWriter, TensorSpec};
+use crate::quant::{dequantize_row, quantize_row, WeightType};
+
+/// llama.cpp's `llama_ftype` for a file whose weights are mostly `ty`.
+pub fn file_type(ty: WeightType) -> Option<u32> {
+    Some(match ty {
+        WeightType::F32 => 0,
+        WeightType::F16 => 1,
+        WeightType::Q4_0 => 2,
+        WeightType::Q4_1 => 3,
+        WeightType::Q8_0 => 7,
+        WeightType::BF16 => 32,
+        WeightType::QorusQ4_0 => return None,
+    })
+}
+
+/// Whether llama-quantize would requantize this tensor of a LLaMA model.
+pub fn is_weight_matrix(t: &TensorInfo) -> bool {
+    t.dims.len() >= 2 && t.name.ends_with("weight") && !t.name.contains("_norm.weight")
+}
+
+/// The type `t` gets in a file requantized to `target` (see the module documentation).
+pub fn chosen_type(g: &Gguf, t: &TensorInfo, target: WeightType, pure: bool) -> Result<WeightType> {
+    let src = t.ty.ok_or_else(|| {
+        Error::InvalidDtype(format!(
+            "tensor {}: ggml type {} is not supported",
+            t.name, t.ggml_type
+        ))
+    })?;
+    if !is_weight_matrix(t) {
+        return Ok(src);
+    }
+    let is_output = t.name == "output.weight"
+        || (t.name == "token_embd.weight" && g.tensor("output.weight").is_none());
+    let mut ty = target;
+    if !pure && is_output && matches!(target, WeightType::Q4_0 | WeightType::Q4_1) {
+        ty = WeightType::Q8_0;
+    }
+    if t.dims[0] as usize % ty.block_len() != 0 {
+        ty = WeightType::F16;
+    }
+    Ok(ty)
+}
+
+/// Converts the data of one tensor from its type to `to`, row by row.
+pub fn convert_tensor(
+    src: &[u8],
+    from: WeightType,
+    cols: usize,
+    to: WeightType,
+) -> Result<Vec<u8>> {
+    if from == to {
+        return Ok(src.to_vec());
+    }
+    let in_row = from
+        .row_bytes(cols)
+        .ok_or_else(|| Error::InvalidSize(format!("row of {cols} for {}", from.name())))?;
+    let out_row = to
+        .row_bytes(cols)
+        .ok_or_else(|| Error::InvalidSize(format!("row of {cols} for {}", to.name())))?;
+    if in_row == 0 || src.len() % in_row != 0 {
+        return Err(Error::InvalidSize(format!(
+            "{} bytes are not whole rows of {in_row}",
+            src.len()
+        )));
+    }
+    let rows = src.len() / in_row;
+    let mut out = vec![0u8; rows * out_row];
+    let mut tmp = vec![0f32; cols];
+    for (i, o) in src.chunks_exact(in_row).zip(out.chunks_exact_mut(out_row)) {
+        dequantize_row(from, i, &mut tmp)?;
+        quantize_row(to, &tmp, o)?;
+    }
+    Ok(out)
+}
+
+/// Rewrites the GGUF model `in_path` into `out_path` with weight type `target` (see the module
+/// documentation). `out_path` may equal `in_path`: the output is written under a temporary name
+/// and renamed into place when complete.
+pub fn requantize(in_path: &Path, out_path: &Path, target: WeightType, pure: bool) -> Result<()> {
+    let ftype = file_type(target).ok_or_else(|| {
+        Error::InvalidDtype(format!(
+            "{} is not a GGUF tensor type (use ggml Q4_0)",
+            target.name()
+        ))
+    })?;
+    let map = map_input(in_path)?;
+    let shown = in_path.display().to_string();
+    let g = Gguf::parse(&map).map_err(|e| match e {
+        Error::InvalidConfig(m) => Error::InvalidConfig(format!("{shown}: {m}")),
+        other => other,
+    })?;
+
+    let mut metadata: Vec<(String, Value)> = g.metadata.clone();
+    for (key, value) in [
+        ("general.file_type", Value::U32(ftype)),
+        ("general.quantization_version", Value::U32(2)),
+    ] {
+        match metadata.iter_mut().find(|(k, _)| k == key) {
+            Some(kv) => kv.1 = value,
+            None => metadata.push((key.to_string(), value)),
+        }
+    }
+
+    let mut plan = Vec::with_capacity(g.tensors.len());
+    for t in &g.tensors {
+        let ty = chosen_type(&g, t, target, pure)?;
+        plan.push(TensorSpec {
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            ty,
+        });
+    }
+
+    let mut out = OutFile::create(out_path)?;
+    let shown_out = out.shown();
+    let mut w = GgufWriter::new(&mut out, &shown_out, &metadata, &plan)?;
+    for (t, spec) in g.tensors.iter().zip(&plan) {
+        let src = g.tensor_bytes(&map, t)?;
+        // `chosen_type` rejected tensors of unsupported types.
+        let from = t.ty.unwrap_or(spec.ty);
+        let data = convert_tensor(src, from, t.dims[0] as usize, spec.ty)?;
+        w.write_tensor(&data)?;
+    }
+    w.finish()?;
+    out.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::gguf_write::GgufWriter;
+
+    fn sample(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.2
+            })
+            .collect()
+    }
+
+    /// A small llama-like GGUF with tied output: token_embd [64 x 8], one layer's norms and
+    /// matrices, in F32.
+    /// (name, dims, values) of each tensor.
+    type Tensors = Vec<(String, Vec<u64>, Vec<f32>)>;
+
+    fn tiny_model(dir: &Path) -> (std::path::PathBuf, Tensors) {
+        let tensors: Vec<(String, Vec<u64>)> = vec![
+            ("token_embd.weight".into(), vec![64, 8]),
+            ("output_norm.weight".into(), vec![64]),
+            ("blk.0.attn_norm.weight".into(), vec![64]),
+            ("blk.0.attn_q.weight".into(), vec![64, 64]),
+            ("blk.0.ffn_down.weight".into(), vec![96, 64]),
+            ("blk.0.odd.weight".into(), vec![40, 2]),
+        ];
+        let data: Vec<(String, Vec<u64>, Vec<f32>)> = tensors
+            .into_iter()
+            .enumerate()
+            .map(|(i, (n, d))| {
+                let len = d.iter().product::<u64>() as usize;
+                (n, d, sample(len, i as u32 + 1))
+            })
+            .collect();
+        let meta = vec![
+            (
+                "general.architecture".to_string(),
+                Value::String(b"llama".to_vec()),
+            ),
+            ("general.file_type".to_string(), Value::U32(0)),
+            ("x.list".to_string(), Value::Array(vec![Value::I32(3); 3])),
+        ];
+        let specs: Vec<TensorSpec> = data
+            .iter()
+            .map(|(n, d, _)| TensorSpec {
+                name: n.clone(),
+                dims: d.clone(),
+                ty: WeightType::F32,
+            })
+            .collect();
+        let path = dir.join("tiny-f32.gguf");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let mut w = GgufWriter::new(&mut f, "tiny", &meta, &specs).unwrap();
+        for (_, _, v) in &data {
+            let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            w.write_tensor(&b).unwrap();
+        }
+        w.finish().unwrap();
+        (path, data)
+    }
+
+    fn tmpdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("qorus-rq-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn types_follow_the_rules_and_data_is_the_reference_quantization() {
+        let dir = tmpdir("rules");
+        let (src, data) = tiny_model(&dir);
+        for (target, pure) in [
+            (WeightType::Q4_0, true),
+            (WeightType::Q4_0, false),
+            (WeightType::Q4_1, false),
+            (WeightType::Q8_0, false),
+            (WeightType::F16, true),
+            (WeightType::BF16, true),
+        ] {
+            let out = dir.join(format!("out-{}-{pure}.gguf", target.name()));
+            requantize(&src, &out, target, pure).unwrap();
+            let bytes = std::fs::read(&out).unwrap();
+            let g = Gguf::parse(&bytes).unwrap();
+            assert_eq!(
+                g.get_u64("general.file_type"),
+                file_type(target).map(u64::from)
+            );
+            assert_eq!(g.get_u64("general.quantization_version"), Some(2));
+            assert_eq!(g.get("x.list"), Some(&Value::Array(vec![Value::I32(3); 3])));
+            for (name, dims, values) in &data {
+                let t = g.tensor(name).unwrap();
+                let expect = if dims.len() == 1 {
+                    WeightType::F32
+                } else if name == "blk.0.odd.weight" && target.block_len() == 32 {
+                    WeightType::F16 // 40 is not whole 32-blocks
+                } else if name == "token_embd.weight" && !pure && target.block_len() == 32 {
+                    WeightType::Q8_0 // tied output of a 4-bit (or Q8_0) file
+                } else {
+                    target
+                };
+                assert_eq!(t.ty, Some(expect), "{name} in {target:?} pure={pure}");
+                let mut q = vec![0u8; expect.row_bytes(values.len()).unwrap()];
+                quantize_row(expect, values, &mut q).unwrap();
+                assert_eq!(g.tensor_bytes(&bytes, t).unwrap(), &q[..], "{name}");
+            }
+        }
+        // requantizing in place and from a quantized source
+        let q8 = dir.join("out-q8_0-false.gguf");
+        let copy = dir.join("copy.gguf");
+        std::fs::copy(&q8, &copy).unwrap();
+        requantize(&copy, &copy, WeightType::Q4_0, true).unwrap();
+        let g = Gguf::parse(&std::fs::read(&copy).unwrap()).unwrap();
+        assert_eq!(
+            g.tensor("blk.0.attn_q.weight").unwrap().ty,
+            Some(WeightType::Q4_0)
+        );
+        // no temporary file is left behind
+        let leftovers = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".tmp.")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors() {
+        let dir = tmpdir("errors");
+        let (src, _) = tiny_model(&dir);
+        let out = dir.join("x.gguf");
+        assert_eq!(
+            requantize(&src, &out, WeightType::QorusQ4_0, true)
+                .unwrap_err()
+                .code(),
+            crate::ffi::types::Q_ERR_INVALID_DTYPE
+        );
+        assert_eq!(
+            requantize(&dir.join("missing.gguf"), &out, WeightType::Q8_0, true)
+                .unwrap_err()
+                .code(),
+            crate::ffi::types::Q_ERR_FILE_OPEN
+        );
+        std::fs::write(dir.join("junk.gguf"), b"not a gguf file at all").unwrap();
+        assert_eq!(
+            requantize(&dir.join("junk.gguf"), &out, WeightType::Q8_0, true)
+                .unwrap_err()
+                .code(),
+            crate::ffi::types::Q_ERR_INVALID_MAGIC
+        );
+        assert!(!out.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
