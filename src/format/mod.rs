@@ -1,6 +1,7 @@
 //! Model and tokenizer files: GGUF, the original's `.qorus` model file and tokenizer file.
 
 pub mod gguf;
+pub mod tokenizer_file;
 
 use std::sync::Arc;
 
