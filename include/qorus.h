@@ -697,7 +697,8 @@ q_error_code q_tokenizer_encode(struct q_tokenizer *tok,
 // Decodes ids into NUL-terminated text (spec §3.5.3).
 //
 // # Safety
-// Pointers must be NULL or valid; `text_out` must hold `text_buf_size` bytes.
+// Pointers must be NULL or valid; `text_out` must hold `text_buf_size` bytes; `tokens` must
+// hold `num_tokens` ids.
 q_error_code q_tokenizer_decode(struct q_tokenizer *tok,
                                 const uint32_t *tokens,
                                 uint32_t num_tokens,

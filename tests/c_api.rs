@@ -19,14 +19,17 @@ macro_rules! c_tests {
                 let name = entry.unwrap().file_name().to_string_lossy().to_string();
                 if let Some(stem) = name.strip_prefix("test_").and_then(|s| s.strip_suffix(".c")) {
                     let full = format!("test_{stem}");
-                    assert!(listed.contains(&full.as_str()), "c_tests/{name} is not listed in tests/c_api.rs");
+                    assert!(
+                        listed.contains(&full.as_str()) || RUN_ELSEWHERE.contains(&full.as_str()),
+                        "c_tests/{name} is not listed in tests/c_api.rs"
+                    );
                 }
             }
         }
     };
 }
 
-c_tests!(test_layout, test_convert, test_kernels, test_memory, test_sampling, test_strerror);
+c_tests!(test_layout, test_convert, test_kernels, test_memory, test_sampling, test_strerror, test_tokenizer);
 
 #[test]
 fn header_compiles_as_cpp() {
@@ -65,3 +68,26 @@ macro_rules! c_model_tests {
 }
 
 c_model_tests!(model_forward => "q4_1", model_generate => "q4_1");
+
+/// C tests with their own test functions below (they need arguments such as a model path).
+const RUN_ELSEWHERE: &[&str] = &["test_tokenizer_smollm2"];
+
+#[test]
+fn test_tokenizer_smollm2() {
+    let model = common::model("q4_1");
+    let data = common::root().join("tests/data/tokenizer");
+    common::build_and_run_c(
+        "test_tokenizer_smollm2",
+        &[
+            ("QORUS_TEST_MODEL_Q41", model.display().to_string()),
+            (
+                "QORUS_TOKENIZER_CORPUS",
+                data.join("corpus.txt").display().to_string(),
+            ),
+            (
+                "QORUS_TOKENIZER_IDS",
+                data.join("smollm2_ids.txt").display().to_string(),
+            ),
+        ],
+    );
+}

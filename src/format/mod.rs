@@ -5,6 +5,7 @@ pub mod gguf;
 pub mod gguf_write;
 pub mod qorus_file;
 pub mod requantize;
+pub mod tokenizer_file;
 
 use std::fs::File;
 use std::path::Path;
