@@ -4,6 +4,7 @@
 //! Layout: [`ffi`] is the C surface (types, boundary, exports); [`memory`] the library-owned
 //! buffers; [`format`] model and tokenizer files; [`error`] the error type.
 
+pub mod chat;
 pub mod engine;
 pub mod error;
 pub mod ffi;

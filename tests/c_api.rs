@@ -29,7 +29,15 @@ macro_rules! c_tests {
     };
 }
 
-c_tests!(test_layout, test_convert, test_kernels, test_memory, test_sampling, test_strerror, test_tokenizer);
+c_tests!(
+    test_layout,
+    test_convert,
+    test_kernels,
+    test_memory,
+    test_sampling,
+    test_strerror,
+    test_tokenizer
+);
 
 #[test]
 fn header_compiles_as_cpp() {

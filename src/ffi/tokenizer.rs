@@ -513,14 +513,38 @@ pub unsafe extern "C" fn q_tokenizer_free(tok: *mut q_tokenizer) {
     })
 }
 
-/// A function turning generated ids into text pieces for `q_generate_stream` (never half a UTF-8
-/// character per piece).
+/// A function turning generated ids into text pieces for `q_generate_stream`: whole UTF-8
+/// characters only (bytes of an unfinished character wait for the next id). A tokenizer loaded
+/// from GGUF decodes with its own streaming decoder; any other (file-loaded, hand-built or edited)
+/// uses the struct's vocabulary strings, skipping BOS/EOS/PAD as `q_tokenizer_decode` does.
 ///
 /// # Safety
-/// `state` must be NULL or valid.
-pub(crate) unsafe fn piece_stream(
+/// `state` must be NULL or valid, with a tokenizer that stays alive while the function is used.
+pub(crate) unsafe fn piece_stream<'a>(
     state: *mut q_generation_state,
-) -> crate::Result<impl FnMut(u32, &mut Vec<u8>)> {
-    let _ = state;
-    Ok(|_id: u32, _out: &mut Vec<u8>| {})
+) -> crate::Result<Box<dyn FnMut(u32, &mut Vec<u8>) + 'a>> {
+    let st = check_ref(state as *const q_generation_state, "state")?;
+    let t: &'a q_tokenizer = check_ref(st.tokenizer as *const q_tokenizer, "tokenizer")?;
+    if let Some(Private {
+        engine: Engine::Gguf(tok),
+        ..
+    }) = private_of(t)
+    {
+        let tok: &'a Tokenizer = tok;
+        let mut dec = tok.stream_decoder();
+        return Ok(Box::new(move |id, out| out.extend(dec.push(id))));
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    Ok(Box::new(move |id, out| {
+        let skip = id == t.bos_token_id || id == t.eos_token_id || id == t.pad_token_id;
+        if !skip && id < t.vocab_size && !t.vocab.is_null() {
+            // SAFETY: the caller's vocab holds vocab_size entries (NULL or NUL-terminated).
+            let s = unsafe { *t.vocab.add(id as usize) };
+            if !s.is_null() {
+                pending.extend_from_slice(unsafe { CStr::from_ptr(s) }.to_bytes());
+            }
+        }
+        let n = crate::tokenizer::stream::complete_prefix(&pending);
+        out.extend(pending.drain(..n));
+    }))
 }

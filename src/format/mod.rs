@@ -118,14 +118,30 @@ pub fn build_model(file: &MappedFile, config: Option<Config>) -> Result<Arc<Mode
     let model = match &file.gguf {
         Some(g) => Model::from_gguf(file.map.clone(), g, config)?,
         None => {
-            return Err(Error::InvalidConfig(
-                ".qorus models are not supported yet".into(),
-            ))
+            let layout = qorus_file::layout(&config.to_header(), file.map.len())?;
+            let src = QorusTensors {
+                layout: &layout,
+                file: &file.map[..],
+            };
+            Model::from_source(config, &src, file.map.clone())?
         }
     };
     let model = Arc::new(model);
     cache.push(model.clone());
     Ok(model)
+}
+
+/// A `.qorus` file's tensors inside its mapping (names as in GGUF).
+struct QorusTensors<'a> {
+    layout: &'a qorus_file::QorusLayout,
+    file: &'a [u8],
+}
+
+impl crate::engine::model::TensorSource for QorusTensors<'_> {
+    fn tensor(&self, name: &str) -> Option<(crate::quant::WeightType, usize, usize, &[u8])> {
+        let t = self.layout.get(name)?;
+        Some((t.ty, t.rows, t.cols, self.file.get(t.range())?))
+    }
 }
 
 fn annotate(e: Error, shown: &str) -> Error {

@@ -386,3 +386,23 @@ pub fn model(variant: &str) -> PathBuf {
     checked.push((variant.to_string(), path.clone()));
     path
 }
+
+/// Builds `c_tests/<name>.c` against libqorus.so once per test process (under `tag` so that
+/// tests of several processes do not overwrite each other's program) and returns its path.
+pub fn build_c_once(name: &str, tag: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let key = format!("{name}-{tag}");
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = built.iter().find(|(k, _)| *k == key) {
+        return p.clone();
+    }
+    let exe = work_dir().join(&key);
+    build_c(
+        &[root().join("c_tests").join(format!("{name}.c"))],
+        &exe,
+        Link::Shared,
+        &[],
+    );
+    built.push((key, exe.clone()));
+    exe
+}
