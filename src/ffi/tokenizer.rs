@@ -513,6 +513,9 @@ pub unsafe extern "C" fn q_tokenizer_free(tok: *mut q_tokenizer) {
     })
 }
 
+/// Appends the text piece of one generated id to a buffer.
+pub(crate) type PieceFn<'a> = Box<dyn FnMut(u32, &mut Vec<u8>) + 'a>;
+
 /// A function turning generated ids into text pieces for `q_generate_stream`: whole UTF-8
 /// characters only (bytes of an unfinished character wait for the next id). A tokenizer loaded
 /// from GGUF decodes with its own streaming decoder; any other (file-loaded, hand-built or edited)
@@ -522,7 +525,7 @@ pub unsafe extern "C" fn q_tokenizer_free(tok: *mut q_tokenizer) {
 /// `state` must be NULL or valid, with a tokenizer that stays alive while the function is used.
 pub(crate) unsafe fn piece_stream<'a>(
     state: *mut q_generation_state,
-) -> crate::Result<Box<dyn FnMut(u32, &mut Vec<u8>) + 'a>> {
+) -> crate::Result<PieceFn<'a>> {
     let st = check_ref(state as *const q_generation_state, "state")?;
     let t: &'a q_tokenizer = check_ref(st.tokenizer as *const q_tokenizer, "tokenizer")?;
     if let Some(Private {
