@@ -40,11 +40,17 @@ static q_generation_state make_state(q_context *ctx, q_llama_model *m, q_tokeniz
 static int streamed[64];
 static int n_streamed = 0;
 static size_t streamed_bytes = 0;
+static char streamed_text[4096];
 static bool on_token(uint32_t id, const char *piece, size_t len, void *user) {
     int stop_after = *(int *)user;
     streamed[n_streamed++] = (int)id;
-    streamed_bytes += len;
-    if (piece == NULL || piece[len] != '\0') streamed_bytes += 1000000; /* must be NUL-terminated */
+    if (piece == NULL || piece[len] != '\0') {
+        streamed_bytes += 1000000; /* must be NUL-terminated */
+    } else if (streamed_bytes + len < sizeof streamed_text) {
+        memcpy(streamed_text + streamed_bytes, piece, len);
+        streamed_bytes += len;
+        streamed_text[streamed_bytes] = '\0';
+    }
     return n_streamed < stop_after;
 }
 
@@ -55,7 +61,9 @@ int main(void) {
     q_llama_model m;
     QCHECK_CODE(qmodel_open(&ctx, &m, path, NCTX, 64), Q_OK);
     uint32_t V = m.config.vocab_size;
-    q_tokenizer tok = make_tokenizer(2);
+    q_tokenizer tok;
+    QCHECK_CODE(q_tokenizer_load(&tok, path), Q_OK); /* the model's own tokenizer (GGUF) */
+    QCHECK(tok.initialized && tok.eos_token_id == 2, "tokenizer from the GGUF, EOS %u", tok.eos_token_id);
 
     /* greedy: q_generate == manual loop of llama_forward + argmax */
     uint32_t out[16] = {0};
@@ -159,6 +167,10 @@ int main(void) {
     for (int i = 0; i < n_streamed && same; i++) same = (uint32_t)streamed[i] == out[i];
     QCHECK(same && streamed_bytes < 1000000, "stream calls back once per id with NUL-terminated pieces (%d ids, %zu bytes)",
            n_streamed, streamed_bytes);
+    char decoded[4096];
+    QCHECK_CODE(q_tokenizer_decode(&tok, out, 8, decoded, sizeof decoded), Q_OK);
+    QCHECK(strcmp(decoded, streamed_text) == 0 && streamed_bytes > 0, "streamed pieces == q_tokenizer_decode: \"%s\"",
+           streamed_text);
     n_streamed = 0;
     stop_after = 3;
     st = make_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
@@ -229,6 +241,7 @@ int main(void) {
     q_free_memory(&other);
 
     for (int i = 0; i < 8; i++) q_free_memory(&bctx[i]);
+    q_tokenizer_free(&tok);
     q_free_memory(&ctx);
     free(logits);
     return qtest_summary("model_generate");

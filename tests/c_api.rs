@@ -53,9 +53,12 @@ macro_rules! c_model_tests {
             fn $name() {
                 let model = common::model($variant);
                 let dir = model.parent().unwrap().display().to_string();
-                common::build_and_run_c(
+                // Model-sized programs run once, against the shared library; every other C
+                // test covers the static one too.
+                common::build_and_run_c_with(
                     stringify!($name),
                     &[("QORUS_TEST_MODEL", model.display().to_string()), ("QORUS_MODEL_DIR", dir)],
+                    &[common::Link::Shared],
                 );
             }
         )*

@@ -149,13 +149,18 @@ pub fn run(exe: &Path, args: &[&str], envs: &[(&str, String)]) -> String {
 /// Builds `c_tests/<name>.c` (plus the shared helpers in c_tests/support/ if present) with both
 /// linkages and runs each; `envs` are passed to the program.
 pub fn build_and_run_c(name: &str, envs: &[(&str, String)]) {
+    build_and_run_c_with(name, envs, &[Link::Shared, Link::Static]);
+}
+
+/// [`build_and_run_c`] with the given linkages only (model-sized tests run once, shared).
+pub fn build_and_run_c_with(name: &str, envs: &[(&str, String)], links: &[Link]) {
     let src = root().join("c_tests").join(format!("{name}.c"));
     let mut sources = vec![src];
     let support = root().join("c_tests/support/qtest.c");
     if support.exists() {
         sources.push(support);
     }
-    for link in [Link::Shared, Link::Static] {
+    for &link in links {
         let suffix = if link == Link::Shared {
             "shared"
         } else {
