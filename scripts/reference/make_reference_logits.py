@@ -61,7 +61,7 @@ PROMPTS = [
     ("french",
      "Le petit village se réveillait lentement. Les boulangers sortaient les premières baguettes du four, "
      "et l'odeur du pain chaud se répandait dans les rues étroites où les chats dormaient encore.",
-     ("mid", "last")),
+     ("last",)),
     ("german_spanish",
      "Über den Wolken muss die Freiheit wohl grenzenlos sein. ¿Dónde está la estación de tren? "
      "Mañana iremos a la playa con nuestros amigos.",
