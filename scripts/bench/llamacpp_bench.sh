@@ -12,12 +12,12 @@
 #   LLAMACPP_JOBS        build jobs (default 2)
 #   BENCH_THREADS        -t list for llama-bench (default 1,2); BATCH_THREADS for batched-bench (default 2)
 #   BENCH_REPS           -r for llama-bench (default 5)
-#   BENCH_ONLY           "bench" or "batched" to run only one of the two
+#   BENCH_ONLY           "bench" or "batched" to run only one of the two, "none" to only build
 #   LLAMA_BENCH_ARGS     replaces llama-bench's "-p 64,512 -n 64,128" (e.g. "-p 64 -n 64")
 #
 # The build: CMake Release, GGML_NATIVE=ON (-march=native), no curl/openssl/server/UI, targets llama-bench,
 # llama-batched-bench, llama-quantize and llama-completion (llama-cli lives with the server in this
-# llama.cpp version; it is built too when LLAMACPP_WITH_CLI=1). Needs cmake, ninja (pip install cmake ninja
+# llama.cpp version; it is built too when LLAMACPP_WITH_CLI=1 -- that path is untested). Needs cmake, ninja (pip install cmake ninja
 # is fine) and a C/C++ compiler. Nothing of llama.cpp is written into the repository.
 set -euo pipefail
 
@@ -40,7 +40,7 @@ build() {
     local src="$CACHE/llama_cpp_python-$VER"
     if [ ! -d "$src/vendor/llama.cpp" ]; then
         echo "== pip download llama-cpp-python==$VER (sdist) into $CACHE/sdist" >&2
-        python3 -m pip download --no-deps --no-binary :all: -d "$CACHE/sdist" "llama-cpp-python==$VER" >&2
+        python3 -m pip download --no-deps --no-binary llama-cpp-python -d "$CACHE/sdist" "llama-cpp-python==$VER" >&2
         tar -xzf "$CACHE/sdist/llama_cpp_python-$VER.tar.gz" -C "$CACHE"
     fi
     local targets=(llama-bench llama-batched-bench llama-quantize llama-completion)
@@ -69,6 +69,7 @@ run_batched=1
 case "${BENCH_ONLY:-}" in
     bench) run_batched=0 ;;
     batched) run_bench=0 ;;
+    none) run_bench=0; run_batched=0 ;;
 esac
 for model in "$@"; do
     echo
