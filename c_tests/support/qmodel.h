@@ -31,7 +31,15 @@ static inline q_error_code qmodel_open(q_context *ctx, q_llama_model *model, con
     memset(model, 0, sizeof *model);
     q_error_code rc = q_init_memory(ctx, path);
     if (rc != Q_OK) return rc;
-    if (n_ctx != 0) ctx->header->max_seq_len = n_ctx; /* GGUF headers are library memory, writable */
+    if (n_ctx != 0) {
+        if ((void *)ctx->header == ctx->weights_mmap) {
+            /* .qorus: the header is the read-only mapping; callers may point ctx->header at a copy */
+            static q_model_header copy;
+            copy = *ctx->header;
+            ctx->header = &copy;
+        }
+        ctx->header->max_seq_len = n_ctx; /* GGUF headers are library memory, writable */
+    }
     rc = q_alloc_arena(ctx, arena_mb << 20);
     if (rc != Q_OK) return rc;
     rc = llama_build_graph(ctx, model);
