@@ -443,7 +443,13 @@ fn run_chunk(
                 ],
             );
         }
-        kernels::swiglu(&s.gate[..n * h], &s.up[..n * h], &mut s.hb[..n * h]);
+        // Row by row: the SIMD kernel takes a scalar path for the last `len % 8` elements, so
+        // over all n rows at once an element's rounding would depend on n (when h % 8 != 0) and
+        // a prefill would differ from token-by-token calls.
+        for r in 0..n {
+            let row = r * h..(r + 1) * h;
+            kernels::swiglu(&s.gate[row.clone()], &s.up[row.clone()], &mut s.hb[row]);
+        }
         {
             let p = prepare(s.hb, n, h, &[wd], s.aq, s.ad, s.as_);
             par_matmul(pool, &[(wd, p.acts(wd), SendPtr(s.xb.as_mut_ptr()), d)]);

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Float64 NumPy reference of the LLaMA forward pass (spec section 5.1), for checking the engine.
+
+Reads a GGUF model whose tensors are F32 (or F16), runs a prompt through it in float64, and gives
+the logits at every position:
+
+    scripts/reference/numpy_forward.py MODEL.gguf --tokens 1,2,3 [--out LOGITS.f64] [--trace DIR]
+
+  --out FILE     writes the logits as raw little-endian float64, n_tokens rows of vocab_size
+                 values (row i = logits after token i); without it, prints the top 5 per position.
+  --trace DIR    also writes the residual stream after the embedding and after every layer
+                 (DIR/x_<layer>.f64, n_tokens x dim, layer -1 = embedding) and prints per-layer
+                 statistics, to find where another implementation starts to differ.
+  --rope-f32     computes the RoPE angles as ggml does (theta_0 = p, theta_{i+1} = theta_i *
+                 base^(-2/hd), all in float32) instead of exactly (p * base^(-2i/hd) in float64).
+
+The math, per token at position p (every position attends to positions 0..p):
+  x = token_embd[token]
+  per layer:
+    u = x * attn_norm / sqrt(mean(x^2) + eps)
+    q, k, v = Wq u, Wk u, Wv u                       (W is [out, in]: y = W @ u)
+    RoPE on every q and k head, adjacent pairs (2i, 2i+1):
+      (a, b) -> (a cos t - b sin t, a sin t + b cos t), t = p * base^(-2i/hd)
+    query head j uses kv head j // (H/G); scores q.k / sqrt(hd); causal softmax; o = sum a_t v_t
+    x += Wo concat(o)
+    u = x * ffn_norm / sqrt(mean(x^2) + eps)
+    x += Wdown (silu(Wgate u) * (Wup u)),  silu(z) = z / (1 + exp(-z))
+  logits = Wout (x * output_norm / sqrt(mean(x^2) + eps)), Wout = output.weight or, when the file
+  has none, token_embd.weight (tied).
+
+The GGUF reader here is deliberately separate from the Rust one (src/format/gguf.rs), so that the
+two are checked against each other too. Only numpy is needed.
+"""
+import argparse
+import mmap
+import os
+import struct
+import sys
+
+import numpy as np
+
+GGUF_MAGIC = b"GGUF"
+# GGUF metadata value types: id -> struct format (scalars); 8 = string, 9 = array.
+SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
+          12: "<d"}
+# ggml tensor types this reader accepts: id -> (name, numpy dtype).
+TENSOR_TYPES = {0: ("F32", np.dtype("<f4")), 1: ("F16", np.dtype("<f2"))}
+
+
+class Reader:
+    def __init__(self, data):
+        self.b = data
+        self.o = 0
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.b, self.o)[0]
+        self.o += struct.calcsize(fmt)
+        return v
+
+    def string(self):
+        n = self.take("<Q")
+        s = self.b[self.o:self.o + n]
+        if len(s) != n:
+            raise ValueError("GGUF: string runs past the end of the file")
+        self.o += n
+        return bytes(s)
+
+    def value(self, ty):
+        if ty in SCALAR:
+            return self.take(SCALAR[ty])
+        if ty == 8:
+            return self.string()
+        if ty == 9:
+            ety = self.take("<I")
+            n = self.take("<Q")
+            return [self.value(ety) for _ in range(n)]
+        raise ValueError(f"GGUF: unknown metadata type {ty}")
+
+
+class Tensors(dict):
+    """Tensors as stored (F32/F16 views of the mapped file); `t[name]` gives them in float64, so
+    only one converted matrix at a time is held beyond what the caller keeps."""
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, name).astype(np.float64)
+
+    def shape(self, name):
+        return dict.__getitem__(self, name).shape
+
+    def rows(self, name, idx):
+        return dict.__getitem__(self, name)[idx].astype(np.float64)
+
+
+def read_gguf(path):
+    """Returns (metadata dict, Tensors {name: array shaped [rows, cols] or [n]})."""
+    with open(path, "rb") as f:
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    r = Reader(data)
+    if data[:4] != GGUF_MAGIC:
+        raise ValueError(f"{path}: not a GGUF file")
+    r.o = 4
+    version = r.take("<I")
+    if version not in (2, 3):
+        raise ValueError(f"{path}: GGUF version {version} not supported")
+    n_tensors = r.take("<Q")
+    n_kv = r.take("<Q")
+    meta = {}
+    for _ in range(n_kv):
+        key = r.string().decode("utf-8")
+        meta[key] = r.value(r.take("<I"))
+    infos = []
+    for _ in range(n_tensors):
+        name = r.string().decode("utf-8")
+        n_dims = r.take("<I")
+        dims = [r.take("<Q") for _ in range(n_dims)]
+        ty = r.take("<I")
+        offset = r.take("<Q")
+        infos.append((name, dims, ty, offset))
+    align = int(meta.get("general.alignment", 32))
+    start = (r.o + align - 1) // align * align
+    tensors = Tensors()
+    for name, dims, ty, offset in infos:
+        if ty not in TENSOR_TYPES:
+            raise ValueError(f"{path}: tensor {name} has ggml type {ty}; this reference reads F32/F16 only")
+        dt = TENSOR_TYPES[ty][1]
+        count = int(np.prod(dims))
+        a = np.frombuffer(data, dtype=dt, count=count, offset=start + offset)
+        # ggml dims are innermost first: a [rows, cols] matrix has dims [cols, rows].
+        dict.__setitem__(tensors, name, a.reshape(list(reversed(dims))))
+    return meta, tensors
+
+
+class Config:
+    def __init__(self, meta, tensors):
+        arch = meta.get("general.architecture", b"").decode()
+        if arch != "llama":
+            raise ValueError(f"architecture {arch!r}, expected 'llama'")
+
+        def get(k, default=None):
+            v = meta.get(f"{arch}.{k}", default)
+            if v is None:
+                raise ValueError(f"missing metadata {arch}.{k}")
+            return v
+
+        self.dim = int(get("embedding_length"))
+        self.hidden_dim = int(get("feed_forward_length"))
+        self.n_layers = int(get("block_count"))
+        self.n_heads = int(get("attention.head_count"))
+        self.n_kv_heads = int(get("attention.head_count_kv", self.n_heads))
+        self.rope_base = float(get("rope.freq_base", 10000.0))
+        self.eps = float(get("attention.layer_norm_rms_epsilon", 1e-5))
+        self.vocab_size = tensors.shape("token_embd.weight")[0]
+        self.head_dim = self.dim // self.n_heads
+        assert self.dim % self.n_heads == 0 and self.n_heads % self.n_kv_heads == 0
+
+    def __str__(self):
+        return (f"d={self.dim} h={self.hidden_dim} L={self.n_layers} H={self.n_heads} G={self.n_kv_heads} "
+                f"hd={self.head_dim} V={self.vocab_size} base={self.rope_base:g} eps={self.eps:g}")
+
+
+def rmsnorm(x, g, eps):
+    return x * g / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+
+
+def rope_angles(c, n):
+    """[n, hd/2] angles for positions 0..n-1."""
+    half = c.head_dim // 2
+    i = np.arange(half, dtype=np.float64)
+    p = np.arange(n, dtype=np.float64)
+    return p[:, None] * c.rope_base ** (-2.0 * i / c.head_dim)[None, :]
+
+
+def rope_angles_ggml(c, n):
+    half = c.head_dim // 2
+    scale = np.float32(np.float32(c.rope_base) ** np.float32(-2.0 / c.head_dim))
+    out = np.zeros((n, half), dtype=np.float32)
+    for p in range(n):
+        t = np.float32(p)
+        for i in range(half):
+            out[p, i] = t
+            t = np.float32(t * scale)
+    return out.astype(np.float64)
+
+
+def rope(x, cos, sin):
+    """x: [n, heads, hd]; rotates pairs (2i, 2i+1) by the angles of each row's position."""
+    a, b = x[..., 0::2], x[..., 1::2]
+    c, s = cos[:, None, :], sin[:, None, :]
+    out = np.empty_like(x)
+    out[..., 0::2] = a * c - b * s
+    out[..., 1::2] = a * s + b * c
+    return out
+
+
+def forward(c, t, tokens, rope_f32=False, trace=None):
+    n = len(tokens)
+    d, hd, H, G = c.dim, c.head_dim, c.n_heads, c.n_kv_heads
+    ang = rope_angles_ggml(c, n) if rope_f32 else rope_angles(c, n)
+    cos, sin = np.cos(ang), np.sin(ang)
+    mask = np.triu(np.full((n, n), -np.inf), k=1)  # row = query position, column = key position
+    x = t.rows("token_embd.weight", np.asarray(tokens))
+    if trace is not None:
+        trace(-1, x)
+    for l in range(c.n_layers):
+        w = lambda s: t[f"blk.{l}.{s}.weight"]
+        u = rmsnorm(x, w("attn_norm"), c.eps)
+        q = (u @ w("attn_q").T).reshape(n, H, hd)
+        k = (u @ w("attn_k").T).reshape(n, G, hd)
+        v = (u @ w("attn_v").T).reshape(n, G, hd)
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        o = np.empty((n, H, hd))
+        for j in range(H):
+            g = j // (H // G)
+            s = q[:, j, :] @ k[:, g, :].T / np.sqrt(hd) + mask
+            s = np.exp(s - s.max(axis=1, keepdims=True))
+            s /= s.sum(axis=1, keepdims=True)
+            o[:, j, :] = s @ v[:, g, :]
+        x = x + o.reshape(n, d) @ w("attn_output").T
+        u = rmsnorm(x, w("ffn_norm"), c.eps)
+        gate = u @ w("ffn_gate").T
+        up = u @ w("ffn_up").T
+        x = x + (gate / (1.0 + np.exp(-gate)) * up) @ w("ffn_down").T
+        if trace is not None:
+            trace(l, x)
+    out_w = t["output.weight" if "output.weight" in t else "token_embd.weight"]
+    return rmsnorm(x, t["output_norm.weight"], c.eps) @ out_w.T
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("--tokens", required=True, help="comma-separated token ids")
+    ap.add_argument("--out", help="write logits here (raw float64, n_tokens x vocab_size)")
+    ap.add_argument("--trace", help="directory for per-layer residual streams")
+    ap.add_argument("--rope-f32", action="store_true", help="ggml-style float32 RoPE angles")
+    a = ap.parse_args()
+
+    meta, tensors = read_gguf(a.model)
+    c = Config(meta, tensors)
+    tokens = [int(s) for s in a.tokens.split(",") if s.strip()]
+    if not tokens or min(tokens) < 0 or max(tokens) >= c.vocab_size:
+        sys.exit(f"token ids must be in 0..{c.vocab_size - 1}")
+    tied = "output.weight" not in tensors
+    print(f"{os.path.basename(a.model)}: {c} {'tied' if tied else 'output.weight'}; {len(tokens)} tokens",
+          file=sys.stderr)
+
+    trace = None
+    if a.trace:
+        os.makedirs(a.trace, exist_ok=True)
+
+        def trace(layer, x):
+            x.astype("<f8").tofile(os.path.join(a.trace, f"x_{layer}.f64"))
+            rms = np.sqrt(np.mean(x * x, axis=1))
+            print(f"  layer {layer:3d}: rms of x per position min {rms.min():.4g} max {rms.max():.4g}",
+                  file=sys.stderr)
+
+    logits = forward(c, tensors, tokens, rope_f32=a.rope_f32, trace=trace)
+    if a.out:
+        logits.astype("<f8").tofile(a.out)
+    else:
+        for i, row in enumerate(logits):
+            top = np.argsort(-row)[:5]
+            print(f"{i:4d} tok {tokens[i]:6d}: " + " ".join(f"{j}:{row[j]:.4f}" for j in top))
+
+
+if __name__ == "__main__":
+    main()
