@@ -53,3 +53,34 @@ fn q4_0_matches_llama_cpp() {
 fn q4_0_qorus_file_matches_llama_cpp() {
     check("q4_0.qorus", "logits_Q4_0.bin", "5.5e-3", "0.1", "94.0");
 }
+
+/// Greedy continuations (issue 5's golden test): identical to llama.cpp's until a step where
+/// llama.cpp's own top-1/top-2 margin is below 0.5 logit (its batched and token-by-token runs part
+/// at margins of 0.05 and 0.03; our logits differ from its by up to ~1.5 at some positions, see
+/// above), and at least 60 % of all ids identical before such a parting. Measured: Q8_0 126/168,
+/// Q4_0 128/174; every parting at a margin below 0.2.
+fn greedy(variant: &str, reference: &str, margin: &str) {
+    let exe = common::build_c_once("reference_greedy", "ref");
+    let model = common::model(variant);
+    let reference = common::root().join("tests/data/reference").join(reference);
+    common::run(
+        &exe,
+        &[],
+        &[
+            ("QORUS_TEST_MODEL", model.display().to_string()),
+            ("QORUS_REFERENCE", reference.display().to_string()),
+            ("QORUS_MARGIN", margin.to_string()),
+            ("QORUS_MIN_MATCH", "0.6".to_string()),
+        ],
+    );
+}
+
+#[test]
+fn q8_0_greedy_matches_llama_cpp() {
+    greedy("q8_0", "greedy_Q8_0.bin", "0.5");
+}
+
+#[test]
+fn q4_0_greedy_matches_llama_cpp() {
+    greedy("q4_0", "greedy_Q4_0.bin", "0.5");
+}
