@@ -183,8 +183,14 @@ fn global() -> &'static Mutex<Option<Pool>> {
     GLOBAL.get_or_init(|| Mutex::new(None))
 }
 
-/// The default thread count: `QORUS_NUM_THREADS` if set and valid, else the number of cores.
+/// The default thread count: `QORUS_NUM_THREADS` if set and valid, else the number of cores
+/// (read once: looking it up reads the environment and cgroup files, which allocates).
 pub fn default_threads() -> usize {
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(read_default_threads)
+}
+
+fn read_default_threads() -> usize {
     std::env::var("QORUS_NUM_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())

@@ -1,0 +1,107 @@
+//! A decode step allocates nothing on the heap (issue 4): after a warm-up call, 64 decode steps
+//! through the Rust `Session` and 64 through the C API's `llama_forward` (temporaries from the
+//! arena) perform zero allocations, counted by a wrapping global allocator on the calling thread
+//! (the test harness's own threads allocate when they print progress, so they are not counted;
+//! the pool's workers run the same allocation-free kernels).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn on() -> bool {
+    ON.try_with(|c| c.get()).unwrap_or(false)
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if on() {
+            COUNT.fetch_add(1, Ordering::Relaxed);
+        }
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if on() {
+            COUNT.fetch_add(1, Ordering::Relaxed);
+        }
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn counted(f: impl FnOnce()) -> usize {
+    COUNT.store(0, Ordering::SeqCst);
+    ON.with(|c| c.set(true));
+    f();
+    ON.with(|c| c.set(false));
+    COUNT.load(Ordering::SeqCst)
+}
+
+#[test]
+fn decode_steps_allocate_nothing() {
+    let path = common::model("q4_0");
+    // Rust API.
+    let model = qorus::engine::Model::open(&path).unwrap();
+    let mut s = qorus::engine::Session::new(model, 256).unwrap();
+    s.forward(&[504, 33059, 418]).unwrap();
+    s.forward(&[260]).unwrap(); // warm-up: scratch sized for one row, pool started
+    let n = counted(|| {
+        let mut t = 260u32;
+        for _ in 0..64 {
+            let l = s.forward(&[t]).unwrap();
+            t = qorus::sampling::argmax(l);
+        }
+    });
+    println!("Session: {n} allocations over 64 decode steps");
+    assert_eq!(n, 0, "Session::forward allocated during decode");
+
+    // C API.
+    use qorus::ffi::memory::*;
+    use qorus::ffi::model::*;
+    use qorus::ffi::types::*;
+    unsafe {
+        let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let mut ctx: q_context = std::mem::zeroed();
+        let mut m: q_llama_model = std::mem::zeroed();
+        assert_eq!(q_init_memory(&mut ctx, p.as_ptr()), Q_OK);
+        (*ctx.header).max_seq_len = 256;
+        assert_eq!(q_alloc_arena(&mut ctx, 32 << 20), Q_OK);
+        assert_eq!(llama_build_graph(&mut ctx, &mut m), Q_OK);
+        let c = m.config;
+        let kv = (c.n_layers * c.n_kv_heads * c.max_seq_len * (c.dim / c.n_heads)) as usize * 8;
+        assert_eq!(q_alloc_kv_cache(&mut ctx, kv), Q_OK);
+        let mut logits = vec![0f32; c.vocab_size as usize];
+        let prompt = [504u32, 33059, 418];
+        assert_eq!(
+            llama_forward(&mut m, &mut ctx, prompt.as_ptr(), 3, 0, logits.as_mut_ptr()),
+            Q_OK
+        );
+        let n = counted(|| {
+            let mut t = 260u32;
+            for pos in 3..67 {
+                q_arena_reset(&mut ctx);
+                assert_eq!(
+                    llama_forward(&mut m, &mut ctx, &t, 1, pos, logits.as_mut_ptr()),
+                    Q_OK
+                );
+                t = qorus::sampling::argmax(&logits);
+            }
+        });
+        println!("llama_forward: {n} allocations over 64 decode steps");
+        assert_eq!(n, 0, "llama_forward allocated during decode");
+        q_free_memory(&mut ctx);
+    }
+}
