@@ -6,12 +6,15 @@ use std::sync::Arc;
 use crate::engine::config::Config;
 use crate::error::{Error, Result};
 use crate::format::gguf::Gguf;
+use crate::kernels::packed::{self, PackedMat, PackedRef};
 use crate::kernels::MatRef;
 use crate::quant::WeightType;
 
 /// A weight matrix: `rows` x `cols` values of type `ty`, rows contiguous, inside memory that the
-/// owning `Model` keeps alive (the file mapping or an owned buffer).
-#[derive(Debug, Clone, Copy)]
+/// owning `Model` keeps alive (the file mapping or an owned buffer), and optionally the same
+/// matrix repacked for the SIMD kernels (`kernels::packed`), which the forward pass then uses.
+/// The original data stays what C views point at (spec's public layout).
+#[derive(Debug, Clone)]
 pub struct Mat {
     /// Storage format.
     pub ty: WeightType,
@@ -21,6 +24,8 @@ pub struct Mat {
     pub rows: usize,
     /// Input dimension.
     pub cols: usize,
+    /// The repacked copy used for compute, if any.
+    packed: Option<Arc<PackedMat>>,
 }
 
 // SAFETY: `Mat` points into read-only memory owned by its `Model` (an `Arc<Mmap>` or a boxed
@@ -38,6 +43,11 @@ impl Mat {
             rows: self.rows,
             cols: self.cols,
         }
+    }
+
+    /// The repacked matrix, if this one was repacked.
+    pub fn packed(&self) -> Option<PackedRef<'_>> {
+        self.packed.as_deref().map(|p| p.as_ref())
     }
 
     /// Start of the data (for C views).
@@ -78,6 +88,12 @@ pub struct Layer {
 pub trait TensorSource {
     /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes), if present.
     fn tensor(&self, name: &str) -> Option<(WeightType, usize, usize, &[u8])>;
+
+    /// Whether the tensor bytes lie in a read-only private file mapping, whose pages may be
+    /// released (MADV_DONTNEED) once a matrix is repacked. Default: no.
+    fn file_backed(&self) -> bool {
+        false
+    }
 }
 
 /// A GGUF file's tensors inside its mapping.
@@ -95,6 +111,10 @@ impl TensorSource for GgufTensors<'_> {
         let (rows, cols) = t.rows_cols();
         let bytes = self.gguf.tensor_bytes(self.file, t).ok()?;
         Some((ty, rows as usize, cols as usize, bytes))
+    }
+
+    fn file_backed(&self) -> bool {
+        true
     }
 }
 
@@ -175,13 +195,63 @@ fn matrix(src: &dyn TensorSource, name: &str, rows: usize, cols: usize) -> Resul
     if (bytes.as_ptr() as usize) % 2 != 0 && !matches!(ty, WeightType::QorusQ4_0) {
         return Err(Error::InvalidConfig(format!("{name}: misaligned data")));
     }
+    let packed = if repack_enabled() {
+        let m = MatRef {
+            ty,
+            data: bytes,
+            rows,
+            cols,
+        };
+        packed::pack(m).map(|p| {
+            if src.file_backed() {
+                release_pages(bytes);
+            }
+            Arc::new(p)
+        })
+    } else {
+        None
+    };
     Ok(Mat {
         ty,
         ptr: bytes.as_ptr(),
         len: bytes.len(),
         rows,
         cols,
+        packed,
     })
+}
+
+/// Whether matrices are repacked at build (default yes; `QORUS_REPACK=0` turns it off, for
+/// benchmarks).
+fn repack_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("QORUS_REPACK").map_or(true, |v| v.trim() != "0"))
+}
+
+/// Tells the kernel that the whole pages inside `bytes` (a read-only file mapping whose matrix
+/// was just repacked) are not needed now, so the process does not hold the model twice. They
+/// are read back from the file if a C view touches them. Must only be called on such a
+/// mapping (on anonymous memory the pages would read back as zeros). A no-op on other systems.
+fn release_pages(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page = if page > 0 { page as usize } else { 4096 };
+        let start = (bytes.as_ptr() as usize).div_ceil(page) * page;
+        let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
+        if end > start {
+            // SAFETY: the range lies inside `bytes`, i.e. inside the model's read-only private
+            // file mapping (never written), whose pages MADV_DONTNEED only drops from memory:
+            // later reads fault them back from the file with the same content. Only called for
+            // sources that say they are file-backed (`TensorSource::file_backed`).
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
 }
 
 /// RoPE tables as ggml computes them for `rope_type = NORM` with no scaling: for position `p`,
@@ -221,7 +291,7 @@ impl Model {
         let tok_embd = matrix(src, "token_embd.weight", v, d)?;
         let (output, tied_output) = match src.tensor("output.weight") {
             Some(_) => (matrix(src, "output.weight", v, d)?, false),
-            None => (tok_embd, true),
+            None => (tok_embd.clone(), true),
         };
         let output_norm = vector_f32(src, "output_norm.weight", d)?;
         let mut layers = Vec::with_capacity(config.n_layers);

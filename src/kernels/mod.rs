@@ -14,9 +14,12 @@ use std::ops::Range;
 use crate::quant::{WeightType, QK};
 
 pub mod dispatch;
+pub mod packed;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_packed;
 
 pub use dispatch::{level, Level};
 
