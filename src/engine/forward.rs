@@ -417,18 +417,11 @@ fn run_chunk(
                     let qh = &q[r * d + hh * hd..r * d + (hh + 1) * hd];
                     // SAFETY: all K/V of this chunk were written before this region started.
                     let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, len) };
-                    let sc = &mut sc[..len];
-                    for (t, st) in sc.iter_mut().enumerate() {
-                        *st = kernels::dot(qh, &kv[t * 2 * hd..t * 2 * hd + hd]) * att_scale;
-                    }
-                    kernels::softmax(sc);
+                    // SAFETY: this task alone writes head hh of row r.
                     let out = unsafe {
                         std::slice::from_raw_parts_mut(att.get().add(r * d + hh * hd), hd)
                     };
-                    out.fill(0.0);
-                    for (t, &a) in sc.iter().enumerate() {
-                        kernels::axpy(a, &kv[t * 2 * hd + hd..(t + 1) * 2 * hd], out);
-                    }
+                    kernels::attn::attend(qh, kv, len, hd, att_scale, sc, out);
                 }
             });
         }

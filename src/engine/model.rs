@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::engine::config::Config;
 use crate::error::{Error, Result};
 use crate::format::gguf::Gguf;
-use crate::kernels::packed::{self, PackedMat, PackedRef};
+use crate::kernels::packed::{self, AlignedBuf, PackedRef};
 use crate::kernels::MatRef;
 use crate::quant::WeightType;
 
@@ -24,8 +24,8 @@ pub struct Mat {
     pub rows: usize,
     /// Input dimension.
     pub cols: usize,
-    /// The repacked copy used for compute, if any.
-    packed: Option<Arc<PackedMat>>,
+    /// The repacked copy used for compute, if any: (buffer, offset, length).
+    packed: Option<(Arc<AlignedBuf>, usize, usize)>,
 }
 
 // SAFETY: `Mat` points into read-only memory owned by its `Model` (an `Arc<Mmap>` or a boxed
@@ -47,7 +47,12 @@ impl Mat {
 
     /// The repacked matrix, if this one was repacked.
     pub fn packed(&self) -> Option<PackedRef<'_>> {
-        self.packed.as_deref().map(|p| p.as_ref())
+        self.packed.as_ref().map(|(buf, off, len)| PackedRef {
+            ty: self.ty,
+            data: &buf.as_slice()[*off..*off + *len],
+            rows: self.rows,
+            cols: self.cols,
+        })
     }
 
     /// Start of the data (for C views).
@@ -195,30 +200,54 @@ fn matrix(src: &dyn TensorSource, name: &str, rows: usize, cols: usize) -> Resul
     if (bytes.as_ptr() as usize) % 2 != 0 && !matches!(ty, WeightType::QorusQ4_0) {
         return Err(Error::InvalidConfig(format!("{name}: misaligned data")));
     }
-    let packed = if repack_enabled() {
-        let m = MatRef {
-            ty,
-            data: bytes,
-            rows,
-            cols,
-        };
-        packed::pack(m).map(|p| {
-            if src.file_backed() {
-                release_pages(bytes);
-            }
-            Arc::new(p)
-        })
-    } else {
-        None
-    };
     Ok(Mat {
         ty,
         ptr: bytes.as_ptr(),
         len: bytes.len(),
         rows,
         cols,
-        packed,
+        packed: None,
     })
+}
+
+/// Repacks every packable matrix into one buffer (`kernels::packed`), and when the tensors lie
+/// in the file mapping releases their pages, so the process holds the weights once. Failing to
+/// allocate leaves the matrices unpacked (the plain kernels still work).
+fn pack_all(mats: &mut [&mut Mat], file_backed: bool) {
+    if !repack_enabled() {
+        return;
+    }
+    let mut total = 0usize;
+    let mut offs = Vec::with_capacity(mats.len());
+    for m in mats.iter() {
+        let n = packed::packed_bytes(m.ty, m.rows, m.cols);
+        offs.push((total, n));
+        total += (n + 63) & !63;
+    }
+    if total == 0 {
+        return;
+    }
+    let Some(mut buf) = AlignedBuf::zeroed(total) else {
+        return;
+    };
+    let mut ok = vec![false; mats.len()];
+    for (i, m) in mats.iter().enumerate() {
+        let (off, n) = offs[i];
+        if n == 0 {
+            continue;
+        }
+        let src = m.as_ref();
+        ok[i] = packed::pack_into(src, &mut buf.as_mut_slice()[off..off + n]).is_some();
+        if ok[i] && file_backed {
+            release_pages(src.data);
+        }
+    }
+    let buf = Arc::new(buf);
+    for (i, m) in mats.iter_mut().enumerate() {
+        if ok[i] {
+            m.packed = Some((buf.clone(), offs[i].0, offs[i].1));
+        }
+    }
 }
 
 /// Whether matrices are repacked at build (default yes; `QORUS_REPACK=0` turns it off, for
@@ -288,10 +317,10 @@ impl Model {
             config.kv_dim(),
             config.vocab_size,
         );
-        let tok_embd = matrix(src, "token_embd.weight", v, d)?;
-        let (output, tied_output) = match src.tensor("output.weight") {
-            Some(_) => (matrix(src, "output.weight", v, d)?, false),
-            None => (tok_embd.clone(), true),
+        let mut tok_embd = matrix(src, "token_embd.weight", v, d)?;
+        let mut output = match src.tensor("output.weight") {
+            Some(_) => Some(matrix(src, "output.weight", v, d)?),
+            None => None,
         };
         let output_norm = vector_f32(src, "output_norm.weight", d)?;
         let mut layers = Vec::with_capacity(config.n_layers);
@@ -309,6 +338,28 @@ impl Model {
                 w_down: matrix(src, &n("ffn_down"), d, h)?,
             });
         }
+        {
+            let mut mats: Vec<&mut Mat> = vec![&mut tok_embd];
+            if let Some(o) = output.as_mut() {
+                mats.push(o);
+            }
+            for l in layers.iter_mut() {
+                mats.extend([
+                    &mut l.wq,
+                    &mut l.wk,
+                    &mut l.wv,
+                    &mut l.wo,
+                    &mut l.w_gate,
+                    &mut l.w_up,
+                    &mut l.w_down,
+                ]);
+            }
+            pack_all(&mut mats, src.file_backed());
+        }
+        let (output, tied_output) = match output {
+            Some(o) => (o, false),
+            None => (tok_embd.clone(), true),
+        };
         let (rope_cos, rope_sin) = rope_tables(&config);
         Ok(Model {
             config,

@@ -79,14 +79,34 @@ unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
     /// `len` zero bytes (at least one byte is allocated). `None` if the allocation fails.
+    /// Buffers of 2 MiB or more are 2 MiB aligned and asked to be backed by transparent huge
+    /// pages (before the first touch): the weights are streamed once per token, and with 4 KiB
+    /// pages the hardware prefetchers stop at every page boundary.
     pub fn zeroed(len: usize) -> Option<AlignedBuf> {
-        let layout = std::alloc::Layout::from_size_align(len.max(1), 64).ok()?;
+        let align = Self::align_for(len);
+        let layout = std::alloc::Layout::from_size_align(len.max(1), align).ok()?;
         // SAFETY: non-zero size.
-        let p = unsafe { std::alloc::alloc_zeroed(layout) };
-        Some(AlignedBuf {
-            ptr: std::ptr::NonNull::new(p)?,
-            len,
-        })
+        let p = unsafe { std::alloc::alloc(layout) };
+        let ptr = std::ptr::NonNull::new(p)?;
+        #[cfg(target_os = "linux")]
+        if align > 64 {
+            // SAFETY: the range is this fresh allocation; MADV_HUGEPAGE only changes how its
+            // pages are backed.
+            unsafe {
+                libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+            }
+        }
+        // SAFETY: `len` bytes were allocated.
+        unsafe { std::ptr::write_bytes(p, 0, len) };
+        Some(AlignedBuf { ptr, len })
+    }
+
+    fn align_for(len: usize) -> usize {
+        if len >= 2 << 20 {
+            2 << 20
+        } else {
+            64
+        }
     }
 
     /// The bytes.
@@ -104,7 +124,9 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        if let Ok(layout) = std::alloc::Layout::from_size_align(self.len.max(1), 64) {
+        if let Ok(layout) =
+            std::alloc::Layout::from_size_align(self.len.max(1), Self::align_for(self.len))
+        {
             // SAFETY: allocated in `zeroed` with this layout.
             unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) }
         }
@@ -146,6 +168,24 @@ impl PackedMat {
     }
 }
 
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} bytes)", self.len)
+    }
+}
+
+impl AlignedBuf {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// A packed matrix as the kernels take it.
 #[derive(Clone, Copy, Debug)]
 pub struct PackedRef<'a> {
@@ -168,24 +208,49 @@ impl PackedRef<'_> {
     }
 }
 
+/// Bytes `pack_into` needs for `w` (0 if it cannot be packed).
+pub fn packed_bytes(ty: WeightType, rows: usize, cols: usize) -> usize {
+    if !packable(ty, cols) {
+        return 0;
+    }
+    rows.div_ceil(GROUP) * group_bytes(ty, cols / QK)
+}
+
 /// Packs `w` (Q4_0, Q4_1 or Q8_0 with `packable` width). `None` if it cannot be packed or the
 /// buffer cannot be allocated.
 pub fn pack(w: MatRef<'_>) -> Option<PackedMat> {
+    let n = packed_bytes(w.ty, w.rows, w.cols);
+    if n == 0 {
+        return None;
+    }
+    let mut buf = AlignedBuf::zeroed(n)?;
+    pack_into(w, buf.as_mut_slice())?;
+    Some(PackedMat {
+        buf,
+        ty: w.ty,
+        rows: w.rows,
+        cols: w.cols,
+    })
+}
+
+/// Packs `w` into `out` (`packed_bytes` long, 64-byte aligned, zeroed). `None` if it cannot be
+/// packed.
+pub fn pack_into(w: MatRef<'_>, out: &mut [u8]) -> Option<()> {
     if !packable(w.ty, w.cols) {
         return None;
     }
     let (ty, nb) = (w.ty, w.cols / QK);
     let rb = w.ty.row_bytes(w.cols)?;
-    if w.data.len() < rb * w.rows {
+    if w.data.len() < rb * w.rows
+        || out.len() < packed_bytes(ty, w.rows, w.cols)
+        || out.as_ptr() as usize % 64 != 0
+    {
         return None;
     }
     let gb = group_bytes(ty, nb);
-    let ng = w.rows.div_ceil(GROUP);
-    let mut buf = AlignedBuf::zeroed(ng.checked_mul(gb)?)?;
     let bb = ty.block_bytes();
     let sb = scale_bytes(ty, nb);
     let qb = qblock_bytes(ty);
-    let out = buf.as_mut_slice();
     for r in 0..w.rows {
         let (g, j) = (r / GROUP, r % GROUP);
         let grp = &mut out[g * gb..(g + 1) * gb];
@@ -220,12 +285,7 @@ pub fn pack(w: MatRef<'_>) -> Option<PackedMat> {
             }
         }
     }
-    Some(PackedMat {
-        buf,
-        ty,
-        rows: w.rows,
-        cols: w.cols,
-    })
+    Some(())
 }
 
 /// Signed quant value `c` (0..32) of block `b`, row `j` of group `grp`.

@@ -1,8 +1,8 @@
 //! Packed-layout tests: packing round-trips, the scalar twin against an f64 reference, every
-
-#![allow(clippy::needless_range_loop)]
 //! SIMD level bit-identical to the scalar twin, and outputs independent of the row split and of
 //! the number of activation rows.
+
+#![allow(clippy::needless_range_loop)]
 
 use super::*;
 use crate::kernels::dispatch::available;
@@ -175,6 +175,37 @@ fn packed_levels_bit_identical() {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// SIMD activation quantization gives the scalar twin's bits, non-finite inputs included.
+#[test]
+fn quantize_acts_levels_bit_identical() {
+    let mut rng = Rng::new(14);
+    for fill in [Fill::Random, Fill::Zero, Fill::Large] {
+        let mut x = rand_vec(32 * 40, &mut rng, fill);
+        x[3] = f32::NAN;
+        x[40] = f32::INFINITY;
+        x[70] = f32::NEG_INFINITY;
+        x[100] = f32::NAN;
+        x[101] = 1e30;
+        x[200] = -0.0;
+        x[300] = 1e-40; // subnormal
+        let want = q8(&x);
+        for lv in available() {
+            let nb = x.len() / QK;
+            let mut got = Q8 {
+                qs: vec![0; x.len()],
+                d: vec![0.0; nb],
+                s: vec![0.0; nb],
+            };
+            quantize_acts_at(lv, &x, &mut got.qs, &mut got.d, &mut got.s);
+            assert_eq!(got.qs, want.qs, "{lv:?} {fill:?} qs");
+            for b in 0..nb {
+                assert!(same_bits(got.d[b], want.d[b]), "{lv:?} d[{b}]");
+                assert!(same_bits(got.s[b], want.s[b]), "{lv:?} s[{b}]");
             }
         }
     }

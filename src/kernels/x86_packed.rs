@@ -128,16 +128,23 @@ macro_rules! packed_kernels {
                     }
                     for i in 0..NA {
                         let a = qs.add(i * k + b * QK);
-                        let mut acc = _mm256_set1_epi32(*base.add(i * nb + b));
+                        // Four independent chains (integer sums: the order does not matter).
+                        let mut ch = [_mm256_setzero_si256(); 4];
+                        ch[0] = _mm256_set1_epi32(*base.add(i * nb + b));
                         for t in 0..8 {
                             // Q8_0: vector t holds values 4t..4t+4; Q4: t < 4 low nibbles
                             // (values 4t..), t >= 4 high nibbles (values 16 + 4(t-4)..) = 4t too.
+                            let c = &mut ch[t % 4];
                             if T == T_Q8_0 && !VNNI {
-                                acc = dp_signed(acc, wv[t], wa[t], a.add(4 * t));
+                                *c = dp_signed(*c, wv[t], wa[t], a.add(4 * t));
                             } else {
-                                acc = dp(acc, wv[t], a.add(4 * t));
+                                *c = dp(*c, wv[t], a.add(4 * t));
                             }
                         }
+                        let acc = _mm256_add_epi32(
+                            _mm256_add_epi32(ch[0], ch[1]),
+                            _mm256_add_epi32(ch[2], ch[3]),
+                        );
                         let sc = _mm256_mul_ps(dw, _mm256_set1_ps(*d.add(i * nb + b)));
                         accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), sc, accf[i]);
                         if T == T_Q4_1 {
@@ -308,3 +315,160 @@ mod vnni_impl {
 
 pub use avx2_impl::k as avx2;
 pub use vnni_impl::k as vnni;
+
+/// AVX2 activation quantization (same results as `scalar::quantize_acts`, bit for bit,
+/// non-finite inputs included).
+///
+/// # Safety
+/// Requires AVX2 + FMA + F16C; `x.len()` a multiple of 32, `qs`, `d`, `s` long enough (checked
+/// by `kernels::quantize_acts_at`).
+#[allow(clippy::missing_safety_doc)]
+pub mod quant {
+    use super::QK;
+    use crate::kernels::scalar::round_f16;
+    use core::arch::x86_64::*;
+
+    /// See the module documentation.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn quantize_acts(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+        let nb = x.len() / QK;
+        let absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let lim = _mm256_set1_ps(127.0);
+        for b in 0..nb {
+            let p = x.as_ptr().add(b * QK);
+            let v = [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ];
+            // max |x|, ignoring NaN like f32::max (MAXPS returns the second operand on NaN)
+            let mut m = _mm256_setzero_ps();
+            for vv in v {
+                m = _mm256_max_ps(_mm256_and_ps(vv, absm), m);
+            }
+            let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let m1 = _mm_max_ss(m2, _mm_movehdup_ps(m2));
+            let amax = _mm_cvtss_f32(m1);
+            let dd = amax / 127.0;
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            let idv = _mm256_set1_ps(id);
+            let mut q = [_mm256_setzero_si256(); 4];
+            let mut sum = _mm256_setzero_si256();
+            for (qq, vv) in q.iter_mut().zip(v) {
+                let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    _mm256_mul_ps(vv, idv),
+                );
+                // NaN -> 0, then clamp to ±127 as the scalar twin (only degenerate blocks:
+                // infinite inputs, or a subnormal amax whose 127/amax overflows).
+                let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
+                let r = _mm256_max_ps(
+                    _mm256_min_ps(r, lim),
+                    _mm256_sub_ps(_mm256_setzero_ps(), lim),
+                );
+                *qq = _mm256_cvtps_epi32(r);
+                sum = _mm256_add_epi32(sum, *qq);
+            }
+            let p01 = _mm256_packs_epi32(q[0], q[1]);
+            let p23 = _mm256_packs_epi32(q[2], q[3]);
+            let pk = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), perm);
+            _mm256_storeu_si256(qs.as_mut_ptr().add(b * QK) as *mut __m256i, pk);
+            let s4 = _mm_add_epi32(
+                _mm256_castsi256_si128(sum),
+                _mm256_extracti128_si256(sum, 1),
+            );
+            let s2 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01_00_11_10));
+            let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0b10_11_00_01));
+            let total = _mm_cvtsi128_si32(s1);
+            d[b] = round_f16(dd);
+            s[b] = round_f16(dd * total as f32);
+        }
+    }
+}
+
+/// AVX2 + FMA attention pieces for `kernels::attn` (`hd % 8 == 0`).
+///
+/// # Safety
+/// Requires AVX2 + FMA; lengths as checked by `attn::attend_at`.
+#[allow(clippy::missing_safety_doc)]
+pub mod attn {
+    use core::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// `scores[t] = (q · K[t]) * scale` for `t < len`, four positions at a time.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn scores(
+        q: &[f32],
+        kv: &[f32],
+        len: usize,
+        hd: usize,
+        scale: f32,
+        scores: &mut [f32],
+    ) {
+        let (qp, kp) = (q.as_ptr(), kv.as_ptr());
+        let st = 2 * hd;
+        let mut t = 0;
+        while t + 4 <= len {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut c = 0;
+            while c < hd {
+                let qv = _mm256_loadu_ps(qp.add(c));
+                for (u, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kp.add((t + u) * st + c)), *a);
+                }
+                c += 8;
+            }
+            for (u, a) in acc.iter().enumerate() {
+                scores[t + u] = hsum(*a) * scale;
+            }
+            t += 4;
+        }
+        while t < len {
+            let mut a = _mm256_setzero_ps();
+            let mut c = 0;
+            while c < hd {
+                a = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(qp.add(c)),
+                    _mm256_loadu_ps(kp.add(t * st + c)),
+                    a,
+                );
+                c += 8;
+            }
+            scores[t] = hsum(a) * scale;
+            t += 1;
+        }
+    }
+
+    /// `out = Σ_t p[t] V[t]`, `out` held in registers 64 values at a time.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weighted_sum(p: &[f32], kv: &[f32], hd: usize, out: &mut [f32]) {
+        let st = 2 * hd;
+        let vp = kv.as_ptr().add(hd);
+        let mut c0 = 0;
+        while c0 < hd {
+            let w = (hd - c0).min(64) / 8;
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (t, &pt) in p.iter().enumerate() {
+                let pv = _mm256_set1_ps(pt);
+                let row = vp.add(t * st + c0);
+                for (u, a) in acc.iter_mut().enumerate().take(w) {
+                    *a = _mm256_fmadd_ps(pv, _mm256_loadu_ps(row.add(8 * u)), *a);
+                }
+            }
+            for (u, a) in acc.iter().enumerate().take(w) {
+                _mm256_storeu_ps(out.as_mut_ptr().add(c0 + 8 * u), *a);
+            }
+            c0 += 64;
+        }
+    }
+}
