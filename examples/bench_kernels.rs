@@ -2,11 +2,23 @@
 //!
 //! `cargo run --release --example bench_kernels [q4_0|q8_0|q4_1|f16|f32|qorus_q4_0 ...]`
 //! Prints, per (type, shape, n, level): time per call, weight GB/s (weight bytes / time) and
-//! GFLOP/s (2·rows·cols·n / time). Single thread.
+//! GFLOP/s (2·rows·cols·n / time). Single thread. Levels suffixed `+p` run on the repacked
+//! layout (`kernels::packed`). Times are this thread's CPU time (the machine may be shared).
 
 use std::time::Instant;
 
-use qorus::kernels::{self, dispatch, Acts, Level, MatRef};
+use qorus::kernels::{self, dispatch, packed, Acts, Level, MatRef};
+
+/// This thread's CPU time in seconds.
+fn cpu_now() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
 use qorus::quant::WeightType;
 
 fn rng(state: &mut u64) -> f32 {
@@ -74,7 +86,21 @@ fn main() {
         f.vnni,
         dispatch::available()
     );
-    let shapes = [(576usize, 576usize), (1536, 576), (576, 1536), (49152, 576)];
+    // `BENCH_SHAPES=49152x576,576x1536` and `BENCH_N=1` restrict the runs.
+    let shapes: Vec<(usize, usize)> = match std::env::var("BENCH_SHAPES") {
+        Ok(v) => v
+            .split(',')
+            .filter_map(|s| {
+                let (r, c) = s.split_once('x')?;
+                Some((r.trim().parse().ok()?, c.trim().parse().ok()?))
+            })
+            .collect(),
+        Err(_) => vec![(576, 576), (1536, 576), (576, 1536), (49152, 576)],
+    };
+    let ns: Vec<usize> = match std::env::var("BENCH_N") {
+        Ok(v) => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        Err(_) => vec![1, 64],
+    };
     let mut st = 0x1234_5678_9abc_def1u64;
     println!(
         "{:<10} {:>12} {:>4} {:>7} {:>11} {:>9} {:>9}",
@@ -89,7 +115,7 @@ fn main() {
                 rows,
                 cols,
             };
-            for n in [1usize, 64] {
+            for &n in &ns {
                 let x: Vec<f32> = (0..n * cols).map(|_| rng(&mut st)).collect();
                 let nb = n * cols / 32;
                 let (mut qs, mut d, mut s) = (vec![0i8; n * cols], vec![0f32; nb], vec![0f32; nb]);
@@ -106,19 +132,36 @@ fn main() {
                     Acts::F32 { x: &x, n, k: cols }
                 };
                 let mut out = vec![0f32; n * rows];
-                for lv in dispatch::available() {
+                let pk = packed::pack(w);
+                let runs = dispatch::available().into_iter().map(|l| (l, false)).chain(
+                    dispatch::available()
+                        .into_iter()
+                        .filter(|_| pk.is_some())
+                        .map(|l| (l, true)),
+                );
+                for (lv, use_packed) in runs {
                     let run = |out: &mut [f32]| unsafe {
-                        kernels::matmul_at(lv, w, acts, 0..rows, out.as_mut_ptr(), rows)
+                        match (&pk, use_packed) {
+                            (Some(p), true) => packed::matmul_packed_at(
+                                lv,
+                                p.as_ref(),
+                                acts,
+                                0..rows,
+                                out.as_mut_ptr(),
+                                rows,
+                            ),
+                            _ => kernels::matmul_at(lv, w, acts, 0..rows, out.as_mut_ptr(), rows),
+                        }
                     };
                     run(&mut out); // warm-up
                     let budget = if lv == Level::Scalar { 0.3 } else { 0.6 };
-                    let t0 = Instant::now();
+                    let (t0, c0) = (Instant::now(), cpu_now());
                     let mut iters = 0u32;
                     while iters == 0 || t0.elapsed().as_secs_f64() < budget {
                         run(&mut out);
                         iters += 1;
                     }
-                    let t = t0.elapsed().as_secs_f64() / iters as f64;
+                    let t = (cpu_now() - c0) / iters as f64;
                     let gbs = data.len() as f64 / t / 1e9;
                     let gflops = 2.0 * (rows * cols * n) as f64 / t / 1e9;
                     println!(
@@ -126,7 +169,7 @@ fn main() {
                         ty.name(),
                         format!("{rows}x{cols}"),
                         n,
-                        lv.name(),
+                        format!("{}{}", lv.name(), if use_packed { "+p" } else { "" }),
                         t * 1e6,
                         gbs,
                         gflops

@@ -13,10 +13,11 @@
 //! `logits = Wout rmsnorm(x)` for the last row of each sequence.
 
 use crate::engine::kv_cache::KvCache;
-use crate::engine::model::Model;
+use crate::engine::model::{Mat, Model};
 use crate::engine::pool::{split, Pool};
 use crate::error::{Error, Result};
-use crate::kernels::{self, Acts, MatRef};
+use crate::kernels::packed::{self, GROUP};
+use crate::kernels::{self, Acts};
 
 /// Rows processed together through the matrix products.
 pub const CHUNK: usize = 64;
@@ -139,7 +140,7 @@ struct Prepared<'a> {
 }
 
 impl<'a> Prepared<'a> {
-    fn acts(&self, w: MatRef<'_>) -> Acts<'a> {
+    fn acts(&self, w: &Mat) -> Acts<'a> {
         match (kernels::wants_q8(w.ty), self.q8) {
             (true, Some((qs, d, s))) => Acts::Q8 {
                 qs,
@@ -161,7 +162,7 @@ fn prepare<'a>(
     x: &'a [f32],
     n: usize,
     k: usize,
-    ws: &[MatRef<'_>],
+    ws: &[&Mat],
     aq: &'a mut [i8],
     ad: &'a mut [f32],
     as_: &'a mut [f32],
@@ -177,21 +178,42 @@ fn prepare<'a>(
     Prepared { x, q8, n, k }
 }
 
-/// Runs several matrix products over the pool, splitting their rows evenly across threads.
-fn par_matmul(pool: &Pool, jobs: &[(MatRef<'_>, Acts<'_>, SendPtr<f32>, usize)]) {
-    let total: usize = jobs.iter().map(|j| j.0.rows).sum();
+/// Rows `rows` of `w` times `a` into `out` (packed kernels when `w` was repacked).
+///
+/// # Safety
+/// As `kernels::matmul`; `rows.start` a multiple of `GROUP`.
+unsafe fn matmul_rows(
+    w: &Mat,
+    a: Acts<'_>,
+    rows: std::ops::Range<usize>,
+    out: *mut f32,
+    ldo: usize,
+) {
+    match w.packed() {
+        Some(p) => packed::matmul_packed(p, a, rows, out, ldo),
+        None => kernels::matmul(w.as_ref(), a, rows, out, ldo),
+    }
+}
+
+/// Runs several matrix products over the pool, splitting their rows evenly across threads in
+/// whole groups of `GROUP` rows (pairs of groups where possible).
+fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)]) {
+    let total: usize = jobs.iter().map(|j| j.0.rows.div_ceil(GROUP)).sum();
     pool.run(&|tid, nt| {
-        let (lo, hi) = split(total, tid, nt, 16);
+        let (lo, hi) = split(total, tid, nt, 2);
         let mut base = 0;
         for &(w, a, out, ldo) in jobs {
-            let r0 = lo.max(base);
-            let r1 = hi.min(base + w.rows);
-            if r0 < r1 {
+            let units = w.rows.div_ceil(GROUP);
+            let u0 = lo.max(base);
+            let u1 = hi.min(base + units);
+            if u0 < u1 {
+                let r0 = (u0 - base) * GROUP;
+                let r1 = ((u1 - base) * GROUP).min(w.rows);
                 // SAFETY: each thread writes the disjoint rows [r0, r1) of this job's output,
-                // which has room for n rows of `ldo` floats.
-                unsafe { kernels::matmul(w, a, (r0 - base)..(r1 - base), out.get(), ldo) };
+                // which has room for n rows of `ldo` floats; r0 is a multiple of GROUP.
+                unsafe { matmul_rows(w, a, r0..r1, out.get(), ldo) };
             }
-            base += w.rows;
+            base += units;
         }
     });
 }
@@ -328,11 +350,11 @@ fn run_chunk(
     let att_scale = 1.0 / (hd as f32).sqrt();
 
     for (r, &t) in tokens.iter().enumerate() {
-        kernels::dequantize_row(
-            model.tok_embd.as_ref(),
-            t as usize,
-            &mut s.x[r * d..(r + 1) * d],
-        );
+        let x = &mut s.x[r * d..(r + 1) * d];
+        match model.tok_embd.packed() {
+            Some(p) => packed::dequantize_row_packed(p, t as usize, x),
+            None => kernels::dequantize_row(model.tok_embd.as_ref(), t as usize, x),
+        }
     }
 
     for (li, layer) in model.layers.iter().enumerate() {
@@ -345,7 +367,7 @@ fn run_chunk(
                 &mut s.xb[r * d..(r + 1) * d],
             );
         }
-        let (wq, wk, wv) = (layer.wq.as_ref(), layer.wk.as_ref(), layer.wv.as_ref());
+        let (wq, wk, wv) = (&layer.wq, &layer.wk, &layer.wv);
         {
             let p = prepare(s.xb, n, d, &[wq, wk, wv], s.aq, s.ad, s.as_);
             par_matmul(
@@ -395,22 +417,15 @@ fn run_chunk(
                     let qh = &q[r * d + hh * hd..r * d + (hh + 1) * hd];
                     // SAFETY: all K/V of this chunk were written before this region started.
                     let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, len) };
-                    let sc = &mut sc[..len];
-                    for (t, st) in sc.iter_mut().enumerate() {
-                        *st = kernels::dot(qh, &kv[t * 2 * hd..t * 2 * hd + hd]) * att_scale;
-                    }
-                    kernels::softmax(sc);
+                    // SAFETY: this task alone writes head hh of row r.
                     let out = unsafe {
                         std::slice::from_raw_parts_mut(att.get().add(r * d + hh * hd), hd)
                     };
-                    out.fill(0.0);
-                    for (t, &a) in sc.iter().enumerate() {
-                        kernels::axpy(a, &kv[t * 2 * hd + hd..(t + 1) * 2 * hd], out);
-                    }
+                    kernels::attn::attend(qh, kv, len, hd, att_scale, sc, out);
                 }
             });
         }
-        let wo = layer.wo.as_ref();
+        let wo = &layer.wo;
         {
             let p = prepare(s.att, n, d, &[wo], s.aq, s.ad, s.as_);
             par_matmul(pool, &[(wo, p.acts(wo), SendPtr(s.xb.as_mut_ptr()), d)]);
@@ -428,11 +443,7 @@ fn run_chunk(
                 &mut s.xb[r * d..(r + 1) * d],
             );
         }
-        let (wg, wu, wd) = (
-            layer.w_gate.as_ref(),
-            layer.w_up.as_ref(),
-            layer.w_down.as_ref(),
-        );
+        let (wg, wu, wd) = (&layer.w_gate, &layer.w_up, &layer.w_down);
         {
             let p = prepare(s.xb, n, d, &[wg, wu], s.aq, s.ad, s.as_);
             par_matmul(
@@ -481,7 +492,7 @@ fn lm_head(
             &mut xn[i * d..(i + 1) * d],
         );
     }
-    let w = model.output.as_ref();
+    let w = &model.output;
     let p = prepare(xn, m, d, &[w], s.aq, s.ad, s.as_);
     if m == 1 {
         let out = seqs[last[0].0].logits.as_mut().expect("logits wanted");

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use crate::engine::config::Config;
 use crate::error::{Error, Result};
 use crate::format::gguf::Gguf;
+use crate::kernels::packed::{self, AlignedBuf, PackedRef};
 use crate::kernels::MatRef;
 use crate::quant::WeightType;
 
 /// A weight matrix: `rows` x `cols` values of type `ty`, rows contiguous, inside memory that the
-/// owning `Model` keeps alive (the file mapping or an owned buffer).
-#[derive(Debug, Clone, Copy)]
+/// owning `Model` keeps alive (the file mapping or an owned buffer), and optionally the same
+/// matrix repacked for the SIMD kernels (`kernels::packed`), which the forward pass then uses.
+/// The original data stays what C views point at (spec's public layout).
+#[derive(Debug, Clone)]
 pub struct Mat {
     /// Storage format.
     pub ty: WeightType,
@@ -21,6 +24,8 @@ pub struct Mat {
     pub rows: usize,
     /// Input dimension.
     pub cols: usize,
+    /// The repacked copy used for compute, if any: (buffer, offset, length).
+    packed: Option<(Arc<AlignedBuf>, usize, usize)>,
 }
 
 // SAFETY: `Mat` points into read-only memory owned by its `Model` (an `Arc<Mmap>` or a boxed
@@ -38,6 +43,16 @@ impl Mat {
             rows: self.rows,
             cols: self.cols,
         }
+    }
+
+    /// The repacked matrix, if this one was repacked.
+    pub fn packed(&self) -> Option<PackedRef<'_>> {
+        self.packed.as_ref().map(|(buf, off, len)| PackedRef {
+            ty: self.ty,
+            data: &buf.as_slice()[*off..*off + *len],
+            rows: self.rows,
+            cols: self.cols,
+        })
     }
 
     /// Start of the data (for C views).
@@ -78,6 +93,12 @@ pub struct Layer {
 pub trait TensorSource {
     /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes), if present.
     fn tensor(&self, name: &str) -> Option<(WeightType, usize, usize, &[u8])>;
+
+    /// Whether the tensor bytes lie in a read-only private file mapping, whose pages may be
+    /// released (MADV_DONTNEED) once a matrix is repacked. Default: no.
+    fn file_backed(&self) -> bool {
+        false
+    }
 }
 
 /// A GGUF file's tensors inside its mapping.
@@ -95,6 +116,10 @@ impl TensorSource for GgufTensors<'_> {
         let (rows, cols) = t.rows_cols();
         let bytes = self.gguf.tensor_bytes(self.file, t).ok()?;
         Some((ty, rows as usize, cols as usize, bytes))
+    }
+
+    fn file_backed(&self) -> bool {
+        true
     }
 }
 
@@ -181,7 +206,81 @@ fn matrix(src: &dyn TensorSource, name: &str, rows: usize, cols: usize) -> Resul
         len: bytes.len(),
         rows,
         cols,
+        packed: None,
     })
+}
+
+/// Repacks every packable matrix into one buffer (`kernels::packed`), and when the tensors lie
+/// in the file mapping releases their pages, so the process holds the weights once. Failing to
+/// allocate leaves the matrices unpacked (the plain kernels still work).
+fn pack_all(mats: &mut [&mut Mat], file_backed: bool) {
+    if !repack_enabled() {
+        return;
+    }
+    let mut total = 0usize;
+    let mut offs = Vec::with_capacity(mats.len());
+    for m in mats.iter() {
+        let n = packed::packed_bytes(m.ty, m.rows, m.cols);
+        offs.push((total, n));
+        total += (n + 63) & !63;
+    }
+    if total == 0 {
+        return;
+    }
+    let Some(mut buf) = AlignedBuf::zeroed(total) else {
+        return;
+    };
+    let mut ok = vec![false; mats.len()];
+    for (i, m) in mats.iter().enumerate() {
+        let (off, n) = offs[i];
+        if n == 0 {
+            continue;
+        }
+        let src = m.as_ref();
+        ok[i] = packed::pack_into(src, &mut buf.as_mut_slice()[off..off + n]).is_some();
+        if ok[i] && file_backed {
+            release_pages(src.data);
+        }
+    }
+    let buf = Arc::new(buf);
+    for (i, m) in mats.iter_mut().enumerate() {
+        if ok[i] {
+            m.packed = Some((buf.clone(), offs[i].0, offs[i].1));
+        }
+    }
+}
+
+/// Whether matrices are repacked at build (default yes; `QORUS_REPACK=0` turns it off, for
+/// benchmarks).
+fn repack_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("QORUS_REPACK").map_or(true, |v| v.trim() != "0"))
+}
+
+/// Tells the kernel that the whole pages inside `bytes` (a read-only file mapping whose matrix
+/// was just repacked) are not needed now, so the process does not hold the model twice. They
+/// are read back from the file if a C view touches them. Must only be called on such a
+/// mapping (on anonymous memory the pages would read back as zeros). A no-op on other systems.
+fn release_pages(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page = if page > 0 { page as usize } else { 4096 };
+        let start = (bytes.as_ptr() as usize).div_ceil(page) * page;
+        let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
+        if end > start {
+            // SAFETY: the range lies inside `bytes`, i.e. inside the model's read-only private
+            // file mapping (never written), whose pages MADV_DONTNEED only drops from memory:
+            // later reads fault them back from the file with the same content. Only called for
+            // sources that say they are file-backed (`TensorSource::file_backed`).
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
 }
 
 /// RoPE tables as ggml computes them for `rope_type = NORM` with no scaling: for position `p`,
@@ -218,10 +317,10 @@ impl Model {
             config.kv_dim(),
             config.vocab_size,
         );
-        let tok_embd = matrix(src, "token_embd.weight", v, d)?;
-        let (output, tied_output) = match src.tensor("output.weight") {
-            Some(_) => (matrix(src, "output.weight", v, d)?, false),
-            None => (tok_embd, true),
+        let mut tok_embd = matrix(src, "token_embd.weight", v, d)?;
+        let mut output = match src.tensor("output.weight") {
+            Some(_) => Some(matrix(src, "output.weight", v, d)?),
+            None => None,
         };
         let output_norm = vector_f32(src, "output_norm.weight", d)?;
         let mut layers = Vec::with_capacity(config.n_layers);
@@ -239,6 +338,28 @@ impl Model {
                 w_down: matrix(src, &n("ffn_down"), d, h)?,
             });
         }
+        {
+            let mut mats: Vec<&mut Mat> = vec![&mut tok_embd];
+            if let Some(o) = output.as_mut() {
+                mats.push(o);
+            }
+            for l in layers.iter_mut() {
+                mats.extend([
+                    &mut l.wq,
+                    &mut l.wk,
+                    &mut l.wv,
+                    &mut l.wo,
+                    &mut l.w_gate,
+                    &mut l.w_up,
+                    &mut l.w_down,
+                ]);
+            }
+            pack_all(&mut mats, src.file_backed());
+        }
+        let (output, tied_output) = match output {
+            Some(o) => (o, false),
+            None => (tok_embd.clone(), true),
+        };
         let (rope_cos, rope_sin) = rope_tables(&config);
         Ok(Model {
             config,

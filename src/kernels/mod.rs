@@ -13,10 +13,14 @@ use std::ops::Range;
 
 use crate::quant::{WeightType, QK};
 
+pub mod attn;
 pub mod dispatch;
+pub mod packed;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_packed;
 
 pub use dispatch::{level, Level};
 
@@ -111,7 +115,12 @@ pub fn quantize_acts_at(lv: Level, x: &[f32], qs: &mut [i8], d: &mut [f32], s: &
         qs.len() >= x.len() && d.len() >= nb && s.len() >= nb,
         "quantize_acts: output too small"
     );
-    let _ = dispatch::clamp(lv);
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        // SAFETY: the CPU has AVX2/FMA/F16C (level check); lengths checked above.
+        return unsafe { x86_packed::quant::quantize_acts(x, qs, d, s) };
+    }
+    let _ = lv;
     scalar::quantize_acts(x, qs, d, s)
 }
 

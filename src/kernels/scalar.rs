@@ -33,7 +33,9 @@ pub fn quantize_acts(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (j, &v) in xb.iter().enumerate() {
-            let q = (v * id).round_ties_even() as i32;
+            // Clamped: only matters for degenerate blocks (infinite input, or a subnormal amax
+            // whose 127/amax overflows); NaN -> 0.
+            let q = (v * id).round_ties_even().clamp(-127.0, 127.0) as i32;
             sum += q;
             qs[b * QK + j] = q as i8;
         }

@@ -1,0 +1,212 @@
+//! Packed-layout tests: packing round-trips, the scalar twin against an f64 reference, every
+//! SIMD level bit-identical to the scalar twin, and outputs independent of the row split and of
+//! the number of activation rows.
+
+#![allow(clippy::needless_range_loop)]
+
+use super::*;
+use crate::kernels::dispatch::available;
+use crate::kernels::tests::{rand_matrix, rand_vec, Fill, Rng};
+use crate::kernels::{dequantize_row, quantize_acts_at};
+
+const PTYPES: [WeightType; 3] = [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0];
+
+struct Q8 {
+    qs: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+}
+
+fn q8(x: &[f32]) -> Q8 {
+    let nb = x.len() / QK;
+    let mut a = Q8 {
+        qs: vec![0; x.len()],
+        d: vec![0.0; nb],
+        s: vec![0.0; nb],
+    };
+    quantize_acts_at(Level::Scalar, x, &mut a.qs, &mut a.d, &mut a.s);
+    a
+}
+
+fn run(lv: Level, p: PackedRef<'_>, a: &Q8, n: usize, rows: Range<usize>, ldo: usize) -> Vec<f32> {
+    let mut out = vec![f32::NAN; n * ldo];
+    let acts = Acts::Q8 {
+        qs: &a.qs,
+        d: &a.d,
+        s: &a.s,
+        n,
+        k: p.cols,
+    };
+    unsafe { matmul_packed_at(lv, p, acts, rows, out.as_mut_ptr(), ldo) };
+    out
+}
+
+fn same_bits(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+#[test]
+fn pack_round_trips_rows() {
+    let mut rng = Rng::new(11);
+    for ty in PTYPES {
+        for &(rows, cols) in &[(1usize, 32usize), (13, 96), (37, 576), (16, 64)] {
+            let data = rand_matrix(ty, rows, cols, &mut rng, Fill::Random);
+            let w = MatRef {
+                ty,
+                data: &data,
+                rows,
+                cols,
+            };
+            let p = pack(w).expect("packable");
+            assert_eq!(p.as_ref().data.as_ptr() as usize % 64, 0, "64-byte aligned");
+            let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+            for r in 0..rows {
+                dequantize_row(w, r, &mut a);
+                dequantize_row_packed(p.as_ref(), r, &mut b);
+                assert!(
+                    a.iter().zip(&b).all(|(x, y)| same_bits(*x, *y)),
+                    "{ty:?} {rows}x{cols} row {r}"
+                );
+            }
+        }
+    }
+    assert!(!packable(WeightType::F16, 64) && !packable(WeightType::Q4_0, 48));
+    assert!(!packable(WeightType::QorusQ4_0, 64));
+}
+
+#[test]
+fn packed_scalar_matches_f64_reference() {
+    let mut rng = Rng::new(12);
+    for ty in PTYPES {
+        for &(rows, k, n) in &[(13usize, 64usize, 1usize), (8, 576, 3), (21, 256, 2)] {
+            let data = rand_matrix(ty, rows, k, &mut rng, Fill::Random);
+            let w = MatRef {
+                ty,
+                data: &data,
+                rows,
+                cols: k,
+            };
+            let p = pack(w).unwrap();
+            let x = rand_vec(n * k, &mut rng, Fill::Random);
+            let a = q8(&x);
+            let out = run(Level::Scalar, p.as_ref(), &a, n, 0..rows, rows);
+            let mut wr = vec![0f32; k];
+            for j in 0..rows {
+                dequantize_row(w, j, &mut wr);
+                for i in 0..n {
+                    let (mut e, mut m) = (0f64, 0f64);
+                    for c in 0..k {
+                        let xv = a.qs[i * k + c] as f64 * a.d[(i * k + c) / QK] as f64;
+                        e += wr[c] as f64 * xv;
+                        m += (wr[c] as f64 * xv).abs();
+                    }
+                    let tol = if ty == WeightType::Q4_1 { 2e-3 } else { 1e-5 } * m + 1e-6;
+                    let got = out[i * rows + j] as f64;
+                    assert!((got - e).abs() <= tol, "{ty:?} [{i},{j}]: {got} vs {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Every level gives exactly the scalar twin's bits, for every row range and n; an output does
+/// not depend on the row range it was computed in nor on the other activation rows.
+#[test]
+fn packed_levels_bit_identical() {
+    let mut rng = Rng::new(13);
+    for ty in PTYPES {
+        for fill in [Fill::Random, Fill::Zero, Fill::Large] {
+            for &(rows, k) in &[
+                (37usize, 96usize),
+                (8, 32),
+                (33, 576),
+                (64, 1024),
+                (19, 160),
+            ] {
+                let data = rand_matrix(ty, rows, k, &mut rng, fill);
+                let w = MatRef {
+                    ty,
+                    data: &data,
+                    rows,
+                    cols: k,
+                };
+                let p = pack(w).unwrap();
+                let pr = p.as_ref();
+                for n in [1usize, 2, 3, 4, 5, 9] {
+                    let x = rand_vec(n * k, &mut rng, fill);
+                    let a = q8(&x);
+                    let ldo = rows + 3;
+                    let full = run(Level::Scalar, pr, &a, n, 0..rows, ldo);
+                    for lv in available() {
+                        for range in [0..rows, 8..rows, 0..rows.min(5), 16..rows.min(17), 8..8] {
+                            if range.start > rows || range.end < range.start {
+                                continue;
+                            }
+                            let got = run(lv, pr, &a, n, range.clone(), ldo);
+                            for i in 0..n {
+                                for j in 0..ldo {
+                                    let idx = i * ldo + j;
+                                    if range.contains(&j) {
+                                        assert!(
+                                            same_bits(got[idx], full[idx]),
+                                            "{ty:?} {fill:?} {lv:?} {rows}x{k} n={n} {range:?} [{i},{j}]: {} vs {}",
+                                            got[idx],
+                                            full[idx]
+                                        );
+                                    } else {
+                                        assert!(got[idx].is_nan(), "wrote outside the range");
+                                    }
+                                }
+                            }
+                        }
+                        // one activation row alone gives the same bits
+                        let last = n - 1;
+                        let one = Q8 {
+                            qs: a.qs[last * k..(last + 1) * k].to_vec(),
+                            d: a.d[last * k / QK..(last + 1) * k / QK].to_vec(),
+                            s: a.s[last * k / QK..(last + 1) * k / QK].to_vec(),
+                        };
+                        let got = run(lv, pr, &one, 1, 0..rows, ldo);
+                        for j in 0..rows {
+                            assert!(
+                                same_bits(got[j], full[last * ldo + j]),
+                                "{ty:?} {lv:?} n=1 vs n={n}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// SIMD activation quantization gives the scalar twin's bits, non-finite inputs included.
+#[test]
+fn quantize_acts_levels_bit_identical() {
+    let mut rng = Rng::new(14);
+    for fill in [Fill::Random, Fill::Zero, Fill::Large] {
+        let mut x = rand_vec(32 * 40, &mut rng, fill);
+        x[3] = f32::NAN;
+        x[40] = f32::INFINITY;
+        x[70] = f32::NEG_INFINITY;
+        x[100] = f32::NAN;
+        x[101] = 1e30;
+        x[200] = -0.0;
+        x[300] = 1e-40; // subnormal
+        let want = q8(&x);
+        for lv in available() {
+            let nb = x.len() / QK;
+            let mut got = Q8 {
+                qs: vec![0; x.len()],
+                d: vec![0.0; nb],
+                s: vec![0.0; nb],
+            };
+            quantize_acts_at(lv, &x, &mut got.qs, &mut got.d, &mut got.s);
+            assert_eq!(got.qs, want.qs, "{lv:?} {fill:?} qs");
+            for b in 0..nb {
+                assert!(same_bits(got.d[b], want.d[b]), "{lv:?} d[{b}]");
+                assert!(same_bits(got.s[b], want.s[b]), "{lv:?} s[{b}]");
+            }
+        }
+    }
+}
