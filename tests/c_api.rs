@@ -33,6 +33,7 @@ c_tests!(
     test_layout,
     test_convert,
     test_kernels,
+    test_malformed,
     test_memory,
     test_sampling,
     test_strerror,
