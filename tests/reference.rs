@@ -17,21 +17,27 @@
 
 mod common;
 
-fn check(variant: &str, reference: &str, mean: &str, max: &str, top1: &str) {
-    let exe = common::build_c_once("reference_logits", "ref");
+/// Runs the C program `c_tests/<program>.c` on a model variant and a reference file, with the
+/// bounds in `bounds` (environment variables).
+fn run_reference(program: &str, variant: &str, reference: &str, bounds: &[(&str, &str)]) {
+    let exe = common::build_c_once(program, "ref");
     let model = common::model(variant);
     let reference = common::root().join("tests/data/reference").join(reference);
-    common::run(
-        &exe,
-        &[],
-        &[
-            ("QORUS_TEST_MODEL", model.display().to_string()),
-            ("QORUS_REFERENCE", reference.display().to_string()),
-            ("QORUS_KLD_MEAN", mean.to_string()),
-            ("QORUS_KLD_MAX", max.to_string()),
-            ("QORUS_TOP1_MIN", top1.to_string()),
-        ],
-    );
+    let mut envs = vec![
+        ("QORUS_TEST_MODEL", model.display().to_string()),
+        ("QORUS_REFERENCE", reference.display().to_string()),
+    ];
+    envs.extend(bounds.iter().map(|&(k, v)| (k, v.to_string())));
+    common::run(&exe, &[], &envs);
+}
+
+fn check(variant: &str, reference: &str, mean: &str, max: &str, top1: &str) {
+    let bounds = [
+        ("QORUS_KLD_MEAN", mean),
+        ("QORUS_KLD_MAX", max),
+        ("QORUS_TOP1_MIN", top1),
+    ];
+    run_reference("reference_logits", variant, reference, &bounds);
 }
 
 #[test]
@@ -60,19 +66,8 @@ fn q4_0_qorus_file_matches_llama_cpp() {
 /// above), and at least 60 % of all ids identical before such a parting. Measured: Q8_0 126/168,
 /// Q4_0 128/174; every parting at a margin below 0.2.
 fn greedy(variant: &str, reference: &str, margin: &str) {
-    let exe = common::build_c_once("reference_greedy", "ref");
-    let model = common::model(variant);
-    let reference = common::root().join("tests/data/reference").join(reference);
-    common::run(
-        &exe,
-        &[],
-        &[
-            ("QORUS_TEST_MODEL", model.display().to_string()),
-            ("QORUS_REFERENCE", reference.display().to_string()),
-            ("QORUS_MARGIN", margin.to_string()),
-            ("QORUS_MIN_MATCH", "0.6".to_string()),
-        ],
-    );
+    let bounds = [("QORUS_MARGIN", margin), ("QORUS_MIN_MATCH", "0.6")];
+    run_reference("reference_greedy", variant, reference, &bounds);
 }
 
 #[test]
