@@ -11,11 +11,11 @@
 
 mod common;
 
-#[test]
-#[ignore = "benchmark: run on demand with QORUS_BENCH_MODEL set"]
-fn bench_generation() {
-    let src = common::root().join("c_tests/bench_generation.c");
-    let exe = common::work_dir().join("bench_generation");
+/// Builds `c_tests/<program>.c` against libqorus.so and, when QORUS_BENCH_MODEL is set, runs it
+/// with that model, QORUS_BENCH_THREADS (default 0 = all cores) and QORUS_BENCH_REPS.
+fn build_and_run(program: &str, default_reps: &str) {
+    let src = common::root().join(format!("c_tests/{program}.c"));
+    let exe = common::work_dir().join(program);
     common::build_c(&[src], &exe, common::Link::Shared, &["-O2"]);
     println!("built {}", exe.display());
     let Ok(model) = std::env::var("QORUS_BENCH_MODEL") else {
@@ -23,24 +23,19 @@ fn bench_generation() {
         return;
     };
     let threads = std::env::var("QORUS_BENCH_THREADS").unwrap_or_else(|_| "0".into());
-    let reps = std::env::var("QORUS_BENCH_REPS").unwrap_or_else(|_| "5".into());
+    let reps = std::env::var("QORUS_BENCH_REPS").unwrap_or_else(|_| default_reps.into());
     common::run(&exe, &[&model, &threads, &reps], &[]);
 }
 
-/// `c_tests/bench_batch.c`: aggregate decode speed of `q_generate_batch` for B = 1, 2, 4, 8
-/// (QORUS_BENCH_MODEL, QORUS_BENCH_THREADS, QORUS_BENCH_REPS as above).
+#[test]
+#[ignore = "benchmark: run on demand with QORUS_BENCH_MODEL set"]
+fn bench_generation() {
+    build_and_run("bench_generation", "5");
+}
+
+/// `c_tests/bench_batch.c`: aggregate decode speed of `q_generate_batch` for B = 1, 2, 4, 8.
 #[test]
 #[ignore = "benchmark: run on demand with QORUS_BENCH_MODEL set"]
 fn bench_batch() {
-    let src = common::root().join("c_tests/bench_batch.c");
-    let exe = common::work_dir().join("bench_batch");
-    common::build_c(&[src], &exe, common::Link::Shared, &["-O2"]);
-    println!("built {}", exe.display());
-    let Ok(model) = std::env::var("QORUS_BENCH_MODEL") else {
-        println!("QORUS_BENCH_MODEL not set: built only");
-        return;
-    };
-    let threads = std::env::var("QORUS_BENCH_THREADS").unwrap_or_else(|_| "0".into());
-    let reps = std::env::var("QORUS_BENCH_REPS").unwrap_or_else(|_| "3".into());
-    common::run(&exe, &[&model, &threads, &reps], &[]);
+    build_and_run("bench_batch", "3");
 }
