@@ -637,6 +637,8 @@ void q_arena_reset(struct q_context *ctx);
 void q_free_memory(struct q_context *ctx);
 
 // Static text for an error code; never NULL; "Unknown error" for unknown codes (spec §3.2).
+// (The one export outside the panic guard: its body is a total match over an integer returning a
+// static string, which cannot panic, and the guard's panic value, NULL, would break "never NULL".)
 const char *q_strerror(q_error_code err);
 
 // qorus addition: a message describing the last failure on the calling thread (more detail than
