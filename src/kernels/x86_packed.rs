@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::packed::{group_bytes, scale_bytes, GROUP, MAX_BLOCKS};
+use super::packed::{block_scale_bytes, block_stride, group_bytes, GROUP, MAX_BLOCKS};
 use crate::quant::{WeightType, QK};
 
 const T_Q4_0: u8 = 0;
@@ -79,7 +79,6 @@ macro_rules! packed_kernels {
             unsafe fn tile<const T: u8, const NA: usize>(
                 grp: *const u8,
                 nb: usize,
-                sb: usize,
                 qs: *const i8,
                 k: usize,
                 d: *const f32,
@@ -91,18 +90,25 @@ macro_rules! packed_kernels {
             ) {
                 let mut accf = [_mm256_setzero_ps(); NA];
                 let m0f = _mm256_set1_epi8(0x0F);
-                let qb = if T == T_Q8_0 { 8 * 32 } else { 4 * 32 };
+                // Block stride and scale bytes per block (see `packed.rs`): Q4_0 16 + 128,
+                // Q4_1 32 + 128, Q8_0 16 + 256.
+                let (bs, sbb) = match T {
+                    T_Q4_0 => (144, 16),
+                    T_Q4_1 => (160, 32),
+                    _ => (272, 16),
+                };
                 for b in 0..nb {
-                    let dw = _mm256_cvtph_ps(_mm_load_si128(grp.add(b * 16) as *const __m128i));
+                    let blk = grp.add(b * bs);
+                    let dw = _mm256_cvtph_ps(_mm_load_si128(blk as *const __m128i));
                     let mw = if T == T_Q4_1 {
-                        _mm256_cvtph_ps(_mm_load_si128(grp.add(nb * 16 + b * 16) as *const __m128i))
+                        _mm256_cvtph_ps(_mm_load_si128(blk.add(16) as *const __m128i))
                     } else {
                         _mm256_setzero_ps()
                     };
-                    let q = grp.add(sb + b * qb);
+                    let q = blk.add(sbb);
                     if PREFETCH > 0 {
-                        for l in 0..qb / 64 {
-                            _mm_prefetch::<_MM_HINT_T0>(q.add(PREFETCH + 64 * l) as *const i8);
+                        for l in 0..bs.div_ceil(64) {
+                            _mm_prefetch::<_MM_HINT_T0>(blk.add(PREFETCH + 64 * l) as *const i8);
                         }
                     }
                     // 8 weight vectors; vector t pairs with activation bytes `off[t]`.
@@ -110,7 +116,7 @@ macro_rules! packed_kernels {
                     let mut wa = [_mm256_setzero_si256(); 8];
                     if T == T_Q8_0 {
                         for t in 0..8 {
-                            let x = _mm256_load_si256(q.add(32 * t) as *const __m256i);
+                            let x = _mm256_loadu_si256(q.add(32 * t) as *const __m256i);
                             if VNNI {
                                 wv[t] = x;
                             } else {
@@ -121,7 +127,7 @@ macro_rules! packed_kernels {
                         }
                     } else {
                         for t in 0..4 {
-                            let x = _mm256_load_si256(q.add(32 * t) as *const __m256i);
+                            let x = _mm256_loadu_si256(q.add(32 * t) as *const __m256i);
                             wv[t] = _mm256_and_si256(x, m0f);
                             wv[4 + t] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
                         }
@@ -186,7 +192,14 @@ macro_rules! packed_kernels {
                 };
                 let nb = k / QK;
                 let gb = group_bytes(ty, nb);
-                let sb = scale_bytes(ty, nb);
+                debug_assert_eq!(
+                    (block_stride(ty), block_scale_bytes(ty)),
+                    match T {
+                        T_Q4_0 => (144, 16),
+                        T_Q4_1 => (160, 32),
+                        _ => (272, 16),
+                    }
+                );
                 let bias = match T {
                     T_Q4_0 => 8,
                     T_Q8_0 if VNNI => 128,
@@ -219,10 +232,10 @@ macro_rules! packed_kernels {
                             let nvalid = rows.end.min(r0 + GROUP) - r0;
                             let o = out.add(i * ldo + r0);
                             match na {
-                                1 => tile::<T, 1>(grp, nb, sb, qi, k, di, si, bp, o, ldo, nvalid),
-                                2 => tile::<T, 2>(grp, nb, sb, qi, k, di, si, bp, o, ldo, nvalid),
-                                3 => tile::<T, 3>(grp, nb, sb, qi, k, di, si, bp, o, ldo, nvalid),
-                                _ => tile::<T, 4>(grp, nb, sb, qi, k, di, si, bp, o, ldo, nvalid),
+                                1 => tile::<T, 1>(grp, nb, qi, k, di, si, bp, o, ldo, nvalid),
+                                2 => tile::<T, 2>(grp, nb, qi, k, di, si, bp, o, ldo, nvalid),
+                                3 => tile::<T, 3>(grp, nb, qi, k, di, si, bp, o, ldo, nvalid),
+                                _ => tile::<T, 4>(grp, nb, qi, k, di, si, bp, o, ldo, nvalid),
                             }
                         }
                         i += na;
@@ -295,16 +308,16 @@ unsafe fn vnni_bcast_unavailable(
 mod avx2_impl {
     pub(super) use super::vnni_bcast_unavailable as vnni_bcast;
     pub(super) use super::{
-        act_base, group_bytes, scale_bytes, Range, WeightType, GROUP, MAX_BLOCKS, NA_MAX, PANEL,
-        PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
+        act_base, block_scale_bytes, block_stride, group_bytes, Range, WeightType, GROUP,
+        MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
     };
     packed_kernels!(k, "avx2,fma,f16c", false);
 }
 mod vnni_impl {
     pub(super) use super::vnni_bcast;
     pub(super) use super::{
-        act_base, group_bytes, scale_bytes, Range, WeightType, GROUP, MAX_BLOCKS, NA_MAX, PANEL,
-        PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
+        act_base, block_scale_bytes, block_stride, group_bytes, Range, WeightType, GROUP,
+        MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
     };
     packed_kernels!(
         k,
