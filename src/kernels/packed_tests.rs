@@ -122,6 +122,7 @@ fn packed_levels_bit_identical() {
                 (33, 576),
                 (64, 1024),
                 (19, 160),
+                (11, 1600),
             ] {
                 let data = rand_matrix(ty, rows, k, &mut rng, fill);
                 let w = MatRef {
@@ -132,7 +133,7 @@ fn packed_levels_bit_identical() {
                 };
                 let p = pack(w).unwrap();
                 let pr = p.as_ref();
-                for n in [1usize, 2, 3, 4, 5, 9] {
+                for n in [1usize, 2, 3, 4, 5, 9, 17] {
                     let x = rand_vec(n * k, &mut rng, fill);
                     let a = q8(&x);
                     let ldo = rows + 3;

@@ -27,7 +27,27 @@ const PANEL: usize = 8;
 const PREFETCH: usize = 4096;
 
 /// Most activation rows per tile.
-const NA_MAX: usize = 4;
+const NA_MAX: usize = 8;
+
+/// Blocks per chunk of the inner dimension when several tiles share a panel.
+const KC: usize = 16;
+
+/// Arguments of a tile: group, nb, b0, b1, activations, k, activation scales, activation sums,
+/// per-block activation bias terms, output, output stride, valid rows of the group.
+type TileArgs = (
+    *const u8,
+    usize,
+    usize,
+    usize,
+    *const i8,
+    usize,
+    *const f32,
+    *const f32,
+    *const i32,
+    *mut f32,
+    usize,
+    usize,
+);
 
 /// `out[b] = -bias * Σ qs[32b .. 32b+32]` for `b < nb`.
 #[inline]
@@ -74,30 +94,36 @@ macro_rules! packed_kernels {
                 _mm256_add_epi32(acc, m)
             }
 
-            /// One group (8 rows) x NA activation rows, all blocks.
+            /// One group (8 rows) x NA activation rows, blocks `b0..b1`; the accumulators start
+            /// from the outputs written for the blocks before `b0` (exactly: f32 stored and
+            /// reloaded), so splitting the blocks keeps every output's operation order.
             #[target_feature(enable = $feat)]
-            unsafe fn tile<const T: u8, const NA: usize>(
-                grp: *const u8,
-                nb: usize,
-                qs: *const i8,
-                k: usize,
-                d: *const f32,
-                s: *const f32,
-                base: *const i32,
-                out: *mut f32,
-                ldo: usize,
-                nvalid: usize,
-            ) {
+            unsafe fn tile<const T: u8, const NA: usize>(a: TileArgs) {
+                let (grp, nb, b0, b1, qs, k, d, s, base, out, ldo, nvalid) = a;
                 let mut accf = [_mm256_setzero_ps(); NA];
+                if b0 > 0 {
+                    for (i, a) in accf.iter_mut().enumerate() {
+                        let o = out.add(i * ldo);
+                        if nvalid == GROUP {
+                            *a = _mm256_loadu_ps(o);
+                        } else {
+                            let mut tmp = [0f32; GROUP];
+                            for (l, v) in tmp.iter_mut().enumerate().take(nvalid) {
+                                *v = *o.add(l);
+                            }
+                            *a = _mm256_loadu_ps(tmp.as_ptr());
+                        }
+                    }
+                }
                 let m0f = _mm256_set1_epi8(0x0F);
                 // Block stride and scale bytes per block (see `packed.rs`): Q4_0 16 + 128,
                 // Q4_1 32 + 128, Q8_0 16 + 256.
-                let (bs, sbb) = match T {
+                let (bs, sbb): (usize, usize) = match T {
                     T_Q4_0 => (144, 16),
                     T_Q4_1 => (160, 32),
                     _ => (272, 16),
                 };
-                for b in 0..nb {
+                for b in b0..b1 {
                     let blk = grp.add(b * bs);
                     let dw = _mm256_cvtph_ps(_mm_load_si128(blk as *const __m128i));
                     let mw = if T == T_Q4_1 {
@@ -214,31 +240,50 @@ macro_rules! packed_kernels {
                         act_base(qs.add(i * k), nb, bias, bp.add(i * nb));
                     }
                 }
+                // Several tiles: the blocks go in chunks of `KC`, so that a panel's chunk of
+                // weights and a tile's chunk of activations stay in L1 while the tiles reuse them.
+                let kc = if one_tile { nb } else { KC };
                 let mut p0 = g0;
                 while p0 < g1 {
                     let p1 = (p0 + PANEL).min(g1);
-                    let mut i = 0;
-                    while i < n {
-                        let na = (n - i).min(NA_MAX);
-                        if !one_tile {
-                            for ii in 0..na {
-                                act_base(qs.add((i + ii) * k), nb, bias, bp.add(ii * nb));
+                    let mut b0 = 0;
+                    while b0 < nb {
+                        let b1 = (b0 + kc).min(nb);
+                        let mut i = 0;
+                        while i < n {
+                            let na = (n - i).min(NA_MAX);
+                            if !one_tile {
+                                for ii in 0..na {
+                                    act_base(
+                                        qs.add((i + ii) * k + b0 * QK),
+                                        b1 - b0,
+                                        bias,
+                                        bp.add(ii * nb + b0),
+                                    );
+                                }
                             }
-                        }
-                        let (qi, di, si) = (qs.add(i * k), d.add(i * nb), s.add(i * nb));
-                        for g in p0..p1 {
-                            let grp = w.add(g * gb);
-                            let r0 = g * GROUP;
-                            let nvalid = rows.end.min(r0 + GROUP) - r0;
-                            let o = out.add(i * ldo + r0);
-                            match na {
-                                1 => tile::<T, 1>(grp, nb, qi, k, di, si, bp, o, ldo, nvalid),
-                                2 => tile::<T, 2>(grp, nb, qi, k, di, si, bp, o, ldo, nvalid),
-                                3 => tile::<T, 3>(grp, nb, qi, k, di, si, bp, o, ldo, nvalid),
-                                _ => tile::<T, 4>(grp, nb, qi, k, di, si, bp, o, ldo, nvalid),
+                            let (qi, di, si) = (qs.add(i * k), d.add(i * nb), s.add(i * nb));
+                            for g in p0..p1 {
+                                let grp = w.add(g * gb);
+                                let r0 = g * GROUP;
+                                let nvalid = rows.end.min(r0 + GROUP) - r0;
+                                let o = out.add(i * ldo + r0);
+                                let a: TileArgs =
+                                    (grp, nb, b0, b1, qi, k, di, si, bp, o, ldo, nvalid);
+                                match na {
+                                    1 => tile::<T, 1>(a),
+                                    2 => tile::<T, 2>(a),
+                                    3 => tile::<T, 3>(a),
+                                    4 => tile::<T, 4>(a),
+                                    5 => tile::<T, 5>(a),
+                                    6 => tile::<T, 6>(a),
+                                    7 => tile::<T, 7>(a),
+                                    _ => tile::<T, 8>(a),
+                                }
                             }
+                            i += na;
                         }
-                        i += na;
+                        b0 = b1;
                     }
                     p0 = p1;
                 }
@@ -277,7 +322,7 @@ macro_rules! packed_kernels {
 /// `vpdpbusd acc, w, dword [p]{1to8}` (AVX-512 VNNI + VL, EVEX). Inline assembly keeps the
 /// crate's MSRV; only called after `dispatch::vnni()` said the CPU has it.
 #[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
 unsafe fn vnni_bcast(
     acc: core::arch::x86_64::__m256i,
     w: core::arch::x86_64::__m256i,
@@ -285,9 +330,9 @@ unsafe fn vnni_bcast(
 ) -> core::arch::x86_64::__m256i {
     let mut acc = acc;
     core::arch::asm!(
-        "vpdpbusd {acc}, {w}, dword ptr [{p}]{{1to8}}",
-        acc = inout(ymm_reg) acc,
-        w = in(ymm_reg) w,
+        "vpdpbusd {acc:y}, {w:y}, dword ptr [{p}]{{1to8}}",
+        acc = inout(zmm_reg) acc,
+        w = in(zmm_reg) w,
         p = in(reg) p,
         options(pure, readonly, nostack, preserves_flags)
     );
@@ -308,16 +353,16 @@ unsafe fn vnni_bcast_unavailable(
 mod avx2_impl {
     pub(super) use super::vnni_bcast_unavailable as vnni_bcast;
     pub(super) use super::{
-        act_base, block_scale_bytes, block_stride, group_bytes, Range, WeightType, GROUP,
-        MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
+        act_base, block_scale_bytes, block_stride, group_bytes, Range, TileArgs, WeightType, GROUP,
+        KC, MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
     };
     packed_kernels!(k, "avx2,fma,f16c", false);
 }
 mod vnni_impl {
     pub(super) use super::vnni_bcast;
     pub(super) use super::{
-        act_base, block_scale_bytes, block_stride, group_bytes, Range, WeightType, GROUP,
-        MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
+        act_base, block_scale_bytes, block_stride, group_bytes, Range, TileArgs, WeightType, GROUP,
+        KC, MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
     };
     packed_kernels!(
         k,
