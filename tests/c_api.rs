@@ -83,6 +83,7 @@ c_model_tests!(
     model_forward => "q4_1",
     model_generate => "q4_1",
     model_endurance => "q4_0",
+    model_adversarial => "q4_0",
 );
 
 /// C tests with their own test functions below (they need arguments such as a model path).
