@@ -497,7 +497,8 @@ q_error_code q_generate(struct q_generation_state *state);
 // Row `i` of `tokens_out` (stride = the largest `max_tokens`) and `num_tokens_out[i]` receive
 // sequence `i`'s ids, which are also written to `states[i]` (with `num_generated_tokens` and
 // `current_pos`). `shared_logits`, when not NULL, receives each sequence's last logits
-// (`batch_size x vocab_size`). Bad input returns an error and changes nothing.
+// (`batch_size x vocab_size`). `tokens_out`, `num_tokens_out` and `shared_logits` must be
+// 4-byte aligned (`Q_ERR_MISALIGNED`). Bad input returns an error and changes nothing.
 //
 // # Safety
 // `batch` must be NULL or valid, with `states` holding `batch_size` valid states;
@@ -617,7 +618,9 @@ q_error_code q_alloc_kv_cache(struct q_context *ctx, size_t kv_size);
 q_error_code q_alloc_arena(struct q_context *ctx, size_t arena_size);
 
 // Bump-allocates `A64(size)` bytes from the arena (spec §3.1.5). NULL when the arena is missing or
-// exhausted, `size` is 0 or huge, or `scratch_head` is not a multiple of 64 (spec fix C2).
+// exhausted, `size` is 0 or huge, or `scratch_head` is not a multiple of 64 (spec fix C2); also
+// when `scratch_buffer` is not a live library arena of at least `scratch_size` bytes (freed, or
+// the size field enlarged).
 //
 // # Safety
 // `ctx` must be NULL or point to a writable `q_context` whose arena fields were set by the library.
@@ -666,6 +669,8 @@ void llama_free_graph(struct q_llama_model *model);
 // semantics of §5.3): every token attends to all cached positions up to its own, K/V are
 // written to the cache (layout §5.4), and `pos + seq_len > max_seq_len` is rejected before any
 // work. Temporaries come from the arena (not released; `Q_ERR_ARENA_OOM` when it is too small).
+// An arena or KV cache that is not a live library buffer (a stale copy of a freed context) gives
+// `Q_ERR_INVALID_ARG`; a `kv_size` larger than what was allocated, `Q_ERR_INVALID_SIZE`.
 //
 // # Safety
 // Pointers must be NULL or valid: `model` a struct filled by `llama_build_graph`, `ctx` a
@@ -684,7 +689,8 @@ q_error_code llama_forward(struct q_llama_model *model,
 // `tok` must be NULL or writable; `tokenizer_path` NULL or NUL-terminated.
 q_error_code q_tokenizer_load(struct q_tokenizer *tok, const char *tokenizer_path);
 
-// Encodes `text` into token ids (spec §3.5.2).
+// Encodes `text` into token ids (spec §3.5.2). `tokens_out` not 4-byte aligned gives
+// `Q_ERR_MISALIGNED`; `num_tokens_out` may have any alignment.
 //
 // # Safety
 // Pointers must be NULL or valid; `tokens_out` must hold `max_tokens` ids.
@@ -696,7 +702,8 @@ q_error_code q_tokenizer_encode(struct q_tokenizer *tok,
                                 bool add_bos,
                                 bool add_eos);
 
-// Decodes ids into NUL-terminated text (spec §3.5.3).
+// Decodes ids into NUL-terminated text (spec §3.5.3). `tokens` not 4-byte aligned gives
+// `Q_ERR_MISALIGNED`.
 //
 // # Safety
 // Pointers must be NULL or valid; `text_out` must hold `text_buf_size` bytes; `tokens` must

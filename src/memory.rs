@@ -78,7 +78,13 @@ impl AlignedBuf {
 
     /// Whether `p .. p+len` lies inside a buffer made by this module.
     pub fn is_library_buffer(p: *const c_void, len: usize) -> bool {
-        with_buffers(|b| b.get(&(p as usize)).is_some_and(|&l| len <= l))
+        Self::live_len(p).is_some_and(|l| len <= l)
+    }
+
+    /// The length of the live buffer starting at `p`, or `None` when `p` is not one (never
+    /// allocated here, or already freed: a stale copy of a context).
+    pub fn live_len(p: *const c_void) -> Option<usize> {
+        with_buffers(|b| b.get(&(p as usize)).copied())
     }
 }
 
@@ -89,9 +95,14 @@ impl Drop for AlignedBuf {
     }
 }
 
-/// `q_arena_alloc`'s rule: `A64(size)` bytes at `scratch_head`, 64-aligned, or `None`.
+/// `q_arena_alloc`'s rule: `A64(size)` bytes at `scratch_head`, 64-aligned, or `None`. `None`
+/// too when `scratch_buffer` is not a live library buffer of at least `scratch_size` bytes (a
+/// freed arena seen through a stale copy of the context, or a size field the caller enlarged).
 pub fn arena_alloc(ctx: &mut q_context, size: usize) -> Option<*mut c_void> {
     if ctx.scratch_buffer.is_null() || size == 0 || size > usize::MAX - 63 {
+        return None;
+    }
+    if !AlignedBuf::is_library_buffer(ctx.scratch_buffer, ctx.scratch_size) {
         return None;
     }
     if ctx.scratch_head % 64 != 0 || (ctx.scratch_buffer as usize) % 64 != 0 {

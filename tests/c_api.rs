@@ -79,7 +79,12 @@ macro_rules! c_model_tests {
     };
 }
 
-c_model_tests!(model_forward => "q4_1", model_generate => "q4_1");
+c_model_tests!(
+    model_forward => "q4_1",
+    model_generate => "q4_1",
+    model_endurance => "q4_0",
+    model_adversarial => "q4_0",
+);
 
 /// C tests with their own test functions below (they need arguments such as a model path).
 const RUN_ELSEWHERE: &[&str] = &["test_tokenizer_smollm2"];

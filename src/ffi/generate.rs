@@ -211,7 +211,8 @@ pub unsafe extern "C" fn q_generate(state: *mut q_generation_state) -> q_error_c
 /// Row `i` of `tokens_out` (stride = the largest `max_tokens`) and `num_tokens_out[i]` receive
 /// sequence `i`'s ids, which are also written to `states[i]` (with `num_generated_tokens` and
 /// `current_pos`). `shared_logits`, when not NULL, receives each sequence's last logits
-/// (`batch_size x vocab_size`). Bad input returns an error and changes nothing.
+/// (`batch_size x vocab_size`). `tokens_out`, `num_tokens_out` and `shared_logits` must be
+/// 4-byte aligned (`Q_ERR_MISALIGNED`). Bad input returns an error and changes nothing.
 ///
 /// # Safety
 /// `batch` must be NULL or valid, with `states` holding `batch_size` valid states;
@@ -227,6 +228,15 @@ pub unsafe extern "C" fn q_generate_batch(
             return Err(Error::InvalidArg("NULL argument".into()));
         }
         let batch = check_mut(batch, "batch")?;
+        let misaligned = |p: usize| p % 4 != 0;
+        if misaligned(tokens_out as usize)
+            || misaligned(num_tokens_out as usize)
+            || misaligned(batch.shared_logits as usize)
+        {
+            return Err(Error::Misaligned(
+                "tokens_out, num_tokens_out or shared_logits is not 4-byte aligned".into(),
+            ));
+        }
         if batch.states.is_null() {
             return Err(Error::InvalidArg("states is NULL".into()));
         }

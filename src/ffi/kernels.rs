@@ -26,6 +26,15 @@ unsafe fn read_tensor(t: *const q_tensor) -> q_tensor {
     std::ptr::read_unaligned(t)
 }
 
+/// Bytes spanned by `rows` rows of `row_bytes` bytes `stride` bytes apart; `Q_ERR_OVERFLOW` when
+/// that does not fit in `usize` (a view whose extents no buffer can have).
+fn span(rows: usize, stride: usize, row_bytes: usize, what: &str) -> Result<usize> {
+    rows.saturating_sub(1)
+        .checked_mul(stride)
+        .and_then(|v| v.checked_add(row_bytes))
+        .ok_or_else(|| Error::Overflow(format!("{what}: {rows} rows of stride {stride}")))
+}
+
 fn nonnull<T>(p: *const T, what: &str) -> Result<()> {
     ensure!(!p.is_null(), InvalidArg, "{what} is NULL");
     Ok(())
@@ -197,6 +206,17 @@ pub unsafe extern "C" fn q_matmul_f32_avx2(
             InvalidArg,
             "a tensor's data is NULL"
         );
+        // Every byte offset below must be computable (no wrap-around into a small offset).
+        let row_k = k.checked_mul(4).ok_or_else(|| err!(Overflow, "K*4"))?;
+        let row_n = n.checked_mul(4).ok_or_else(|| err!(Overflow, "N*4"))?;
+        span(m, ta.nb[0], row_k, "A")?;
+        span(m, tc.nb[0], row_n, "C")?;
+        if transposed {
+            span(n, row_k, row_k, "B")?; // read as N contiguous rows of K
+        } else {
+            span(k, tb.nb[0], row_n, "B")?;
+        }
+        let cells = m.checked_mul(n).ok_or_else(|| err!(Overflow, "M*N"))?;
         let ctx = &mut *ctx;
         // B transposed (N x K, contiguous). In normal mode it lives in the arena, as the
         // original's (observable: the arena head advances by A64(N*K*4) on every call).
@@ -217,7 +237,9 @@ pub unsafe extern "C" fn q_matmul_f32_avx2(
         };
         let mut bt_own = Vec::new();
         let btv: &[f32] = if transposed {
-            bt_own.reserve_exact(n * k);
+            bt_own.try_reserve_exact(n * k).map_err(|_| {
+                Error::AllocFailed(format!("matmul transposed B: {} floats", n * k))
+            })?;
             for j in 0..n {
                 for kk in 0..k {
                     bt_own.push(rd(tb.data, 4 * (j * k + kk)));
@@ -234,7 +256,10 @@ pub unsafe extern "C" fn q_matmul_f32_avx2(
         };
         // All of A is read before C is written (C may alias A or B).
         let mut arow = vec![0f32; k];
-        let mut cbuf = vec![0f32; m * n];
+        let mut cbuf = Vec::new();
+        cbuf.try_reserve_exact(cells)
+            .map_err(|_| Error::AllocFailed(format!("matmul result: {cells} floats")))?;
+        cbuf.resize(cells, 0f32);
         for i in 0..m {
             for (kk, v) in arow.iter_mut().enumerate() {
                 *v = rd(ta.data, i * ta.nb[0] + 4 * kk);
@@ -284,6 +309,7 @@ pub unsafe extern "C" fn q_causal_mask_f32_avx2(
             return Ok(());
         }
         ensure!(t.nb[0] / 4 >= n, InvalidSize, "row stride {} < n", t.nb[0]);
+        span(n, t.nb[0], 4 * n, "scores")?;
         let p = t.data as *mut f32;
         for i in 0..n {
             for j in i + 1..n {

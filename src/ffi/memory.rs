@@ -93,7 +93,9 @@ pub unsafe extern "C" fn q_alloc_arena(ctx: *mut q_context, arena_size: usize) -
 }
 
 /// Bump-allocates `A64(size)` bytes from the arena (spec §3.1.5). NULL when the arena is missing or
-/// exhausted, `size` is 0 or huge, or `scratch_head` is not a multiple of 64 (spec fix C2).
+/// exhausted, `size` is 0 or huge, or `scratch_head` is not a multiple of 64 (spec fix C2); also
+/// when `scratch_buffer` is not a live library arena of at least `scratch_size` bytes (freed, or
+/// the size field enlarged).
 ///
 /// # Safety
 /// `ctx` must be NULL or point to a writable `q_context` whose arena fields were set by the library.

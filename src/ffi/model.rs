@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ffi::boundary::{check_mut, guard, guard_code};
 use crate::ffi::registry;
 use crate::ffi::types::*;
-use crate::memory::{arena_alloc, arena_slice};
+use crate::memory::{arena_alloc, arena_slice, AlignedBuf};
 use crate::quant::WeightType;
 
 /// The C dtype of a weight type.
@@ -118,6 +118,9 @@ fn build(ctx: &mut q_context, model: &mut q_llama_model) -> Result<()> {
             "context has no model mapping (call q_init_memory first)",
         ));
     }
+    // First the mapping: a stale copy of a freed context names a mapping (and, for GGUF, a
+    // header) that no longer exists, and must be refused before its header is read.
+    let file = registry::lookup(ctx.weights_mmap, ctx.weights_size)?;
     // SAFETY: the caller guarantees `header` points to a readable header (it may be anywhere).
     let header = unsafe { std::ptr::read_unaligned(ctx.header) };
     if header.magic != Q_MAGIC {
@@ -143,7 +146,6 @@ fn build(ctx: &mut q_context, model: &mut q_llama_model) -> Result<()> {
     model.config = c_config(&config);
     model.ctx = ctx as *mut q_context;
     config.validate()?;
-    let file = registry::lookup(ctx.weights_mmap, ctx.weights_size)?;
     let engine: Arc<Model> = crate::format::build_model(&file, Some(config))?;
 
     let l_count = config.n_layers;
@@ -294,6 +296,27 @@ pub(crate) fn check_forward(
     if ctx.kv_buffer.is_null() {
         return Err(Error::InvalidArg("context has no KV cache".into()));
     }
+    // The buffers must be live library buffers (not a stale copy's freed ones), and the size
+    // fields must not claim more than was allocated.
+    if AlignedBuf::live_len(ctx.scratch_buffer).is_none() {
+        return Err(Error::InvalidArg(
+            "scratch_buffer is not a live arena (freed or foreign)".into(),
+        ));
+    }
+    match AlignedBuf::live_len(ctx.kv_buffer) {
+        None => {
+            return Err(Error::InvalidArg(
+                "kv_buffer is not a live KV cache (freed or foreign)".into(),
+            ))
+        }
+        Some(len) if ctx.kv_size > len => {
+            return Err(Error::InvalidSize(format!(
+                "kv_size {} exceeds the {len} bytes allocated",
+                ctx.kv_size
+            )))
+        }
+        Some(_) => {}
+    }
     if model.token_embd.is_null() {
         return Err(Error::InvalidArg(
             "model has no token_embd (freed graph?)".into(),
@@ -369,6 +392,8 @@ pub(crate) fn forward_in_context(
 /// semantics of §5.3): every token attends to all cached positions up to its own, K/V are
 /// written to the cache (layout §5.4), and `pos + seq_len > max_seq_len` is rejected before any
 /// work. Temporaries come from the arena (not released; `Q_ERR_ARENA_OOM` when it is too small).
+/// An arena or KV cache that is not a live library buffer (a stale copy of a freed context) gives
+/// `Q_ERR_INVALID_ARG`; a `kv_size` larger than what was allocated, `Q_ERR_INVALID_SIZE`.
 ///
 /// # Safety
 /// Pointers must be NULL or valid: `model` a struct filled by `llama_build_graph`, `ctx` a

@@ -350,7 +350,8 @@ unsafe fn encode_struct(t: &q_tokenizer, text: &[u8]) -> Result<Vec<u32>> {
     ))
 }
 
-/// Encodes `text` into token ids (spec §3.5.2).
+/// Encodes `text` into token ids (spec §3.5.2). `tokens_out` not 4-byte aligned gives
+/// `Q_ERR_MISALIGNED`; `num_tokens_out` may have any alignment.
 ///
 /// # Safety
 /// Pointers must be NULL or valid; `tokens_out` must hold `max_tokens` ids.
@@ -369,6 +370,9 @@ pub unsafe extern "C" fn q_tokenizer_encode(
             return Err(Error::InvalidArg("NULL argument".into()));
         }
         let t = check_ref(tok as *const q_tokenizer, "tok")?;
+        if (tokens_out as usize) % std::mem::align_of::<u32>() != 0 {
+            return Err(Error::Misaligned("tokens_out is not 4-byte aligned".into()));
+        }
         if !t.initialized {
             return Err(Error::InvalidArg("tokenizer not initialized".into()));
         }
@@ -378,7 +382,8 @@ pub unsafe extern "C" fn q_tokenizer_encode(
         let bytes = CStr::from_ptr(text).to_bytes();
         let specials = add_bos as usize + add_eos as usize;
         if bytes.is_empty() {
-            *num_tokens_out = 0;
+            // The count is written unaligned-safe (like q_sample_token's output).
+            num_tokens_out.write_unaligned(0);
             if specials > max_tokens as usize {
                 return Err(Error::ArenaOom(format!(
                     "{specials} special tokens do not fit in {max_tokens}"
@@ -393,7 +398,7 @@ pub unsafe extern "C" fn q_tokenizer_encode(
                 *tokens_out.add(k) = t.eos_token_id;
                 k += 1;
             }
-            *num_tokens_out = k as u32;
+            num_tokens_out.write_unaligned(k as u32);
             return Ok(());
         }
         if bytes.len() > MAX_TEXT {
@@ -425,12 +430,13 @@ pub unsafe extern "C" fn q_tokenizer_encode(
         if add_eos {
             out[total - 1] = t.eos_token_id;
         }
-        *num_tokens_out = total as u32;
+        num_tokens_out.write_unaligned(total as u32);
         Ok(())
     })
 }
 
-/// Decodes ids into NUL-terminated text (spec §3.5.3).
+/// Decodes ids into NUL-terminated text (spec §3.5.3). `tokens` not 4-byte aligned gives
+/// `Q_ERR_MISALIGNED`.
 ///
 /// # Safety
 /// Pointers must be NULL or valid; `text_out` must hold `text_buf_size` bytes; `tokens` must
@@ -448,6 +454,9 @@ pub unsafe extern "C" fn q_tokenizer_decode(
             return Err(Error::InvalidArg("NULL argument".into()));
         }
         let t = check_ref(tok as *const q_tokenizer, "tok")?;
+        if (tokens as usize) % std::mem::align_of::<u32>() != 0 {
+            return Err(Error::Misaligned("tokens is not 4-byte aligned".into()));
+        }
         if !t.initialized {
             return Err(Error::InvalidArg("tokenizer not initialized".into()));
         }
