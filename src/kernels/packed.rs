@@ -84,39 +84,73 @@ pub fn group_bytes(ty: WeightType, nb: usize) -> usize {
 pub struct AlignedBuf {
     ptr: std::ptr::NonNull<u8>,
     len: usize,
+    /// On Linux, buffers of 2 MiB or more are their own anonymous mapping: (start, length).
+    map: Option<(usize, usize)>,
 }
 
 // SAFETY: plain owned bytes.
 unsafe impl Send for AlignedBuf {}
 unsafe impl Sync for AlignedBuf {}
 
+const HUGE: usize = 2 << 20;
+
 impl AlignedBuf {
     /// `len` zero bytes (at least one byte is allocated). `None` if the allocation fails.
     /// Buffers of 2 MiB or more are 2 MiB aligned and asked to be backed by transparent huge
-    /// pages (before the first touch): the weights are streamed once per token, and with 4 KiB
-    /// pages the hardware prefetchers stop at every page boundary.
+    /// pages: the weights are streamed once per token, and with 4 KiB pages the hardware
+    /// prefetchers stop at every page boundary. On Linux they are fresh anonymous mappings, so
+    /// their pages are zero without being touched: memory is only committed as it is written
+    /// (repacking a model then never holds the whole packed copy and the file's pages at once).
     pub fn zeroed(len: usize) -> Option<AlignedBuf> {
+        #[cfg(target_os = "linux")]
+        if len >= HUGE {
+            return Self::mapped(len);
+        }
         let align = Self::align_for(len);
         let layout = std::alloc::Layout::from_size_align(len.max(1), align).ok()?;
         // SAFETY: non-zero size.
-        let p = unsafe { std::alloc::alloc(layout) };
+        let p = unsafe { std::alloc::alloc_zeroed(layout) };
         let ptr = std::ptr::NonNull::new(p)?;
-        #[cfg(target_os = "linux")]
-        if align > 64 {
-            // SAFETY: the range is this fresh allocation; MADV_HUGEPAGE only changes how its
-            // pages are backed.
-            unsafe {
-                libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
-            }
+        Some(AlignedBuf {
+            ptr,
+            len,
+            map: None,
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn mapped(len: usize) -> Option<AlignedBuf> {
+        let map_len = len.checked_add(HUGE)?;
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
         }
-        // SAFETY: `len` bytes were allocated.
-        unsafe { std::ptr::write_bytes(p, 0, len) };
-        Some(AlignedBuf { ptr, len })
+        let start = (base as usize).div_ceil(HUGE) * HUGE;
+        // SAFETY: [start, start + len) lies inside the mapping just made; MADV_HUGEPAGE only
+        // changes how its pages are backed.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+        }
+        Some(AlignedBuf {
+            ptr: std::ptr::NonNull::new(start as *mut u8)?,
+            len,
+            map: Some((base as usize, map_len)),
+        })
     }
 
     fn align_for(len: usize) -> usize {
-        if len >= 2 << 20 {
-            2 << 20
+        if len >= HUGE {
+            HUGE
         } else {
             64
         }
@@ -137,6 +171,11 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        if let Some((base, map_len)) = self.map {
+            // SAFETY: the mapping made in `mapped`, unmapped once.
+            unsafe { libc::munmap(base as *mut libc::c_void, map_len) };
+            return;
+        }
         if let Ok(layout) =
             std::alloc::Layout::from_size_align(self.len.max(1), Self::align_for(self.len))
         {
