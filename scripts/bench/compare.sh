@@ -1,33 +1,34 @@
 #!/usr/bin/env bash
-# Runs our C benchmark harness (c_tests/bench_generation.c) and llama.cpp's llama-batched-bench
-# alternately on the same model files and thread counts, ROUNDS rounds, and prints the medians
-# and the ratios (ours / llama.cpp) for pp64, pp512 and tg128.
+# Runs our C benchmark harness (c_tests/bench_generation.c, through the C API) and llama.cpp's
+# llama-bench alternately on the same model files and thread counts, ROUNDS rounds, and prints
+# per (model, threads, test) the median of each side and the ratio of the medians (ours / llama.cpp).
 #
 # usage: scripts/bench/compare.sh MODEL.gguf [MODEL.gguf ...]
 # environment:
-#   THREADS    thread counts to run (default "1 2")
+#   THREADS    thread counts (default "1 2")
 #   ROUNDS     alternating rounds (default 5)
-#   REPS       repetitions per round inside our harness (median; default 3)
-#   LLAMA_BIN  directory with llama-batched-bench (default /work/cache/llama.cpp-build/bin)
-#   LLAMA_ARGS extra arguments for llama-batched-bench (e.g. "-fa on")
-#   OUT        directory for the raw logs (default target/bench)
+#   REPS       repetitions per round on each side (ours: median of REPS; llama-bench: -r REPS,
+#              its mean; default 3)
+#   LLAMA_BIN  directory holding llama-bench (default: the build made by
+#              scripts/bench/llamacpp_bench.sh, ~/.cache/qorus/llama.cpp/build-0.3.36/bin)
+#   LLAMA_ARGS extra llama-bench arguments (e.g. "-fa 1")
+#   OUT        directory for the raw figures (default target/bench)
 #
-# llama.cpp side: `llama-batched-bench -npp 1,64,512 -ntg 128 -npl 1`: per prompt size it times
-# one prompt decode (pp) then 128 one-token decodes (tg); tg128 is taken from the npp=1 row (so it
-# runs at positions 1..128 like llama-bench's tg128), pp64/pp512 from the other rows. Our side:
-# pp = one llama_forward over the prompt at position 0, tg = 128 one-token calls at positions
-# 0..127. (The sdist's llama.cpp ships batched-bench but not llama-bench.)
+# Tests on both sides: pp64 and pp512 (one prompt of 64 / 512 tokens at position 0) and tg128
+# (128 one-token decodes). Ours: pp = one llama_forward over the prompt, tg = 128 one-token
+# llama_forward calls; llama-bench: its -p 64,512 -n 128. Each round runs ours then llama.cpp for
+# every (model, threads), so both see the same machine conditions on average.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 1 ] || { sed -n 2,20p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,21p "$0"; exit 2; }
 THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-5}
 REPS=${REPS:-3}
-LLAMA_BIN=${LLAMA_BIN:-/work/cache/llama.cpp-build/bin}
+LLAMA_BIN=${LLAMA_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/qorus/llama.cpp/build-0.3.36/bin}
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
-LB="$LLAMA_BIN/llama-batched-bench"
-[ -x "$LB" ] || { echo "missing $LB (build llama.cpp: see BENCHMARKS.md)"; exit 1; }
+LB="$LLAMA_BIN/llama-bench"
+[ -x "$LB" ] || { echo "missing $LB (build it: BENCH_ONLY=none scripts/bench/llamacpp_bench.sh)"; exit 1; }
 
 # Build the harness (cargo builds libqorus.so and compiles the C program).
 cargo test --release --test bench -- --ignored >/dev/null
@@ -36,18 +37,18 @@ OURS=target/release/c_tests/bench_generation
 
 RAW="$OUT/compare-$(date +%Y%m%d-%H%M%S).tsv"
 : >"$RAW"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$RAW.info"
 for round in $(seq 1 "$ROUNDS"); do
   for model in "$@"; do
     name=$(basename "$model" .gguf)
     for t in $THREADS; do
-      # ours
       "$OURS" "$model" "$t" "$REPS" >"$OUT/ours.log" 2>&1 || { cat "$OUT/ours.log"; exit 1; }
-      awk -v r="$round" -v m="$name" -v t="$t" '/^RESULT (pp64|pp512|tg128|load_ms|rss_mib) /{print r"\t"m"\t"t"\tours\t"$2"\t"$3}' \
+      awk -v r="$round" -v m="$name" -v t="$t" \
+        '/^RESULT (pp64|pp512|tg128|load_ms|rss_mib) /{print r"\t"m"\t"t"\tours\t"$2"\t"$3}' \
         "$OUT/ours.log" >>"$RAW"
-      # llama.cpp
       # shellcheck disable=SC2086
-      "$LB" -m "$model" -c 1024 -b 2048 -ub 512 -npp 1,64,512 -ntg 128 -npl 1 -t "$t" \
-        --output-format jsonl ${LLAMA_ARGS:-} >"$OUT/llama.log" 2>&1 || { tail -20 "$OUT/llama.log"; exit 1; }
+      "$LB" -m "$model" -p 64,512 -n 128 -t "$t" -r "$REPS" -o jsonl ${LLAMA_ARGS:-} \
+        >"$OUT/llama.log" 2>"$OUT/llama.err" || { tail -20 "$OUT/llama.err"; exit 1; }
       python3 - "$OUT/llama.log" "$round" "$name" "$t" >>"$RAW" <<'PY'
 import json, sys
 log, r, m, t = sys.argv[1:5]
@@ -56,35 +57,34 @@ for line in open(log):
     if not line.startswith("{"):
         continue
     j = json.loads(line)
-    if j["pp"] == 1:
-        print(f"{r}\t{m}\t{t}\tllama\ttg128\t{j['speed_tg']:.3f}")
-    else:
-        print(f"{r}\t{m}\t{t}\tllama\tpp{j['pp']}\t{j['speed_pp']:.3f}")
+    test = f"pp{j['n_prompt']}" if j["n_gen"] == 0 else f"tg{j['n_gen']}"
+    print(f"{r}\t{m}\t{t}\tllama\t{test}\t{j['avg_ts']:.3f}")
 PY
-      echo "round $round $name t=$t done" >&2
+      echo "round $round $name t=$t done ($(cut -d' ' -f1 /proc/loadavg))" >&2
     done
   done
 done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RAW.info"
 
 python3 - "$RAW" <<'PY'
 import sys, statistics as st
 from collections import defaultdict
 v = defaultdict(list)
 for line in open(sys.argv[1]):
-    r, m, t, who, what, x = line.split("\t")
+    r, m, t, who, what, x = line.rstrip("\n").split("\t")
     v[(m, int(t), who, what)].append(float(x))
 keys = sorted({(m, t) for (m, t, _, _) in v})
-print(f"\nmedians of {max(len(x) for x in v.values())} alternating rounds (tokens/s; raw: {sys.argv[1]})")
-print(f"{'model':34} {'thr':>3} {'test':>6} {'qorus':>9} {'llama.cpp':>10} {'ratio':>6}")
+n = max(len(x) for x in v.values())
+print(f"\nmedians of {n} alternating rounds (tokens/s; raw: {sys.argv[1]})")
+print(f"| model | threads | test | qorus | llama.cpp | ratio |")
+print(f"|---|---:|---|---:|---:|---:|")
 for m, t in keys:
     for what in ("pp64", "pp512", "tg128"):
         a, b = v.get((m, t, "ours", what)), v.get((m, t, "llama", what))
-        if not a or not b:
-            continue
-        ma, mb = st.median(a), st.median(b)
-        print(f"{m:34} {t:>3} {what:>6} {ma:9.1f} {mb:10.1f} {ma / mb:6.2f}")
-    for what, unit in (("rss_mib", "MiB peak RSS"), ("load_ms", "ms load")):
+        if a and b:
+            print(f"| {m} | {t} | {what} | {st.median(a):.1f} | {st.median(b):.1f} | {st.median(a) / st.median(b):.2f} |")
+    for what in ("load_ms", "rss_mib"):
         a = v.get((m, t, "ours", what))
         if a:
-            print(f"{m:34} {t:>3} {'':>6} ours: {st.median(a):.1f} {unit}")
+            print(f"<!-- {m} t={t} ours {what}: median {st.median(a):.1f} -->")
 PY

@@ -14,7 +14,7 @@
 
 use crate::engine::kv_cache::KvCache;
 use crate::engine::model::{Mat, Model};
-use crate::engine::pool::{split, Pool};
+use crate::engine::pool::Pool;
 use crate::error::{Error, Result};
 use crate::kernels::packed::{self, GROUP};
 use crate::kernels::{self, Acts};
@@ -195,12 +195,17 @@ unsafe fn matmul_rows(
     }
 }
 
-/// Runs several matrix products over the pool, splitting their rows evenly across threads in
-/// whole groups of `GROUP` rows (pairs of groups where possible).
+/// Runs several matrix products over the pool. Their rows, in whole groups of `GROUP`, are cut
+/// into chunks (about 8 per thread, an even number of groups each) that the threads claim
+/// (`Pool::run_chunks`): each thread streams its own share and helps with the others' at the
+/// end. Every output row is computed by one thread with the same arithmetic whatever the split.
 fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)]) {
     let total: usize = jobs.iter().map(|j| j.0.rows.div_ceil(GROUP)).sum();
-    pool.run(&|tid, nt| {
-        let (lo, hi) = split(total, tid, nt, 2);
+    let nt = pool.n_threads();
+    let per = (total.div_ceil(8 * nt).max(2) + 1) & !1;
+    let n_chunks = total.div_ceil(per);
+    pool.run_chunks(n_chunks, &|_tid, c| {
+        let (lo, hi) = (c * per, ((c + 1) * per).min(total));
         let mut base = 0;
         for &(w, a, out, ldo) in jobs {
             let units = w.rows.div_ceil(GROUP);
@@ -209,7 +214,7 @@ fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)]) {
             if u0 < u1 {
                 let r0 = (u0 - base) * GROUP;
                 let r1 = ((u1 - base) * GROUP).min(w.rows);
-                // SAFETY: each thread writes the disjoint rows [r0, r1) of this job's output,
+                // SAFETY: each chunk writes the disjoint rows [r0, r1) of this job's output,
                 // which has room for n rows of `ldo` floats; r0 is a multiple of GROUP.
                 unsafe { matmul_rows(w, a, r0..r1, out.get(), ldo) };
             }
@@ -404,25 +409,23 @@ fn run_chunk(
             let att = SendPtr(s.att.as_mut_ptr());
             let scores = SendPtr(s.scores.as_mut_ptr());
             let kv_seq = s.scores.len() / pool.n_threads();
-            pool.run(&|tid, nt| {
-                let (lo, hi) = split(n * n_heads, tid, nt, 1);
-                // SAFETY: thread `tid` owns scores row `tid` and the att slices of its tasks.
+            // One chunk per (row, head); the longest rows (last positions) first.
+            pool.run_chunks(n * n_heads, &|tid, c| {
+                let task = n * n_heads - 1 - c;
+                // SAFETY: thread `tid` owns scores row `tid`.
                 let sc = unsafe {
                     std::slice::from_raw_parts_mut(scores.get().add(tid * kv_seq), kv_seq)
                 };
-                for task in lo..hi {
-                    let (r, hh) = (task / n_heads, task % n_heads);
-                    let g = hh / group;
-                    let len = row_pos[r] + 1;
-                    let qh = &q[r * d + hh * hd..r * d + (hh + 1) * hd];
-                    // SAFETY: all K/V of this chunk were written before this region started.
-                    let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, len) };
-                    // SAFETY: this task alone writes head hh of row r.
-                    let out = unsafe {
-                        std::slice::from_raw_parts_mut(att.get().add(r * d + hh * hd), hd)
-                    };
-                    kernels::attn::attend(qh, kv, len, hd, att_scale, sc, out);
-                }
+                let (r, hh) = (task / n_heads, task % n_heads);
+                let g = hh / group;
+                let len = row_pos[r] + 1;
+                let qh = &q[r * d + hh * hd..r * d + (hh + 1) * hd];
+                // SAFETY: all K/V of this chunk were written before this region started.
+                let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, len) };
+                // SAFETY: this task alone writes head hh of row r.
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut(att.get().add(r * d + hh * hd), hd) };
+                kernels::attn::attend(qh, kv, len, hd, att_scale, sc, out);
             });
         }
         let wo = &layer.wo;

@@ -19,13 +19,36 @@ use std::time::{Duration, Instant};
 
 type Job = dyn Fn(usize, usize) + Sync;
 
+/// What a worker runs for an epoch.
+#[derive(Clone, Copy)]
+enum Work {
+    /// `f(tid, n_threads)` once on every thread.
+    All(&'static Job),
+    /// `f(tid, chunk)` for chunks claimed from the cursors (see `Pool::run_chunks`).
+    Chunks(&'static Job),
+}
+
+/// A counter alone on its cache line.
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded(AtomicUsize);
+
 struct Shared {
     /// Incremented for every job; workers run a job when they see a new epoch.
     epoch: AtomicUsize,
     /// Workers still running the current job.
     pending: AtomicUsize,
-    /// The current job (valid while `pending > 0` for the epoch it was published with).
-    job: Mutex<Option<&'static Job>>,
+    /// The current job (valid while `pending > 0` for the epoch it was published with, or, for
+    /// chunked jobs, while `open` holds that epoch or a worker that entered it is `inside`).
+    job: Mutex<Option<(usize, Work)>>,
+    /// Chunked jobs: per thread, the next chunk of its share and the end of its share.
+    cursor: Box<[Padded]>,
+    end: Box<[Padded]>,
+    /// Chunked jobs: chunks finished, the epoch workers may still enter (0: closed), and how
+    /// many workers are inside the job.
+    done: Padded,
+    open: Padded,
+    inside: Padded,
     /// Set when a worker's job panicked.
     panicked: AtomicBool,
     /// Sleeping workers wait here.
@@ -80,13 +103,58 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
                 std::hint::spin_loop();
             }
         }
-        let job = *shared.job.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(job) = job {
-            if catch_unwind(AssertUnwindSafe(|| job(tid, shared.n_threads))).is_err() {
-                shared.panicked.store(true, Ordering::Release);
+        // The job published with the epoch we saw (a newer one is taken on the next turn).
+        let work = match *shared.job.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((e, w)) if e == seen => Some(w),
+            _ => None,
+        };
+        match work {
+            Some(Work::All(job)) => {
+                if catch_unwind(AssertUnwindSafe(|| job(tid, shared.n_threads))).is_err() {
+                    shared.panicked.store(true, Ordering::Release);
+                }
+                shared.pending.fetch_sub(1, Ordering::AcqRel);
+            }
+            Some(Work::Chunks(_)) => {
+                // Enter (Dekker-style with `run_chunks`' close: SeqCst on both sides), then
+                // re-read the job: it is the one of the epoch still open, if any.
+                shared.inside.0.fetch_add(1, Ordering::SeqCst);
+                if shared.open.0.load(Ordering::SeqCst) == seen {
+                    if let Some((e, Work::Chunks(job))) =
+                        *shared.job.lock().unwrap_or_else(|p| p.into_inner())
+                    {
+                        debug_assert_eq!(e, seen);
+                        shared.claim_loop(job, tid);
+                    }
+                }
+                shared.inside.0.fetch_sub(1, Ordering::SeqCst);
+            }
+            None => {}
+        }
+    }
+}
+
+impl Shared {
+    /// Claims chunks (own share first, then the others') and runs them until none is left.
+    fn claim_loop(&self, job: &Job, tid: usize) {
+        let nt = self.n_threads;
+        for k in 0..nt {
+            let t = (tid + k) % nt;
+            let end = self.end[t].0.load(Ordering::Relaxed);
+            loop {
+                if self.cursor[t].0.load(Ordering::Relaxed) >= end {
+                    break;
+                }
+                let c = self.cursor[t].0.fetch_add(1, Ordering::Relaxed);
+                if c >= end {
+                    break;
+                }
+                if catch_unwind(AssertUnwindSafe(|| job(tid, c))).is_err() {
+                    self.panicked.store(true, Ordering::Release);
+                }
+                self.done.0.fetch_add(1, Ordering::AcqRel);
             }
         }
-        shared.pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -98,6 +166,11 @@ impl Pool {
             epoch: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             job: Mutex::new(None),
+            cursor: (0..n).map(|_| Padded::default()).collect(),
+            end: (0..n).map(|_| Padded::default()).collect(),
+            done: Padded::default(),
+            open: Padded::default(),
+            inside: Padded::default(),
             panicked: AtomicBool::new(false),
             sleep_lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -140,9 +213,10 @@ impl Pool {
         let job: &'static Job = unsafe {
             std::mem::transmute::<&'a (dyn Fn(usize, usize) + Sync + 'a), &'static Job>(f)
         };
-        *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(job);
+        let epoch = self.shared.epoch.load(Ordering::Acquire).wrapping_add(1);
+        *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, Work::All(job)));
         self.shared.pending.store(n - 1, Ordering::Release);
-        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        self.shared.epoch.store(epoch, Ordering::Release);
         {
             let _g = self
                 .shared
@@ -167,6 +241,65 @@ impl Pool {
         }
         if self.shared.panicked.swap(false, Ordering::AcqRel) {
             panic!("a worker thread panicked");
+        }
+    }
+}
+
+impl Pool {
+    /// Runs `f(tid, c)` for every chunk `c < n_chunks`, each exactly once, on whichever threads
+    /// take part, and returns when all are done. Thread `t` starts with the `t`-th contiguous
+    /// share of the chunks and then takes what is left of the others' shares, so on an idle
+    /// machine each thread streams its own part, and when a worker is not running (a loaded
+    /// machine) the others do its share instead of waiting for it. Workers that arrive after
+    /// the last chunk was taken do not touch the job. `tid` is the running thread's index
+    /// (`< n_threads`; use it for per-thread scratch). Re-raises a panic.
+    pub fn run_chunks<'a>(&self, n_chunks: usize, f: &'a (dyn Fn(usize, usize) + Sync + 'a)) {
+        let sh = &*self.shared;
+        let n = sh.n_threads;
+        if n == 1 || n_chunks <= 1 {
+            for c in 0..n_chunks {
+                f(0, c);
+            }
+            return;
+        }
+        for t in 0..n {
+            let (lo, hi) = split(n_chunks, t, n, 1);
+            sh.cursor[t].0.store(lo, Ordering::Relaxed);
+            sh.end[t].0.store(hi, Ordering::Relaxed);
+        }
+        sh.done.0.store(0, Ordering::Relaxed);
+        // SAFETY: workers use the job only between entering (`inside` incremented while `open`
+        // holds this epoch) and leaving; we close the job and wait for `inside == 0` before
+        // returning.
+        let job: &'static Job = unsafe {
+            std::mem::transmute::<&'a (dyn Fn(usize, usize) + Sync + 'a), &'static Job>(f)
+        };
+        let epoch = sh.epoch.load(Ordering::Acquire).wrapping_add(1);
+        *sh.job.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, Work::Chunks(job)));
+        sh.open.0.store(epoch, Ordering::SeqCst);
+        sh.epoch.store(epoch, Ordering::Release);
+        {
+            let _g = sh.sleep_lock.lock().unwrap_or_else(|p| p.into_inner());
+            sh.wake.notify_all();
+        }
+        sh.claim_loop(job, 0);
+        let mut spins = 0u32;
+        while sh.done.0.load(Ordering::Acquire) < n_chunks {
+            spins = spins.saturating_add(1);
+            if spins > SPIN_BEFORE_YIELD {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        sh.open.0.store(0, Ordering::SeqCst);
+        while sh.inside.0.load(Ordering::SeqCst) != 0 {
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+        *sh.job.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if sh.panicked.swap(false, Ordering::AcqRel) {
+            panic!("a chunk of a parallel job panicked");
         }
     }
 }
@@ -309,6 +442,65 @@ mod tests {
     }
 
     #[test]
+    fn run_chunks_runs_every_chunk_once() {
+        for nt in [1usize, 2, 3] {
+            let pool = Pool::new(nt);
+            for n_chunks in [0usize, 1, 2, 5, 64, 1000] {
+                let hits: Vec<AtomicU64> = (0..n_chunks).map(|_| AtomicU64::new(0)).collect();
+                let bad_tid = AtomicU64::new(0);
+                for _ in 0..20 {
+                    pool.run_chunks(n_chunks, &|tid, c| {
+                        if tid >= nt {
+                            bad_tid.fetch_add(1, Ordering::Relaxed);
+                        }
+                        hits[c].fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 20));
+                assert_eq!(bad_tid.load(Ordering::Relaxed), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn run_chunks_and_run_interleave() {
+        // Alternating the two kinds of jobs: no job runs twice or is missed.
+        let pool = Pool::new(2);
+        let (a, b) = (AtomicU64::new(0), AtomicU64::new(0));
+        for i in 0..5000 {
+            if i % 3 == 0 {
+                pool.run(&|_, _| {
+                    a.fetch_add(1, Ordering::Relaxed);
+                });
+            } else {
+                pool.run_chunks(3, &|_, _| {
+                    b.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        }
+        assert_eq!(a.load(Ordering::Relaxed), 2 * 1667);
+        assert_eq!(b.load(Ordering::Relaxed), 3 * 3333);
+    }
+
+    #[test]
+    fn run_chunks_panic_is_reported_and_pool_survives() {
+        let pool = Pool::new(2);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run_chunks(16, &|_, c| {
+                if c == 11 {
+                    panic!("boom");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        let count = AtomicU64::new(0);
+        pool.run_chunks(16, &|_, _| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 16);
+    }
+
+    #[test]
     fn split_covers_the_range() {
         for n in [0, 1, 7, 64, 100, 577] {
             for nt in 1..5 {
@@ -360,6 +552,12 @@ mod bench {
             }
             let dt = t0.elapsed().as_secs_f64() / n as f64;
             println!("{nt} threads: {:.2} us per empty region", dt * 1e6);
+            let t0 = Instant::now();
+            for _ in 0..n {
+                pool.run_chunks(16, &|_, _| {});
+            }
+            let dt = t0.elapsed().as_secs_f64() / n as f64;
+            println!("{nt} threads: {:.2} us per empty 16-chunk region", dt * 1e6);
         }
     }
 }
