@@ -337,6 +337,69 @@ pub fn forward(
     Ok(())
 }
 
+/// Chunks with at least this many rows run their row-wise steps (norms, activation
+/// quantization, RoPE, residual adds, SwiGLU) on the pool; smaller ones (decode) on the caller.
+const PAR_ROWS_MIN: usize = 4;
+
+/// `f(r)` for every row `r < n`, on the pool when `n >= PAR_ROWS_MIN`.
+fn for_rows(pool: &Pool, n: usize, f: &(dyn Fn(usize) + Sync)) {
+    if n >= PAR_ROWS_MIN && pool.n_threads() > 1 {
+        pool.run_chunks(n, &|_, r| f(r));
+    } else {
+        (0..n).for_each(f);
+    }
+}
+
+/// Row `r` (of `len` elements) of the buffer at `p`.
+///
+/// # Safety
+/// The row must lie inside the buffer, and no other live reference may overlap it (row-wise
+/// steps give each row to one thread).
+#[allow(clippy::mut_from_ref)]
+unsafe fn row<'a, T>(p: SendPtr<T>, r: usize, len: usize) -> &'a mut [T] {
+    std::slice::from_raw_parts_mut(p.get().add(r * len), len)
+}
+
+/// Quantizes row `r` of `x` (`k` wide) into the Q8 activation buffers.
+///
+/// # Safety
+/// As [`row`], for row `r` of `x`, `aq`, `ad`, `as_` (`k % 32 == 0`).
+unsafe fn quantize_row(
+    x: &[f32],
+    aq: SendPtr<i8>,
+    ad: SendPtr<f32>,
+    as_: SendPtr<f32>,
+    r: usize,
+    k: usize,
+) {
+    let nb = k / 32;
+    kernels::quantize_acts(x, row(aq, r, k), row(ad, r, nb), row(as_, r, nb));
+}
+
+/// Activations for matrices `ws` from `x` (`n` rows of `k`), whose Q8 form (if any of `ws`
+/// wants it) was already written into `aq`, `ad`, `as_` by the row-wise steps.
+fn prepared<'a>(
+    x: &'a [f32],
+    n: usize,
+    k: usize,
+    ws: &[&Mat],
+    aq: &'a [i8],
+    ad: &'a [f32],
+    as_: &'a [f32],
+) -> Prepared<'a> {
+    let nb = n * k / 32;
+    let q8 = ws
+        .iter()
+        .any(|w| kernels::wants_q8(w.ty))
+        .then(|| (&aq[..n * k], &ad[..nb], &as_[..nb]));
+    Prepared {
+        x: &x[..n * k],
+        q8,
+        n,
+        k,
+    }
+}
+
 fn run_chunk(
     model: &Model,
     seqs: &[SeqStep<'_>],
@@ -353,6 +416,8 @@ fn run_chunk(
     let n = tokens.len();
     let half = hd / 2;
     let att_scale = 1.0 / (hd as f32).sqrt();
+    let eps = c.rms_eps;
+    let wants = |ws: &[&Mat]| ws.iter().any(|w| kernels::wants_q8(w.ty));
 
     for (r, &t) in tokens.iter().enumerate() {
         let x = &mut s.x[r * d..(r + 1) * d];
@@ -362,60 +427,89 @@ fn run_chunk(
         }
     }
 
+    // Every row-wise step below hands row r of each buffer to one thread; the buffers are
+    // reached through these pointers (the matrix products and attention take their own views
+    // between the steps).
+    let (px, pxb, pq, pk, pv, patt) = (
+        SendPtr(s.x.as_mut_ptr()),
+        SendPtr(s.xb.as_mut_ptr()),
+        SendPtr(s.q.as_mut_ptr()),
+        SendPtr(s.k.as_mut_ptr()),
+        SendPtr(s.v.as_mut_ptr()),
+        SendPtr(s.att.as_mut_ptr()),
+    );
+    let (pgate, pup, phb) = (
+        SendPtr(s.gate.as_mut_ptr()),
+        SendPtr(s.up.as_mut_ptr()),
+        SendPtr(s.hb.as_mut_ptr()),
+    );
+    let (paq, pad, pas) = (
+        SendPtr(s.aq.as_mut_ptr()),
+        SendPtr(s.ad.as_mut_ptr()),
+        SendPtr(s.as_.as_mut_ptr()),
+    );
+
+    // u = rmsnorm(x) (+ its Q8 form) for the first layer; later layers get it from the
+    // previous layer's last row-wise step.
+    if let Some(l0) = model.layers.first() {
+        let q8 = wants(&[&l0.wq, &l0.wk, &l0.wv]);
+        for_rows(pool, n, &|r| {
+            // SAFETY: row r of x and xb (and of the Q8 buffers) belong to this call alone.
+            unsafe {
+                let xb = row(pxb, r, d);
+                kernels::rmsnorm(row(px, r, d), &l0.attn_norm, eps, xb);
+                if q8 {
+                    quantize_row(xb, paq, pad, pas, r, d);
+                }
+            }
+        });
+    }
+
     for (li, layer) in model.layers.iter().enumerate() {
         // --- attention ---
-        for r in 0..n {
-            kernels::rmsnorm(
-                &s.x[r * d..(r + 1) * d],
-                &layer.attn_norm,
-                c.rms_eps,
-                &mut s.xb[r * d..(r + 1) * d],
-            );
-        }
         let (wq, wk, wv) = (&layer.wq, &layer.wk, &layer.wv);
         {
-            let p = prepare(s.xb, n, d, &[wq, wk, wv], s.aq, s.ad, s.as_);
+            let p = prepared(s.xb, n, d, &[wq, wk, wv], s.aq, s.ad, s.as_);
             par_matmul(
                 pool,
                 &[
-                    (wq, p.acts(wq), SendPtr(s.q.as_mut_ptr()), d),
-                    (wk, p.acts(wk), SendPtr(s.k.as_mut_ptr()), kvd),
-                    (wv, p.acts(wv), SendPtr(s.v.as_mut_ptr()), kvd),
+                    (wq, p.acts(wq), pq, d),
+                    (wk, p.acts(wk), pk, kvd),
+                    (wv, p.acts(wv), pv, kvd),
                 ],
             );
         }
-        for r in 0..n {
+        for_rows(pool, n, &|r| {
             let pos = row_pos[r];
             let (cos, sin) = (
                 &model.rope_cos[pos * half..(pos + 1) * half],
                 &model.rope_sin[pos * half..(pos + 1) * half],
             );
+            // SAFETY: row r of q, k, v belongs to this call alone.
+            let (q, k, v) = unsafe { (row(pq, r, d), row(pk, r, kvd), row(pv, r, kvd)) };
             for hh in 0..n_heads {
-                kernels::rope(&mut s.q[r * d + hh * hd..r * d + (hh + 1) * hd], cos, sin);
+                kernels::rope(&mut q[hh * hd..(hh + 1) * hd], cos, sin);
             }
             for g in 0..n_kv {
-                let o = r * kvd + g * hd;
-                kernels::rope(&mut s.k[o..o + hd], cos, sin);
-                // SAFETY: one thread writes this (layer, head, position); nobody reads it yet.
+                let o = g * hd;
+                kernels::rope(&mut k[o..o + hd], cos, sin);
+                // SAFETY: one row writes this (layer, head, position); nobody reads it yet.
                 unsafe {
                     seqs[row_seq[r]]
                         .kv
-                        .write(li, g, pos, &s.k[o..o + hd], &s.v[o..o + hd])
+                        .write(li, g, pos, &k[o..o + hd], &v[o..o + hd])
                 };
             }
-        }
+        });
         {
             let q = &*s.q;
-            let att = SendPtr(s.att.as_mut_ptr());
             let scores = SendPtr(s.scores.as_mut_ptr());
             let kv_seq = s.scores.len() / pool.n_threads();
             // One chunk per (row, head); the longest rows (last positions) first.
             pool.run_chunks(n * n_heads, &|tid, c| {
                 let task = n * n_heads - 1 - c;
                 // SAFETY: thread `tid` owns scores row `tid`.
-                let sc = unsafe {
-                    std::slice::from_raw_parts_mut(scores.get().add(tid * kv_seq), kv_seq)
-                };
+                let sc = unsafe { row(scores, tid, kv_seq) };
                 let (r, hh) = (task / n_heads, task % n_heads);
                 let g = hh / group;
                 let len = row_pos[r] + 1;
@@ -424,53 +518,81 @@ fn run_chunk(
                 let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, len) };
                 // SAFETY: this task alone writes head hh of row r.
                 let out =
-                    unsafe { std::slice::from_raw_parts_mut(att.get().add(r * d + hh * hd), hd) };
+                    unsafe { std::slice::from_raw_parts_mut(patt.get().add(r * d + hh * hd), hd) };
                 kernels::attn::attend(qh, kv, len, hd, att_scale, sc, out);
             });
         }
         let wo = &layer.wo;
-        {
-            let p = prepare(s.att, n, d, &[wo], s.aq, s.ad, s.as_);
-            par_matmul(pool, &[(wo, p.acts(wo), SendPtr(s.xb.as_mut_ptr()), d)]);
+        if wants(&[wo]) {
+            // SAFETY: row r of att and of the Q8 buffers belongs to this call alone.
+            for_rows(pool, n, &|r| unsafe {
+                quantize_row(row(patt, r, d), paq, pad, pas, r, d)
+            });
         }
-        for (x, o) in s.x[..n * d].iter_mut().zip(&s.xb[..n * d]) {
-            *x += o;
+        {
+            let p = prepared(s.att, n, d, &[wo], s.aq, s.ad, s.as_);
+            par_matmul(pool, &[(wo, p.acts(wo), pxb, d)]);
         }
 
         // --- feed-forward ---
-        for r in 0..n {
-            kernels::rmsnorm(
-                &s.x[r * d..(r + 1) * d],
-                &layer.ffn_norm,
-                c.rms_eps,
-                &mut s.xb[r * d..(r + 1) * d],
-            );
-        }
         let (wg, wu, wd) = (&layer.w_gate, &layer.w_up, &layer.w_down);
+        let q8 = wants(&[wg, wu]);
+        for_rows(pool, n, &|r| {
+            // SAFETY: row r of x, xb and of the Q8 buffers belongs to this call alone.
+            unsafe {
+                let (x, xb) = (row(px, r, d), row(pxb, r, d));
+                for (x, o) in x.iter_mut().zip(xb.iter()) {
+                    *x += o;
+                }
+                kernels::rmsnorm(x, &layer.ffn_norm, eps, xb);
+                if q8 {
+                    quantize_row(xb, paq, pad, pas, r, d);
+                }
+            }
+        });
         {
-            let p = prepare(s.xb, n, d, &[wg, wu], s.aq, s.ad, s.as_);
+            let p = prepared(s.xb, n, d, &[wg, wu], s.aq, s.ad, s.as_);
             par_matmul(
                 pool,
-                &[
-                    (wg, p.acts(wg), SendPtr(s.gate.as_mut_ptr()), h),
-                    (wu, p.acts(wu), SendPtr(s.up.as_mut_ptr()), h),
-                ],
+                &[(wg, p.acts(wg), pgate, h), (wu, p.acts(wu), pup, h)],
             );
         }
-        // Row by row: the SIMD kernel takes a scalar path for the last `len % 8` elements, so
-        // over all n rows at once an element's rounding would depend on n (when h % 8 != 0) and
-        // a prefill would differ from token-by-token calls.
-        for r in 0..n {
-            let row = r * h..(r + 1) * h;
-            kernels::swiglu(&s.gate[row.clone()], &s.up[row.clone()], &mut s.hb[row]);
-        }
+        // Row by row (also when serial): the SIMD kernel takes a scalar path for the last
+        // `len % 8` elements, so over all n rows at once an element's rounding would depend on
+        // n (when h % 8 != 0) and a prefill would differ from token-by-token calls.
+        let q8 = wants(&[wd]);
+        for_rows(pool, n, &|r| {
+            // SAFETY: row r of gate, up, hb and of the Q8 buffers belongs to this call alone.
+            unsafe {
+                let hb = row(phb, r, h);
+                kernels::swiglu(row(pgate, r, h), row(pup, r, h), hb);
+                if q8 {
+                    quantize_row(hb, paq, pad, pas, r, h);
+                }
+            }
+        });
         {
-            let p = prepare(s.hb, n, h, &[wd], s.aq, s.ad, s.as_);
-            par_matmul(pool, &[(wd, p.acts(wd), SendPtr(s.xb.as_mut_ptr()), d)]);
+            let p = prepared(s.hb, n, h, &[wd], s.aq, s.ad, s.as_);
+            par_matmul(pool, &[(wd, p.acts(wd), pxb, d)]);
         }
-        for (x, o) in s.x[..n * d].iter_mut().zip(&s.xb[..n * d]) {
-            *x += o;
-        }
+        // x += down; then the next layer's normed input (and its Q8 form).
+        let next = model.layers.get(li + 1);
+        let q8 = next.is_some_and(|l| wants(&[&l.wq, &l.wk, &l.wv]));
+        for_rows(pool, n, &|r| {
+            // SAFETY: row r of x, xb and of the Q8 buffers belongs to this call alone.
+            unsafe {
+                let (x, xb) = (row(px, r, d), row(pxb, r, d));
+                for (x, o) in x.iter_mut().zip(xb.iter()) {
+                    *x += o;
+                }
+                if let Some(l) = next {
+                    kernels::rmsnorm(x, &l.attn_norm, eps, xb);
+                    if q8 {
+                        quantize_row(xb, paq, pad, pas, r, d);
+                    }
+                }
+            }
+        });
     }
 }
 
