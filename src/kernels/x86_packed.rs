@@ -30,7 +30,7 @@ const PREFETCH: usize = 4096;
 const NA_MAX: usize = 8;
 
 /// Blocks per chunk of the inner dimension when several tiles share a panel.
-const KC: usize = 16;
+const KC: usize = 32;
 
 /// Arguments of a tile: group, nb, b0, b1, activations, k, activation scales, activation sums,
 /// per-block activation bias terms, output, output stride, valid rows of the group.
