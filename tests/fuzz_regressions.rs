@@ -492,6 +492,19 @@ fn write_seed_corpora() {
     zl[20..24].copy_from_slice(&0u32.to_le_bytes()); // n_layers
     write_nasty("qorus_reader", "zero-layers", &zl);
     write_nasty("qorus_reader", "short", &q1[..63]);
+    // A context whose RoPE tables would take 8 GiB (was built eagerly before the bound).
+    let mut hc = q1.clone();
+    hc[32..36].copy_from_slice(&(1u32 << 28).to_le_bytes()); // max_seq_len
+    write_nasty("qorus_reader", "huge-context", &hc);
+    let long = Shape {
+        ctx: 1 << 25,
+        ..small
+    };
+    write_nasty(
+        "gguf_reader",
+        "huge-context",
+        &llama_gguf(long, F32, F32, None, vec![]),
+    );
     write_nasty("qorus_reader", "truncated-last-tensor", &q1[..q1.len() - 1]);
     let mut tf = tiny.to_bytes().unwrap();
     tf[8..12].copy_from_slice(&1_000_000u32.to_le_bytes()); // vocab size, entries missing
@@ -500,6 +513,16 @@ fn write_seed_corpora() {
     let at = tm.len() - 4;
     tm[at..].copy_from_slice(&u32::MAX.to_le_bytes()); // merge id outside the vocabulary
     write_nasty("tokenizer_file", "merge-id-out-of-range", &tm);
+    // A vocabulary entry of 30 000 characters outside the GPT-2 byte table: llama.cpp's
+    // unknown-character rule echoes the whole entry after each one (1.8 GB before the bound).
+    let mut meta = gpt2_tokenizer_meta();
+    if let Value::Array(tokens) = &mut meta[2].1 {
+        tokens.push(Value::String("\u{400}".repeat(30_000).into_bytes()));
+    }
+    if let Value::Array(types) = &mut meta[3].1 {
+        types.push(Value::I32(1));
+    }
+    write_nasty("tokenizer_file", "quadratic-unknown-piece", &meta_gguf(meta));
     write_nasty("tokenize", "empty", b"");
     write_nasty(
         "tokenize",
