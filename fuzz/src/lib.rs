@@ -25,6 +25,16 @@ use qorus::format::{build_model, open_bytes};
 use qorus::tokenizer::Tokenizer;
 use qorus::Error;
 
+/// Models whose RoPE tables would exceed this many floats are not built here. The library
+/// accepts up to `engine::config::MAX_ROPE_FLOATS` (2^27; unit-tested there), but filling such
+/// tables takes about a second per input, which slowed the `.qorus` target from ~340 to ~55
+/// inputs per second.
+const HARNESS_MAX_ROPE: usize = 1 << 22;
+
+fn rope_too_slow(c: &Config) -> bool {
+    c.validate().is_ok() && c.max_seq_len.saturating_mul(c.head_dim()) > HARNESS_MAX_ROPE
+}
+
 /// Arena handed to `llama_build_graph` / `llama_forward` in the C path.
 const ARENA: usize = 8 << 20;
 /// Largest KV cache the C path allocates to try a forward call.
@@ -313,6 +323,13 @@ fn model_rust(data: &[u8]) {
         Ok(f) => f,
         Err(e) => return no_internal_err(&e),
     };
+    let config = match &file.gguf {
+        Some(g) => Config::from_gguf(g),
+        None => Ok(Config::from_header(&file.file_header())),
+    };
+    if config.is_ok_and(|c| rope_too_slow(&c)) {
+        return;
+    }
     let model = match build_model(&file, None) {
         Ok(m) => m,
         Err(e) => return no_internal_err(&e),
@@ -339,6 +356,10 @@ fn model_c(data: &[u8], tag: &str) {
         no_internal(code, "q_init_memory");
         if code != Q_OK {
             assert!(ctx.weights_mmap.is_null());
+            return;
+        }
+        if rope_too_slow(&Config::from_header(&std::ptr::read_unaligned(ctx.header))) {
+            q_free_memory(&mut ctx);
             return;
         }
         assert_eq!(q_alloc_arena(&mut ctx, ARENA), Q_OK);
