@@ -522,7 +522,11 @@ fn write_seed_corpora() {
     if let Value::Array(types) = &mut meta[3].1 {
         types.push(Value::I32(1));
     }
-    write_nasty("tokenizer_file", "quadratic-unknown-piece", &meta_gguf(meta));
+    write_nasty(
+        "tokenizer_file",
+        "quadratic-unknown-piece",
+        &meta_gguf(meta),
+    );
     write_nasty("tokenize", "empty", b"");
     write_nasty(
         "tokenize",
