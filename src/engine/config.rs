@@ -4,6 +4,9 @@ use crate::error::{Error, Result};
 use crate::ffi::types::{q_model_header, Q_MAGIC};
 use crate::format::gguf::Gguf;
 
+/// Most floats the RoPE tables (cosines and sines together) of a model may take.
+pub const MAX_ROPE_FLOATS: usize = 1 << 27;
+
 /// Hyperparameters of a LLaMA-family model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
@@ -92,6 +95,17 @@ impl Config {
         }
         if self.kv_floats().is_none_or(|n| n > big) {
             return bad("KV cache size overflows".into());
+        }
+        // The RoPE tables (`max_seq_len * head_dim` floats) are built with the model whatever
+        // context the caller will use: bound them (2^27 floats, 512 MiB, covers a 1M-token
+        // context at head_dim 128), so that a small hostile file cannot make the library
+        // allocate and fill gigabytes.
+        if self.max_seq_len.saturating_mul(self.head_dim()) > MAX_ROPE_FLOATS {
+            return bad(format!(
+                "context of {} positions x head_dim {} is too long for the RoPE tables",
+                self.max_seq_len,
+                self.head_dim()
+            ));
         }
         Ok(())
     }
@@ -196,5 +210,54 @@ impl Config {
         };
         c.validate()?;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smollm2() -> Config {
+        Config {
+            vocab_size: 49152,
+            dim: 576,
+            hidden_dim: 1536,
+            n_layers: 30,
+            n_heads: 9,
+            n_kv_heads: 3,
+            max_seq_len: 8192,
+            rope_base: 100000.0,
+            rms_eps: 1e-5,
+        }
+    }
+
+    #[test]
+    fn rope_tables_are_bounded() {
+        assert!(smollm2().validate().is_ok());
+        // a 1M-token context at head_dim 128 is accepted (2^27 floats)
+        let big = Config {
+            dim: 4096,
+            n_heads: 32,
+            n_kv_heads: 8,
+            n_layers: 1,
+            max_seq_len: 1 << 20,
+            ..smollm2()
+        };
+        assert!(big.validate().is_ok());
+        // a tiny model with a context of 2^28 positions is not (8 GiB of tables)
+        let hostile = Config {
+            dim: 32,
+            hidden_dim: 32,
+            n_heads: 4,
+            n_kv_heads: 4,
+            n_layers: 1,
+            max_seq_len: 1 << 28,
+            ..smollm2()
+        };
+        assert!(hostile.kv_floats().is_some_and(|n| n <= 1 << 34));
+        assert_eq!(
+            hostile.validate().unwrap_err().code(),
+            crate::ffi::types::Q_ERR_INVALID_CONFIG
+        );
     }
 }

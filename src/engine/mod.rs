@@ -72,7 +72,13 @@ impl Session {
             max_seq,
             head_dim: c.head_dim(),
         };
-        let kv = vec![0f32; layout.floats()];
+        // The KV cache is sized by the model's context when `n_ctx` is 0: fail, not abort, when
+        // that cannot be allocated.
+        let n = layout.floats();
+        let mut kv = Vec::new();
+        kv.try_reserve_exact(n)
+            .map_err(|_| Error::AllocFailed(format!("KV cache of {n} floats")))?;
+        kv.resize(n, 0f32);
         Ok(Session {
             logits: vec![0f32; c.vocab_size],
             model,

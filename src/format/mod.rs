@@ -53,6 +53,57 @@ pub fn map_file(path: &Path, eager: bool) -> Result<MappedFile> {
         path: shown.clone(),
         source,
     })?;
+    map_opened(file, shown, eager)
+}
+
+/// Recognises a model file image held in memory through the same private read-only mapping and
+/// checks as [`map_file`]: the bytes are copied into an anonymous in-memory file first. For
+/// tests and fuzzing (`fuzz/`).
+pub fn open_bytes(bytes: &[u8], shown: &str) -> Result<MappedFile> {
+    map_opened(anon_file(bytes, shown)?, shown.to_string(), false)
+}
+
+/// An unnamed file holding `bytes` (Linux: `memfd_create`; elsewhere an unlinked temporary file).
+fn anon_file(bytes: &[u8], shown: &str) -> Result<File> {
+    use std::io::Write;
+    let io_err = |source| Error::FileOpen {
+        path: shown.to_string(),
+        source,
+    };
+    #[cfg(target_os = "linux")]
+    let mut file = {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a NUL-terminated name; the returned descriptor is checked and then owned.
+        let fd = unsafe { libc::memfd_create(c"qorus-bytes".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io_err(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a fresh descriptor nothing else owns.
+        unsafe { File::from_raw_fd(fd) }
+    };
+    #[cfg(not(target_os = "linux"))]
+    let mut file = {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "qorus-bytes-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .map_err(io_err)?;
+        let _ = std::fs::remove_file(&p);
+        f
+    };
+    file.write_all(bytes).map_err(io_err)?;
+    Ok(file)
+}
+
+fn map_opened(file: File, shown: String, eager: bool) -> Result<MappedFile> {
     let meta = file
         .metadata()
         .map_err(|_| Error::FileStat(shown.clone()))?;
@@ -78,6 +129,10 @@ pub fn map_file(path: &Path, eager: bool) -> Result<MappedFile> {
 /// Recognises a freshly mapped model file by its magic and derives what the C API needs: for
 /// GGUF, the parsed directory and a `q_model_header` filled from the metadata.
 pub fn open_mapping(map: memmap2::Mmap, shown: &str) -> Result<MappedFile> {
+    // `file_header` reads the first 64 bytes of a `.qorus` mapping.
+    if map.len() < Q_HEADER_SIZE as usize {
+        return Err(Error::FileTooSmall(format!("{shown}: {} bytes", map.len())));
+    }
     let magic = u32::from_le_bytes([map[0], map[1], map[2], map[3]]);
     let models = Mutex::new(Vec::new());
     match magic {

@@ -173,6 +173,9 @@ impl Interner {
     }
 }
 
+/// Most bytes a token's piece may grow to by llama.cpp's unknown-character rule below.
+const MAX_UNK_PIECE: usize = 1 << 16;
+
 fn gpt2_decode(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     for cp in unicode::decode_utf8_lenient(text) {
@@ -185,7 +188,13 @@ fn gpt2_decode(text: &[u8]) -> Vec<u8> {
                 for b in utf8 {
                     out.extend_from_slice(format!("{b:02x}").as_bytes());
                 }
-                out.extend_from_slice(text);
+                // llama.cpp appends the whole token text after each unknown character, which
+                // grows quadratically with the token's length (a hostile vocabulary entry of
+                // a megabyte would need hundreds of gigabytes): do so only while the piece
+                // stays under MAX_UNK_PIECE bytes.
+                if out.len() + text.len() <= MAX_UNK_PIECE {
+                    out.extend_from_slice(text);
+                }
                 out.push(b']');
             }
         }
