@@ -37,7 +37,7 @@ import json, sys
 for line in open(sys.argv[1]):
     if line.startswith("{"):
         j = json.loads(line)
-        print(f"{sys.argv[2]}\tllama\t{j[\"pl\"]}\t{j[\"t\"]:.6f}")
+        print("%s\tllama\t%d\t%.6f" % (sys.argv[2], j["pl"], j["t"]))
 ' "$OUT/llama-batch.log" "$round" >>"$RAW"
   echo "round $round done ($(cut -d' ' -f1 /proc/loadavg))" >&2
 done
