@@ -199,11 +199,12 @@ unsafe fn matmul_rows(
 /// into chunks (about 8 per thread, an even number of groups each) that the threads claim
 /// (`Pool::run_chunks`): each thread streams its own share and helps with the others' at the
 /// end. Every output row is computed by one thread with the same arithmetic whatever the split.
-fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)], next: &[&Mat]) {
+fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)]) {
     let total: usize = jobs.iter().map(|j| j.0.rows.div_ceil(GROUP)).sum();
     let nt = pool.n_threads();
-    let (per, n_chunks) = chunking(total, nt);
-    let run = |_tid: usize, c: usize| {
+    let per = (total.div_ceil(8 * nt).max(2) + 1) & !1;
+    let n_chunks = total.div_ceil(per);
+    pool.run_chunks(n_chunks, &|_tid, c| {
         let (lo, hi) = (c * per, ((c + 1) * per).min(total));
         let mut base = 0;
         for &(w, a, out, ldo) in jobs {
@@ -219,41 +220,7 @@ fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)], next:
             }
             base += units;
         }
-    };
-    // With nothing left to claim, a thread starts fetching the beginning of its share of the
-    // next region's weights: the memory bus is idle during the steps between regions.
-    let prefetch_next = |tid: usize| {
-        let total: usize = next.iter().map(|w| w.rows.div_ceil(GROUP)).sum();
-        let (per, n_chunks) = chunking(total, nt);
-        let (c0, _) = crate::engine::pool::split(n_chunks, tid, nt, 1);
-        let mut u = c0 * per;
-        for w in next {
-            let units = w.rows.div_ceil(GROUP);
-            if u < units {
-                if let Some(p) = w.packed() {
-                    packed::prefetch(p, u * GROUP, PREFETCH_NEXT);
-                }
-                return;
-            }
-            u -= units;
-        }
-    };
-    let tail: Option<&(dyn Fn(usize) + Sync)> = if next.is_empty() || nt == 1 {
-        None
-    } else {
-        Some(&prefetch_next)
-    };
-    pool.run_chunks_then(n_chunks, &run, tail);
-}
-
-/// Bytes of its share of the next region's weights a thread prefetches (see `par_matmul`).
-const PREFETCH_NEXT: usize = 16 << 10;
-
-/// Groups per chunk and chunks for `total` groups over `nt` threads: about 8 chunks per thread,
-/// an even number of groups each.
-fn chunking(total: usize, nt: usize) -> (usize, usize) {
-    let per = (total.div_ceil(8 * nt).max(2) + 1) & !1;
-    (per, total.div_ceil(per))
+    });
 }
 
 /// Runs the model over every sequence's tokens, writes their K/V, and each sequence's last-token
@@ -510,7 +477,6 @@ fn run_chunk(
                     (wk, p.acts(wk), pk, kvd),
                     (wv, p.acts(wv), pv, kvd),
                 ],
-                &[&layer.wo],
             );
         }
         for_rows(pool, n, &|r| {
@@ -557,7 +523,6 @@ fn run_chunk(
             });
         }
         let wo = &layer.wo;
-        let (wg, wu, wd) = (&layer.w_gate, &layer.w_up, &layer.w_down);
         if wants(&[wo]) {
             // SAFETY: row r of att and of the Q8 buffers belongs to this call alone.
             for_rows(pool, n, &|r| unsafe {
@@ -566,10 +531,11 @@ fn run_chunk(
         }
         {
             let p = prepared(s.att, n, d, &[wo], s.aq, s.ad, s.as_);
-            par_matmul(pool, &[(wo, p.acts(wo), pxb, d)], &[wg, wu]);
+            par_matmul(pool, &[(wo, p.acts(wo), pxb, d)]);
         }
 
         // --- feed-forward ---
+        let (wg, wu, wd) = (&layer.w_gate, &layer.w_up, &layer.w_down);
         let q8 = wants(&[wg, wu]);
         for_rows(pool, n, &|r| {
             // SAFETY: row r of x, xb and of the Q8 buffers belongs to this call alone.
@@ -589,7 +555,6 @@ fn run_chunk(
             par_matmul(
                 pool,
                 &[(wg, p.acts(wg), pgate, h), (wu, p.acts(wu), pup, h)],
-                &[wd],
             );
         }
         // Row by row (also when serial): the SIMD kernel takes a scalar path for the last
@@ -608,10 +573,7 @@ fn run_chunk(
         });
         {
             let p = prepared(s.hb, n, h, &[wd], s.aq, s.ad, s.as_);
-            match model.layers.get(li + 1) {
-                Some(l) => par_matmul(pool, &[(wd, p.acts(wd), pxb, d)], &[&l.wq, &l.wk, &l.wv]),
-                None => par_matmul(pool, &[(wd, p.acts(wd), pxb, d)], &[&model.output]),
-            }
+            par_matmul(pool, &[(wd, p.acts(wd), pxb, d)]);
         }
         // x += down; then the next layer's normed input (and its Q8 form).
         let next = model.layers.get(li + 1);
@@ -657,24 +619,11 @@ fn lm_head(
     }
     let w = &model.output;
     let p = prepare(xn, m, d, &[w], s.aq, s.ad, s.as_);
-    // The next forward call starts with the first layer's Q/K/V.
-    let first_qkv;
-    let first: &[&Mat] = match model.layers.first() {
-        Some(l) => {
-            first_qkv = [&l.wq, &l.wk, &l.wv];
-            &first_qkv
-        }
-        None => &[],
-    };
     if m == 1 {
         let out = seqs[last[0].0].logits.as_mut().expect("logits wanted");
-        par_matmul(pool, &[(w, p.acts(w), SendPtr(out.as_mut_ptr()), v)], first);
+        par_matmul(pool, &[(w, p.acts(w), SendPtr(out.as_mut_ptr()), v)]);
     } else {
-        par_matmul(
-            pool,
-            &[(w, p.acts(w), SendPtr(logits.as_mut_ptr()), v)],
-            first,
-        );
+        par_matmul(pool, &[(w, p.acts(w), SendPtr(logits.as_mut_ptr()), v)]);
         for (i, &(sq, _)) in last.iter().enumerate() {
             let out = seqs[sq].logits.as_mut().expect("logits wanted");
             out[..v].copy_from_slice(&logits[i * v..(i + 1) * v]);

@@ -18,16 +18,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 type Job = dyn Fn(usize, usize) + Sync;
-type Tail = dyn Fn(usize) + Sync;
 
 /// What a worker runs for an epoch.
 #[derive(Clone, Copy)]
 enum Work {
     /// `f(tid, n_threads)` once on every thread.
     All(&'static Job),
-    /// `f(tid, chunk)` for chunks claimed from the cursors (see `Pool::run_chunks`), then
-    /// `tail(tid)` once there is nothing left to claim.
-    Chunks(&'static Job, Option<&'static Tail>),
+    /// `f(tid, chunk)` for chunks claimed from the cursors (see `Pool::run_chunks`).
+    Chunks(&'static Job),
 }
 
 /// A counter alone on its cache line.
@@ -117,16 +115,16 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
                 }
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
             }
-            Some(Work::Chunks(..)) => {
+            Some(Work::Chunks(_)) => {
                 // Enter (Dekker-style with `run_chunks`' close: SeqCst on both sides), then
                 // re-read the job: it is the one of the epoch still open, if any.
                 shared.inside.0.fetch_add(1, Ordering::SeqCst);
                 if shared.open.0.load(Ordering::SeqCst) == seen {
-                    if let Some((e, Work::Chunks(job, tail))) =
+                    if let Some((e, Work::Chunks(job))) =
                         *shared.job.lock().unwrap_or_else(|p| p.into_inner())
                     {
                         debug_assert_eq!(e, seen);
-                        shared.claim_loop(job, tail, tid);
+                        shared.claim_loop(job, tid);
                     }
                 }
                 shared.inside.0.fetch_sub(1, Ordering::SeqCst);
@@ -138,7 +136,7 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
 
 impl Shared {
     /// Claims chunks (own share first, then the others') and runs them until none is left.
-    fn claim_loop(&self, job: &Job, tail: Option<&Tail>, tid: usize) {
+    fn claim_loop(&self, job: &Job, tid: usize) {
         let nt = self.n_threads;
         for k in 0..nt {
             let t = (tid + k) % nt;
@@ -155,11 +153,6 @@ impl Shared {
                     self.panicked.store(true, Ordering::Release);
                 }
                 self.done.0.fetch_add(1, Ordering::AcqRel);
-            }
-        }
-        if let Some(tail) = tail {
-            if catch_unwind(AssertUnwindSafe(|| tail(tid))).is_err() {
-                self.panicked.store(true, Ordering::Release);
             }
         }
     }
@@ -261,26 +254,11 @@ impl Pool {
     /// the last chunk was taken do not touch the job. `tid` is the running thread's index
     /// (`< n_threads`; use it for per-thread scratch). Re-raises a panic.
     pub fn run_chunks<'a>(&self, n_chunks: usize, f: &'a (dyn Fn(usize, usize) + Sync + 'a)) {
-        self.run_chunks_then(n_chunks, f, None)
-    }
-
-    /// [`Pool::run_chunks`], and each thread that took part then calls `tail(tid)` once it
-    /// finds nothing left to claim (before the call returns): work for the idle moment at the
-    /// end of a region, such as prefetching what the next region reads.
-    pub fn run_chunks_then<'a>(
-        &self,
-        n_chunks: usize,
-        f: &'a (dyn Fn(usize, usize) + Sync + 'a),
-        tail: Option<&'a (dyn Fn(usize) + Sync + 'a)>,
-    ) {
         let sh = &*self.shared;
         let n = sh.n_threads;
         if n == 1 || n_chunks <= 1 {
             for c in 0..n_chunks {
                 f(0, c);
-            }
-            if let Some(tail) = tail {
-                tail(0);
             }
             return;
         }
@@ -296,19 +274,15 @@ impl Pool {
         let job: &'static Job = unsafe {
             std::mem::transmute::<&'a (dyn Fn(usize, usize) + Sync + 'a), &'static Job>(f)
         };
-        // SAFETY: as for `job`.
-        let tail: Option<&'static Tail> = tail.map(|t| unsafe {
-            std::mem::transmute::<&'a (dyn Fn(usize) + Sync + 'a), &'static Tail>(t)
-        });
         let epoch = sh.epoch.load(Ordering::Acquire).wrapping_add(1);
-        *sh.job.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, Work::Chunks(job, tail)));
+        *sh.job.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, Work::Chunks(job)));
         sh.open.0.store(epoch, Ordering::SeqCst);
         sh.epoch.store(epoch, Ordering::Release);
         {
             let _g = sh.sleep_lock.lock().unwrap_or_else(|p| p.into_inner());
             sh.wake.notify_all();
         }
-        sh.claim_loop(job, tail, 0);
+        sh.claim_loop(job, 0);
         let mut spins = 0u32;
         while sh.done.0.load(Ordering::Acquire) < n_chunks {
             spins = spins.saturating_add(1);

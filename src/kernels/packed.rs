@@ -340,28 +340,6 @@ pub fn pack_into(w: MatRef<'_>, out: &mut [u8]) -> Option<()> {
     Some(())
 }
 
-/// Asks the CPU to bring `bytes` bytes of `p` starting at row `row0` (a multiple of `GROUP`)
-/// into its caches (L2), without waiting for them. A hint only: no effect on results.
-pub fn prefetch(p: PackedRef<'_>, row0: usize, bytes: usize) {
-    let start = (row0 / GROUP) * p.gbytes();
-    if start >= p.data.len() {
-        return;
-    }
-    let end = (start + bytes).min(p.data.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        let base = p.data.as_ptr();
-        for off in (start..end).step_by(64) {
-            // SAFETY: `off < data.len()`: the address lies inside the matrix; prefetching
-            // never faults and changes no state visible to the program.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(base.add(off) as *const i8) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = end;
-}
-
 /// Signed quant value `c` (0..32) of block `b`, row `j` of group `grp`.
 #[inline(always)]
 fn qval(ty: WeightType, grp: &[u8], b: usize, j: usize, c: usize) -> i32 {
