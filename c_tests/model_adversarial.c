@@ -91,24 +91,11 @@ static int still_ok(void) {
         QCHECK(c_ && ok_, "%s: %s; live context %s", #stmt, #cond, ok_ ? "intact" : "BROKEN");    \
     } while (0)
 
-static q_generation_state make_state(q_context *c, q_llama_model *m, q_tokenizer *t, const uint32_t *p, uint32_t np,
-                                     uint32_t *out, uint32_t max_tokens) {
-    q_generation_state s;
-    memset(&s, 0, sizeof s);
-    s.ctx = c;
-    s.model = m;
-    s.tokenizer = t;
-    s.prompt_tokens = (uint32_t *)p;
-    s.num_prompt_tokens = np;
-    s.generated_tokens = out;
-    s.max_tokens = max_tokens;
-    return s;
-}
 
 /* Greedy ids from the live context equal the reference ids. */
 static int generate_matches(q_tokenizer *t) {
     uint32_t out[NGEN];
-    q_generation_state s = make_state(&ctx, &model, t, prompt, NP, out, NGEN);
+    q_generation_state s = qmodel_state(&ctx, &model, t, prompt, NP, out, NGEN);
     return q_generate(&s) == Q_OK && s.num_generated_tokens == NGEN && memcmp(out, ref_ids, sizeof out) == 0;
 }
 
@@ -163,7 +150,7 @@ static void memory_cases(void) {
     QCHECK(hog != NULL, "q_arena_alloc takes all but 4 KiB of the arena");
     QCHECK_CODE(llama_forward(&model, &ctx, prompt, NP, 0, logits), Q_ERR_ARENA_OOM);
     uint32_t out[NGEN];
-    q_generation_state s = make_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
+    q_generation_state s = qmodel_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
     s.ctx->scratch_head = ctx.scratch_size - 4096;
     /* q_generate rewinds the arena to the watermark itself, so it must succeed */
     QCHECK_CODE(q_generate(&s), Q_OK);
@@ -449,7 +436,7 @@ static void hand_built_cases(void) {
     int bad_piece = 0;
     streamed = 0;
     uint32_t out[NGEN];
-    q_generation_state s = make_state(&ctx, &model, &h, prompt, NP, out, NGEN);
+    q_generation_state s = qmodel_state(&ctx, &model, &h, prompt, NP, out, NGEN);
     BAD(q_generate_stream(&s, count_pieces, &bad_piece), Q_OK);
     QCHECK(streamed == NGEN && !bad_piece && memcmp(out, ref_ids, sizeof out) == 0,
            "q_generate_stream with vocab NULL: %d NUL-terminated (empty) pieces, reference ids", streamed);
@@ -491,7 +478,7 @@ static void hand_built_cases(void) {
     QCHECK(generate_matches(&c), "q_generate with the hand-built copy: reference ids");
     bad_piece = 0;
     streamed = 0;
-    s = make_state(&ctx, &model, &c, prompt, NP, out, NGEN);
+    s = qmodel_state(&ctx, &model, &c, prompt, NP, out, NGEN);
     BAD(q_generate_stream(&s, count_pieces, &bad_piece), Q_OK);
     QCHECK(streamed == NGEN && !bad_piece, "q_generate_stream with the hand-built copy: %d pieces", streamed);
     /* merges naming ids beyond the vocabulary: encoding yields them, q_generate refuses them */
@@ -500,7 +487,7 @@ static void hand_built_cases(void) {
     c.merges[0].token_id2 = 'a';
     BAD(q_tokenizer_encode(&c, "aa", ids, &n, 64, false, false), Q_OK);
     QCHECK(n == 1 && ids[0] == UINT32_MAX, "merge to UINT32_MAX applied as written (n=%u)", n);
-    s = make_state(&ctx, &model, &c, ids, n, out, NGEN);
+    s = qmodel_state(&ctx, &model, &c, ids, n, out, NGEN);
     BAD(q_generate(&s), Q_ERR_INVALID_ARG);
     BAD(q_tokenizer_decode(&c, ids, n, text, sizeof text), Q_OK);
     /* bytes >= vocab_size become PAD */
@@ -530,27 +517,27 @@ static void generate_cases(void) {
 
     BAD(q_generate(NULL), Q_ERR_INVALID_ARG);
     BAD(q_generate_stream(NULL, NULL, NULL), Q_ERR_INVALID_ARG);
-    s = make_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
+    s = qmodel_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
     memcpy(mis_state, &s, sizeof s);
     BAD(q_generate(mis_state), Q_ERR_MISALIGNED);
     BAD(q_generate_stream(mis_state, NULL, NULL), Q_ERR_MISALIGNED);
     BAD(q_generate_stream(mis_state, count_pieces, NULL), Q_ERR_MISALIGNED);
-    s = make_state(&ctx, &model, &tok, prompt, NP, out, 0);
+    s = qmodel_state(&ctx, &model, &tok, prompt, NP, out, 0);
     BAD(q_generate_stream(&s, count_pieces, NULL), Q_ERR_INVALID_SIZE);
     memcpy(buf + 1, prompt, sizeof prompt);
-    s = make_state(&ctx, &model, &tok, (uint32_t *)at_offset(buf, 2), NP, out, NGEN);
+    s = qmodel_state(&ctx, &model, &tok, (uint32_t *)at_offset(buf, 2), NP, out, NGEN);
     BAD(q_generate(&s), Q_ERR_MISALIGNED);
-    s = make_state(&ctx, &model, &tok, prompt, NP, (uint32_t *)at_offset(buf, 2), NGEN);
+    s = qmodel_state(&ctx, &model, &tok, prompt, NP, (uint32_t *)at_offset(buf, 2), NGEN);
     BAD(q_generate(&s), Q_ERR_MISALIGNED);
-    s = make_state(&ctx, &model, &tok, prompt, UINT32_MAX, out, NGEN);
+    s = qmodel_state(&ctx, &model, &tok, prompt, UINT32_MAX, out, NGEN);
     BAD(q_generate(&s), Q_ERR_INVALID_SIZE);
-    s = make_state(&ctx, &model, &tok, buf, NCTX + 1, out, NGEN);
+    s = qmodel_state(&ctx, &model, &tok, buf, NCTX + 1, out, NGEN);
     BAD(q_generate(&s), Q_ERR_INVALID_SIZE);
     uint32_t bad_prompt[3] = {1, 2, 0};
     bad_prompt[2] = V;
-    s = make_state(&ctx, &model, &tok, bad_prompt, 3, out, NGEN);
+    s = qmodel_state(&ctx, &model, &tok, bad_prompt, 3, out, NGEN);
     BAD(q_generate(&s), Q_ERR_INVALID_ARG);
-    s = make_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
+    s = qmodel_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
     s.top_k = UINT32_MAX;
     s.top_p = NAN;
     s.temperature = 0.7f;
@@ -562,7 +549,7 @@ static void generate_cases(void) {
         q_context c2;
         memset(&c2, 0, sizeof c2);
         QCHECK_CODE(q_alloc_arena(&c2, (size_t)ARENA_MB << 20), Q_OK);
-        s = make_state(&c2, &model, &tok, prompt, NP, out, NGEN);
+        s = qmodel_state(&c2, &model, &tok, prompt, NP, out, NGEN);
         BAD(q_generate(&s), Q_ERR_INVALID_ARG);
         QCHECK_CODE(q_alloc_kv_cache(&c2, 64), Q_OK);
         BAD(q_generate(&s), Q_ERR_INVALID_SIZE);
@@ -575,24 +562,24 @@ static void generate_cases(void) {
         memset(&h, 0, sizeof h);
         h.initialized = true;
         h.eos_token_id = UINT32_MAX;
-        s = make_state(&ctx, &model, &h, prompt, NP, out, NCTX + 8);
+        s = qmodel_state(&ctx, &model, &h, prompt, NP, out, NCTX + 8);
         BAD(q_generate(&s), Q_OK);
         QCHECK(s.current_pos == NCTX && s.num_generated_tokens >= NCTX - NP && s.num_generated_tokens <= NCTX - NP + 1 &&
                    memcmp(out, ref_ids, sizeof ref_ids) == 0,
                "max_tokens beyond the context: context full after %u ids, current_pos %u == %d", s.num_generated_tokens,
                s.current_pos, NCTX);
-        s = make_state(&ctx, &model, &h, buf, NCTX, out, NCTX + 8);
+        s = qmodel_state(&ctx, &model, &h, buf, NCTX, out, NCTX + 8);
         memset(buf, 0, NCTX * sizeof(uint32_t));
         BAD(q_generate(&s), Q_OK);
         QCHECK(s.current_pos == NCTX && s.num_generated_tokens <= 1, "prompt of the whole context: %u id, current_pos %u",
                s.num_generated_tokens, s.current_pos);
     }
     /* q_generate_stream: NULL callback is q_generate */
-    s = make_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
+    s = qmodel_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
     BAD(q_generate_stream(&s, NULL, NULL), Q_OK);
     QCHECK(s.num_generated_tokens == NGEN && memcmp(out, ref_ids, sizeof ref_ids) == 0,
            "q_generate_stream without a callback: reference ids");
-    s = make_state(&ctx, &model, &tok, bad_prompt, 3, out, NGEN);
+    s = qmodel_state(&ctx, &model, &tok, bad_prompt, 3, out, NGEN);
     BAD(q_generate_stream(&s, count_pieces, NULL), Q_ERR_INVALID_ARG);
 
     /* q_generate_batch: misaligned outputs, a bad state among good ones */
@@ -608,8 +595,8 @@ static void generate_cases(void) {
             QCHECK_CODE(q_alloc_arena(&bc[i], (size_t)ARENA_MB << 20), Q_OK);
             QCHECK_CODE(q_alloc_kv_cache(&bc[i], qmodel_kv_bytes(&model)), Q_OK);
         }
-        st[0] = make_state(&bc[0], &model, &tok, prompt, NP, o0, NGEN);
-        st[1] = make_state(&bc[1], &model, &tok, prompt, NP, o1, NGEN);
+        st[0] = qmodel_state(&bc[0], &model, &tok, prompt, NP, o0, NGEN);
+        st[1] = qmodel_state(&bc[1], &model, &tok, prompt, NP, o1, NGEN);
         q_batch_generation_state b = {st, 2, NULL};
         BAD(q_generate_batch(&b, (uint32_t *)at_offset(tout, 2), counts), Q_ERR_MISALIGNED);
         BAD(q_generate_batch(&b, tout, (uint32_t *)at_offset(counts, 1)), Q_ERR_MISALIGNED);
@@ -627,7 +614,7 @@ static void generate_cases(void) {
         o0[0] = 4242;
         BAD(q_generate_batch(&b, tout, counts), Q_ERR_INVALID_ARG);
         QCHECK(o0[0] == 4242 && st[0].num_generated_tokens == 0, "refused batch: state 0 untouched");
-        st[1] = make_state(&ctx, &model, &tok, prompt, NP, o1, NGEN); /* the live context in a batch: valid */
+        st[1] = qmodel_state(&ctx, &model, &tok, prompt, NP, o1, NGEN); /* the live context in a batch: valid */
         BAD(q_generate_batch(&b, tout, counts), Q_OK);
         QCHECK(counts[0] == NGEN && counts[1] == NGEN && memcmp(o0, ref_ids, sizeof o0) == 0 &&
                    memcmp(o1, ref_ids, sizeof o1) == 0,
@@ -733,7 +720,7 @@ static void use_after_free_cases(void) {
     model.ctx = &stale;
     QCHECK_CODE(llama_forward(&model, &stale, prompt, NP, 0, logits), Q_ERR_INVALID_ARG);
     model.ctx = &ctx;
-    q_generation_state s = make_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
+    q_generation_state s = qmodel_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
     QCHECK_CODE(q_generate(&s), Q_ERR_INVALID_ARG);
     s.ctx = &stale;
     QCHECK_CODE(q_generate(&s), Q_ERR_INVALID_ARG);
@@ -764,7 +751,7 @@ int main(void) {
     QCHECK_CODE(llama_forward(&model, &ctx, prompt, NP, 0, ref_logits), Q_OK);
     q_arena_reset(&ctx);
     uint32_t out[NGEN];
-    q_generation_state s = make_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
+    q_generation_state s = qmodel_state(&ctx, &model, &tok, prompt, NP, out, NGEN);
     QCHECK_CODE(q_generate(&s), Q_OK);
     memcpy(ref_ids, out, sizeof ref_ids);
     q_arena_reset(&ctx);

@@ -22,20 +22,6 @@ static q_tokenizer make_tokenizer(uint32_t eos) {
     return t;
 }
 
-static q_generation_state make_state(q_context *ctx, q_llama_model *m, q_tokenizer *tok, const uint32_t *prompt,
-                                     uint32_t np, uint32_t *out, uint32_t max_tokens) {
-    q_generation_state s;
-    memset(&s, 0, sizeof s);
-    s.ctx = ctx;
-    s.model = m;
-    s.tokenizer = tok;
-    s.prompt_tokens = (uint32_t *)prompt;
-    s.num_prompt_tokens = np;
-    s.generated_tokens = out;
-    s.max_tokens = max_tokens;
-    s.temperature = 0.0f;
-    return s;
-}
 
 static int streamed[64];
 static int n_streamed = 0;
@@ -67,7 +53,7 @@ int main(void) {
 
     /* greedy: q_generate == manual loop of llama_forward + argmax */
     uint32_t out[16] = {0};
-    q_generation_state st = make_state(&ctx, &m, &tok, base_prompt, 6, out, 8);
+    q_generation_state st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, out, 8);
     QCHECK_CODE(q_generate(&st), Q_OK);
     QCHECK(st.num_generated_tokens == 8 && st.current_pos == 14, "8 ids, current_pos %u == 6 + 8", st.current_pos);
     float *logits = malloc(V * sizeof(float));
@@ -82,13 +68,13 @@ int main(void) {
     QCHECK(memcmp(manual, out, sizeof manual) == 0, "q_generate ids == llama_forward + argmax (%u %u %u ... %u)",
            out[0], out[1], out[2], out[7]);
     uint32_t again[16] = {0};
-    st = make_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
     QCHECK_CODE(q_generate(&st), Q_OK);
     QCHECK(memcmp(again, out, 8 * sizeof(uint32_t)) == 0, "a second q_generate gives the same ids");
 
     /* EOS: kept and counted, not fed */
     q_tokenizer eos_tok = make_tokenizer(out[0]);
-    st = make_state(&ctx, &m, &eos_tok, base_prompt, 6, again, 8);
+    st = qmodel_state(&ctx, &m, &eos_tok, base_prompt, 6, again, 8);
     QCHECK_CODE(q_generate(&st), Q_OK);
     QCHECK(st.num_generated_tokens == 1 && again[0] == out[0] && st.current_pos == 6,
            "EOS as first id: 1 id, current_pos %u == 6", st.current_pos);
@@ -100,11 +86,11 @@ int main(void) {
         QCHECK_CODE(qmodel_open(&c32, &m32, path, 32, 16), Q_OK);
         uint32_t p30[30];
         for (int i = 0; i < 30; i++) p30[i] = base_prompt[i % 20];
-        st = make_state(&c32, &m32, &tok, p30, 30, again, 8);
+        st = qmodel_state(&c32, &m32, &tok, p30, 30, again, 8);
         QCHECK_CODE(q_generate(&st), Q_OK);
         QCHECK(st.num_generated_tokens == 2 && st.current_pos == 32, "context full: %u ids, current_pos %u",
                st.num_generated_tokens, st.current_pos);
-        st = make_state(&c32, &m32, &tok, p30, 30, again, 8);
+        st = qmodel_state(&c32, &m32, &tok, p30, 30, again, 8);
         st.num_prompt_tokens = 33;
         QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_SIZE);
         q_free_memory(&c32);
@@ -113,14 +99,14 @@ int main(void) {
     /* seeded sampling is reproducible; temperature sampling differs from greedy somewhere */
     uint32_t s1[16], s2[16];
     q_set_seed(1234);
-    st = make_state(&ctx, &m, &tok, base_prompt, 6, s1, 12);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, s1, 12);
     st.temperature = 1.2f;
     st.top_k = 40;
     st.top_p = 0.95f;
     QCHECK_CODE(q_generate(&st), Q_OK);
     uint32_t n1 = st.num_generated_tokens;
     q_set_seed(1234);
-    st = make_state(&ctx, &m, &tok, base_prompt, 6, s2, 12);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, s2, 12);
     st.temperature = 1.2f;
     st.top_k = 40;
     st.top_p = 0.95f;
@@ -130,21 +116,21 @@ int main(void) {
 
     /* errors, in the spec's order */
     QCHECK_CODE(q_generate(NULL), Q_ERR_INVALID_ARG);
-    st = make_state(NULL, &m, &tok, base_prompt, 6, again, 8);
+    st = qmodel_state(NULL, &m, &tok, base_prompt, 6, again, 8);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
-    st = make_state(&ctx, NULL, &tok, base_prompt, 6, again, 8);
+    st = qmodel_state(&ctx, NULL, &tok, base_prompt, 6, again, 8);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
-    st = make_state(&ctx, &m, NULL, base_prompt, 6, again, 8);
+    st = qmodel_state(&ctx, &m, NULL, base_prompt, 6, again, 8);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
-    st = make_state(&ctx, &m, &tok, NULL, 6, again, 8);
+    st = qmodel_state(&ctx, &m, &tok, NULL, 6, again, 8);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
-    st = make_state(&ctx, &m, &tok, base_prompt, 6, NULL, 8);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, NULL, 8);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
-    st = make_state(&ctx, &m, &tok, base_prompt, 0, again, 8);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 0, again, 8);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_SIZE);
-    st = make_state(&ctx, &m, &tok, base_prompt, 6, again, 0);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, again, 0);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_SIZE);
-    st = make_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
     st.temperature = -1.0f;
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
     st.temperature = NAN;
@@ -153,15 +139,15 @@ int main(void) {
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
     q_tokenizer off = make_tokenizer(2);
     off.initialized = false;
-    st = make_state(&ctx, &m, &off, base_prompt, 6, again, 8);
+    st = qmodel_state(&ctx, &m, &off, base_prompt, 6, again, 8);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
     uint32_t badp[2] = {1, V + 5};
-    st = make_state(&ctx, &m, &tok, badp, 2, again, 8);
+    st = qmodel_state(&ctx, &m, &tok, badp, 2, again, 8);
     QCHECK_CODE(q_generate(&st), Q_ERR_INVALID_ARG);
 
     /* streaming: ids as q_generate's; a false return stops cleanly */
     int stop_after = 100;
-    st = make_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
     QCHECK_CODE(q_generate_stream(&st, on_token, &stop_after), Q_OK);
     int same = n_streamed == 8;
     for (int i = 0; i < n_streamed && same; i++) same = (uint32_t)streamed[i] == out[i];
@@ -173,7 +159,7 @@ int main(void) {
            streamed_text);
     n_streamed = 0;
     stop_after = 3;
-    st = make_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
+    st = qmodel_state(&ctx, &m, &tok, base_prompt, 6, again, 8);
     QCHECK_CODE(q_generate_stream(&st, on_token, &stop_after), Q_OK);
     QCHECK(n_streamed == 3 && st.num_generated_tokens == 3 && st.current_pos == 6 + 2,
            "callback false after 3 ids: %u ids, current_pos %u", st.num_generated_tokens, st.current_pos);
@@ -184,7 +170,7 @@ int main(void) {
     uint32_t solo[8][16];
     uint32_t solo_n[8], solo_pos[8];
     for (int i = 0; i < 8; i++) {
-        st = make_state(&ctx, &m, &tok, base_prompt + (20 - lens[i]), lens[i], solo[i], maxs[i]);
+        st = qmodel_state(&ctx, &m, &tok, base_prompt + (20 - lens[i]), lens[i], solo[i], maxs[i]);
         QCHECK_CODE(q_generate(&st), Q_OK);
         solo_n[i] = st.num_generated_tokens;
         solo_pos[i] = st.current_pos;
@@ -202,7 +188,7 @@ int main(void) {
         uint32_t B = sizes[b];
         for (uint32_t i = 0; i < B; i++) {
             memset(bout[i], 0xff, sizeof bout[i]);
-            states[i] = make_state(&bctx[i], &m, &tok, base_prompt + (20 - lens[i]), lens[i], bout[i], maxs[i]);
+            states[i] = qmodel_state(&bctx[i], &m, &tok, base_prompt + (20 - lens[i]), lens[i], bout[i], maxs[i]);
         }
         uint32_t tokens_out[8 * 8], counts[8];
         float *shared = malloc((size_t)B * V * sizeof(float));

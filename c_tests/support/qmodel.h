@@ -47,6 +47,21 @@ static inline q_error_code qmodel_open(q_context *ctx, q_llama_model *model, con
     return q_alloc_kv_cache(ctx, qmodel_kv_bytes(model));
 }
 
+/* A greedy generation state (every other field zero) for prompt p[0..np) into out[0..max_tokens). */
+static inline q_generation_state qmodel_state(q_context *ctx, q_llama_model *m, q_tokenizer *tok, const uint32_t *p,
+                                              uint32_t np, uint32_t *out, uint32_t max_tokens) {
+    q_generation_state s;
+    memset(&s, 0, sizeof s);
+    s.ctx = ctx;
+    s.model = m;
+    s.tokenizer = tok;
+    s.prompt_tokens = (uint32_t *)p;
+    s.num_prompt_tokens = np;
+    s.generated_tokens = out;
+    s.max_tokens = max_tokens;
+    return s;
+}
+
 static inline uint32_t qmodel_argmax(const float *v, uint32_t n) {
     uint32_t best = 0;
     for (uint32_t i = 1; i < n; i++)

@@ -158,26 +158,6 @@ impl<'a> Prepared<'a> {
     }
 }
 
-fn prepare<'a>(
-    x: &'a [f32],
-    n: usize,
-    k: usize,
-    ws: &[&Mat],
-    aq: &'a mut [i8],
-    ad: &'a mut [f32],
-    as_: &'a mut [f32],
-) -> Prepared<'a> {
-    let x = &x[..n * k];
-    let q8 = if ws.iter().any(|w| kernels::wants_q8(w.ty)) {
-        let nb = n * k / 32;
-        kernels::quantize_acts(x, &mut aq[..n * k], &mut ad[..nb], &mut as_[..nb]);
-        Some((&aq[..n * k], &ad[..nb], &as_[..nb]))
-    } else {
-        None
-    };
-    Prepared { x, q8, n, k }
-}
-
 /// Rows `rows` of `w` times `a` into `out` (packed kernels when `w` was repacked).
 ///
 /// # Safety
@@ -377,7 +357,7 @@ unsafe fn quantize_row(
 }
 
 /// Activations for matrices `ws` from `x` (`n` rows of `k`), whose Q8 form (if any of `ws`
-/// wants it) was already written into `aq`, `ad`, `as_` by the row-wise steps.
+/// wants it) the caller already wrote into `aq`, `ad`, `as_` (row-wise steps, LM head).
 fn prepared<'a>(
     x: &'a [f32],
     n: usize,
@@ -618,7 +598,11 @@ fn lm_head(
         );
     }
     let w = &model.output;
-    let p = prepare(xn, m, d, &[w], s.aq, s.ad, s.as_);
+    if kernels::wants_q8(w.ty) {
+        let nb = m * d / 32;
+        kernels::quantize_acts(xn, &mut s.aq[..m * d], &mut s.ad[..nb], &mut s.as_[..nb]);
+    }
+    let p = prepared(xn, m, d, &[w], s.aq, s.ad, s.as_);
     if m == 1 {
         let out = seqs[last[0].0].logits.as_mut().expect("logits wanted");
         par_matmul(pool, &[(w, p.acts(w), SendPtr(out.as_mut_ptr()), v)]);
