@@ -136,3 +136,37 @@ pub unsafe fn arena_slice<'a, T: Copy>(
         .ok_or_else(|| Error::ArenaOom(format!("{what}: {bytes} bytes")))?;
     Ok(std::slice::from_raw_parts_mut(p as *mut T, n))
 }
+
+/// Whether every page of `p .. p+len` is mapped in this process (Linux `mincore`), so that
+/// reading it cannot fault on a missing mapping. `false` on address overflow. This is how a
+/// caller's buffer is told apart from one the library has unmapped (a stale copy of a freed
+/// context) before anything reads it. It does not see page protections: a mapped `PROT_NONE`
+/// page counts as mapped.
+pub fn is_mapped(p: *const c_void, len: usize) -> bool {
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    };
+    let start = (p as usize) / page * page;
+    let Some(end) = (p as usize).checked_add(len) else {
+        return false;
+    };
+    // One mincore call per chunk of at most 4096 pages, into a fixed vector.
+    let mut vec = [0u8; 4096];
+    let mut at = start;
+    while at < end {
+        let n = (end - at).div_ceil(page).min(vec.len());
+        // SAFETY: `at` is page-aligned and `vec` has room for `n` entries; mincore only reports
+        // (ENOMEM for an unmapped page in the range) and never touches the pages.
+        let r = unsafe { libc::mincore(at as *mut c_void, n * page, vec.as_mut_ptr() as *mut _) };
+        if r != 0 {
+            return false;
+        }
+        at += n * page;
+    }
+    true
+}

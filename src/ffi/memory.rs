@@ -146,7 +146,8 @@ pub unsafe extern "C" fn q_free_memory(ctx: *mut q_context) {
             ctx.kv_size = 0;
         }
         if !ctx.weights_mmap.is_null() {
-            // Only mappings we made are unmapped; a foreign pointer is forgotten, not freed.
+            // Only mappings we made are unmapped; a caller's buffer is forgotten (with the
+            // engine model built over it), not freed.
             registry::remove(ctx.weights_mmap);
             ctx.weights_mmap = std::ptr::null_mut();
             ctx.weights_size = 0;

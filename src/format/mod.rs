@@ -186,6 +186,26 @@ pub fn build_model(file: &MappedFile, config: Option<Config>) -> Result<Arc<Mode
     Ok(model)
 }
 
+/// A model over a `.qorus` image in memory the caller owns (`llama_build_graph` over a
+/// hand-built context): `header` (which may live outside `image`) is validated against
+/// `image.len()` as for a file, then the matrices point into `image` (repacked copies aside).
+///
+/// # Safety
+/// `image` must stay valid, and unchanged where the model points into it, as long as the
+/// returned model is used: the model does not keep it alive.
+pub unsafe fn model_over_image(
+    image: &[u8],
+    header: &q_model_header,
+    config: Config,
+) -> Result<Model> {
+    let layout = qorus_file::layout(header, image.len())?;
+    let src = QorusTensors {
+        layout: &layout,
+        file: image,
+    };
+    Model::from_source(config, &src, Arc::new(()))
+}
+
 /// A `.qorus` file's tensors inside its mapping (names as in GGUF).
 struct QorusTensors<'a> {
     layout: &'a qorus_file::QorusLayout,
