@@ -530,17 +530,30 @@ uint32_t q_get_num_threads(void);
 // Dequantizes one block into `output[0..32]` (spec §3.3.1). NULL arguments: nothing happens.
 // Any alignment of `output` is accepted.
 //
+// Non-finite scale (as the original, `(code - 8) * scale`): +-Inf gives +-Inf and NaN for
+// code 8 (`0 * Inf`); NaN gives NaN.
+//
 // # Safety
 // Non-NULL `block` must point to 20 readable bytes and `output` to 32 writable floats.
 void q_dequantize_q4_0_block_avx2_public(const struct q_block_q4_0 *block, float *output);
 
 // `output = W · input` for a `.qorus` Q4_0 matrix (spec §3.3.2).
 //
+// Infinities and NaN propagate as in the original's order (each weight dequantized, then
+// multiplied by its input and summed): a NaN input or scale, `0 * Inf` (a weight of 0, i.e.
+// code 8 or scale 0, against an infinite input; an infinite scale over code 8) or `Inf - Inf`
+// in a row gives NaN for that row; otherwise an infinite term gives that row +-Inf. Rows are
+// independent.
+//
 // # Safety
 // Pointers must be NULL or valid for the extents in `weights`.
 q_error_code q_gemv_q4_f32_avx2(const struct q_tensor *weights, const float *input, float *output);
 
 // `C = A · B` in F32 (spec §3.3.3). C may alias A or B (computed into a temporary).
+//
+// Infinities and NaN propagate as IEEE sums of products, as in the original: `C(i,j)` is NaN
+// when a product is NaN (a NaN, or `0 * Inf`) or products of both signs are infinite, else
+// +-Inf when a product is infinite.
 //
 // # Safety
 // Tensor pointers must be NULL or valid views of the extents and strides they declare; `ctx`
@@ -551,18 +564,21 @@ q_error_code q_matmul_f32_avx2(const struct q_tensor *a,
                                struct q_context *ctx);
 
 // Sets the strict upper triangle of a square score matrix to `mask_value` (spec §3.3.4).
+// Any `mask_value` (-Inf, NaN, ...) is written as given; other elements are not read.
 //
 // # Safety
 // `scores` must be NULL or a valid view.
 q_error_code q_causal_mask_f32_avx2(struct q_tensor *scores, float mask_value);
 
-// `output = a + b` element-wise on 1-D tensors (spec §3.3.5).
+// `output = a + b` element-wise on 1-D tensors (spec §3.3.5). IEEE on infinities and NaN, as
+// the original (`Inf + -Inf` = NaN).
 //
 // # Safety
 // Tensor pointers must be NULL or valid views.
 q_error_code q_add_f32_avx2(const struct q_tensor *a, const struct q_tensor *b, struct q_tensor *output);
 
-// `output = a * b` element-wise on 1-D tensors (spec §3.3.6).
+// `output = a * b` element-wise on 1-D tensors (spec §3.3.6). IEEE on infinities and NaN, as
+// the original (`0 * Inf` = NaN).
 //
 // # Safety
 // Tensor pointers must be NULL or valid views.
@@ -570,11 +586,18 @@ q_error_code q_mul_f32_avx2(const struct q_tensor *a, const struct q_tensor *b, 
 
 // RMSNorm of one vector of length `n` (spec §3.3.7), exact `1/sqrtf`.
 //
+// Non-finite values, as the original: unless `mean(x²) + eps` is a positive finite number (it
+// is +Inf for an infinite element, squares overflowing f32 or `eps` = +Inf; NaN for a NaN; 0
+// for zeros with `eps` = 0) every output is NaN (the original's rsqrt refinement computes
+// `Inf * 0` there); an infinite or NaN gain affects its own element only.
+//
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
 q_error_code q_rmsnorm_f32_avx2(const float *x, const float *weight, float *output, uint32_t n, float eps);
 
-// RoPE on interleaved pairs with duplicated cos/sin tables (spec §3.3.8).
+// RoPE on interleaved pairs with duplicated cos/sin tables (spec §3.3.8). IEEE on infinities
+// and NaN with the original's formulas: an infinite `x` at angle 0 gives `(Inf, x1 + Inf * 0 =
+// NaN)`; a NaN spreads to both elements of its pair.
 //
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
@@ -582,11 +605,21 @@ q_error_code q_rope_f32_avx2(const float *x, const float *cos, const float *sin,
 
 // SiLU, `x / (1 + exp(-x))` with an exact exponential (spec §3.3.9).
 //
+// +Inf gives +Inf and NaN gives NaN, as the original. -Inf gives -0, the function's limit,
+// which differs on purpose from the original (its vector path gives -Inf, from its capped
+// exponential; its scalar path NaN, from `-Inf / Inf`).
+//
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
 q_error_code q_silu_f32_avx2(const float *x, float *output, uint32_t n);
 
 // Softmax of `n` floats with an exact exponential; `x == output` allowed (spec §3.3.10).
+//
+// Infinities, as the original: +Inf elements share the probability equally (one +Inf: a
+// one-hot distribution) and every other element, -Inf included, gets exactly 0; all elements
+// -Inf: uniform `1/n`; -Inf among finite values: 0. A NaN anywhere makes every output NaN,
+// which differs on purpose from the original, whose result then depends on where the NaN is
+// (its vector max may skip it). Extreme finite values do not overflow (`x - max` is used).
 //
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
@@ -649,14 +682,32 @@ const char *q_strerror(q_error_code err);
 const char *q_last_error(void);
 
 // Creates the model's views in the arena (spec §3.4.1): the engine model for the context's
-// mapping is built (or reused) and every `q_tensor` points into the mapping.
+// weights is built (or reused) and every `q_tensor` points into those weights.
 //
-// Extra validation (spec §5.3): `dim % n_heads`, `n_heads % n_kv_heads`, `head_dim % 8` and the
-// tensor shapes of GGUF files give `Q_ERR_INVALID_CONFIG`.
+// The weights are either a mapping made by `q_init_memory` or, as in the original, any buffer
+// the caller sets: `weights_mmap` / `weights_size` / `header` of a hand-built context, a
+// `.qorus` image of `weights_size` bytes (the header may live elsewhere). Checks, in order:
+// NULL `ctx`, `model`, `weights_mmap` or `header` → `Q_ERR_NULL_PTR`; `weights_mmap` a mapping
+// `q_free_memory` released (a stale copy of a freed context), `weights_size` larger than the
+// library's mapping, or caller memory that is not mapped → `Q_ERR_INVALID_ARG`; bad magic →
+// `Q_ERR_INVALID_MAGIC`; a zero `n_layers`, `dim`, `vocab_size`, `n_heads` or `n_kv_heads`,
+// `dim` or `hidden_dim` not multiples of 32 → `Q_ERR_INVALID_CONFIG`; `model->config` and
+// `model->ctx` are then set; extra validation (spec §5.3: `dim % n_heads`, `n_heads %
+// n_kv_heads`, `head_dim % 8`, `max_seq_len` 0, a non-positive RoPE base, GGUF tensor shapes)
+// → `Q_ERR_INVALID_CONFIG`; tensors the header describes that do not fit in `weights_size`
+// (a caller buffer, or a library mapping whose `weights_size` was shrunk) →
+// `Q_ERR_INVALID_CONFIG`; arena exhausted → `Q_ERR_ARENA_OOM`. Nothing past the header is read
+// before the image's layout is validated against `weights_size`.
+//
+// Over a caller buffer the engine reads the weights at build time (its repacked copies of the
+// matrices are made then): rebuild after changing them. The engine model is kept until the
+// next build over the same buffer or `q_free_memory` on a context naming it.
 //
 // # Safety
 // `ctx` and `model` must be NULL or valid, writable, properly aligned structs; `ctx->header`
-// must be NULL or readable; `ctx`'s arena fields must describe the library's arena.
+// must be NULL or point to 64 readable bytes; a `weights_mmap` that is not the library's
+// mapping must point to `weights_size` readable bytes that stay valid and unchanged while
+// the model is used; `ctx`'s arena fields must describe the library's arena.
 q_error_code llama_build_graph(struct q_context *ctx, struct q_llama_model *model);
 
 // Clears the model's views (spec §3.4.2). NULL: no-op. The RoPE fields are left as they are.

@@ -38,7 +38,8 @@ c_tests!(
     test_sampling,
     test_strerror,
     test_tokenizer,
-    test_handbuilt_model
+    test_handbuilt_model,
+    test_kernels_nonfinite
 );
 
 #[test]

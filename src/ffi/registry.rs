@@ -27,7 +27,7 @@ type CallerModels = BTreeMap<usize, (usize, Vec<Arc<Model>>)>;
 static CALLER: Mutex<CallerModels> = Mutex::new(BTreeMap::new());
 
 /// How many released mapping bases are remembered.
-pub const RELEASED_KEPT: usize = 256;
+const RELEASED_KEPT: usize = 256;
 static RELEASED: Mutex<VecDeque<usize>> = Mutex::new(VecDeque::new());
 
 fn released() -> MutexGuard<'static, VecDeque<usize>> {
