@@ -32,7 +32,9 @@ pub fn dtype_of(ty: WeightType) -> q_dtype {
     }
 }
 
-fn config_of(c: &q_llama_config) -> Config {
+/// The engine configuration of a `q_llama_config` for a model of `file`: the head dimension,
+/// which `q_llama_config` cannot express, is the file's (`MappedFile::head_dim_for`).
+fn config_of(c: &q_llama_config, file: &crate::format::MappedFile) -> Config {
     Config {
         vocab_size: c.vocab_size as usize,
         dim: c.dim as usize,
@@ -40,6 +42,7 @@ fn config_of(c: &q_llama_config) -> Config {
         n_layers: c.n_layers as usize,
         n_heads: c.n_heads as usize,
         n_kv_heads: c.n_kv_heads as usize,
+        head_dim: file.head_dim_for(c.dim as usize, c.n_heads as usize),
         max_seq_len: c.max_seq_len as usize,
         rope_base: c.rope_freq_base,
         rms_eps: c.rms_norm_eps,
@@ -142,7 +145,8 @@ fn build(ctx: &mut q_context, model: &mut q_llama_model) -> Result<()> {
             "dim and hidden_dim must be multiples of 32".into(),
         ));
     }
-    let config = Config::from_header(&header);
+    let mut config = Config::from_header(&header);
+    config.head_dim = file.head_dim_for(config.dim, config.n_heads);
     model.config = c_config(&config);
     model.ctx = ctx as *mut q_context;
     config.validate()?;
@@ -260,7 +264,7 @@ pub(crate) fn engine_model(model: &q_llama_model) -> Result<Arc<Model>> {
     // SAFETY: `model->ctx` is documented to point at the build context, which outlives the model.
     let bctx = unsafe { check_mut(model.ctx, "model->ctx")? };
     let file = registry::lookup(bctx.weights_mmap, bctx.weights_size)?;
-    let config = config_of(&model.config);
+    let config = config_of(&model.config, &file);
     let cache = file.models.lock().unwrap_or_else(|p| p.into_inner());
     cache
         .iter()
