@@ -33,7 +33,9 @@ pub fn dtype_of(ty: WeightType) -> q_dtype {
     }
 }
 
-fn config_of(c: &q_llama_config) -> Config {
+/// The engine configuration of a `q_llama_config` for a model of `file`: the head dimension,
+/// which `q_llama_config` cannot express, is the file's (`MappedFile::head_dim_for`).
+fn config_of(c: &q_llama_config, file: Option<&MappedFile>) -> Config {
     Config {
         vocab_size: c.vocab_size as usize,
         dim: c.dim as usize,
@@ -41,6 +43,10 @@ fn config_of(c: &q_llama_config) -> Config {
         n_layers: c.n_layers as usize,
         n_heads: c.n_heads as usize,
         n_kv_heads: c.n_kv_heads as usize,
+        head_dim: match file {
+            Some(f) => f.head_dim_for(c.dim as usize, c.n_heads as usize),
+            None => Config::split_heads(c.dim as usize, c.n_heads as usize),
+        },
         max_seq_len: c.max_seq_len as usize,
         rope_base: c.rope_freq_base,
         rms_eps: c.rms_norm_eps,
@@ -262,7 +268,10 @@ fn build(ctx: &mut q_context, model: &mut q_llama_model) -> Result<()> {
     // SAFETY: `weights_of` checked that the header's bytes are mapped (it may be anywhere).
     let header = unsafe { std::ptr::read_unaligned(ctx.header) };
     check_header(&header)?;
-    let config = Config::from_header(&header);
+    let mut config = Config::from_header(&header);
+    if let Weights::Mapping(file) = &weights {
+        config.head_dim = file.head_dim_for(config.dim, config.n_heads);
+    }
     model.config = c_config(&config);
     model.ctx = ctx as *mut q_context;
     config.validate()?;
@@ -419,8 +428,9 @@ pub(crate) fn engine_model(model: &q_llama_model) -> Result<Arc<Model>> {
     }
     // SAFETY: `model->ctx` is documented to point at the build context, which outlives the model.
     let bctx = unsafe { check_mut(model.ctx, "model->ctx")? };
-    let config = config_of(&model.config);
-    let found = match registry::mapping(bctx.weights_mmap) {
+    let mapping = registry::mapping(bctx.weights_mmap);
+    let config = config_of(&model.config, mapping.as_deref());
+    let found = match mapping {
         Some(file) if bctx.weights_size <= file.map.len() => {
             let cache = file.models.lock().unwrap_or_else(|p| p.into_inner());
             cache.iter().find(|m| m.config == config).cloned()

@@ -26,6 +26,9 @@ pub struct MappedFile {
     pub header: Option<Box<q_model_header>>,
     /// For GGUF files: the parsed metadata and tensor directory.
     pub gguf: Option<Arc<gguf::Gguf>>,
+    /// For GGUF files: the hyperparameters read from the metadata (with the head dimension,
+    /// which the `q_model_header` cannot carry).
+    pub gguf_config: Option<Config>,
     /// Engine models built from this file, one per distinct configuration.
     pub models: Mutex<Vec<Arc<Model>>>,
 }
@@ -140,19 +143,34 @@ pub fn open_mapping(map: memmap2::Mmap, shown: &str) -> Result<MappedFile> {
             map: Arc::new(map),
             header: None,
             gguf: None,
+            gguf_config: None,
             models,
         }),
         gguf::MAGIC => {
             let g = gguf::Gguf::parse(&map).map_err(|e| annotate(e, shown))?;
             let config = Config::from_gguf(&g).map_err(|e| annotate(e, shown))?;
+            crate::engine::Arch::from_gguf(&g, &config).map_err(|e| annotate(e, shown))?;
             Ok(MappedFile {
                 map: Arc::new(map),
                 header: Some(Box::new(config.to_header())),
                 gguf: Some(Arc::new(g)),
+                gguf_config: Some(config),
                 models,
             })
         }
         _ => Err(Error::InvalidMagic(format!("{shown}: magic {magic:#010x}"))),
+    }
+}
+
+impl MappedFile {
+    /// The head dimension for a configuration of `dim` and `n_heads` given through the C API
+    /// (`q_model_header` and `q_llama_config` have no field for it): the GGUF file's own
+    /// (`attention.key_length`) when `dim` and `n_heads` are the file's, else `dim / n_heads`.
+    pub fn head_dim_for(&self, dim: usize, n_heads: usize) -> usize {
+        match &self.gguf_config {
+            Some(c) if c.dim == dim && c.n_heads == n_heads => c.head_dim,
+            _ => Config::split_heads(dim, n_heads),
+        }
     }
 }
 
@@ -178,7 +196,8 @@ pub fn build_model(file: &MappedFile, config: Option<Config>) -> Result<Arc<Mode
                 layout: &layout,
                 file: &file.map[..],
             };
-            Model::from_source(config, &src, file.map.clone())?
+            let arch = crate::engine::arch::Arch::llama(&config);
+            Model::from_source(config, arch, &src, file.map.clone())?
         }
     };
     let model = Arc::new(model);
