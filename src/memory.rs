@@ -213,3 +213,37 @@ pub fn is_mapped(p: *const c_void, len: usize) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_mapped_tells_live_from_released_memory() {
+        let v = vec![0u8; 3 * 4096];
+        assert!(is_mapped(v.as_ptr() as *const c_void, v.len()));
+        assert!(is_mapped(std::ptr::null(), 0));
+        assert!(
+            !is_mapped(usize::MAX as *const c_void, 2),
+            "address overflow"
+        );
+        let buf = AlignedBuf::zeroed(8 * 4096).unwrap();
+        let p = buf.ptr as *const c_void;
+        assert!(is_mapped(p, 8 * 4096));
+        drop(buf); // munmap
+        assert!(!is_mapped(p, 8 * 4096));
+        assert!(!is_mapped(p, 1));
+    }
+
+    #[test]
+    fn heap_buffers_are_aligned_tracked_and_freed() {
+        let b = AlignedBuf::c_heap(64 * 3).unwrap();
+        let p = b.into_raw();
+        assert_eq!(p as usize % 64, 0);
+        assert_eq!(AlignedBuf::live_len(p), Some(192));
+        // SAFETY: nothing uses the buffer afterwards.
+        unsafe { AlignedBuf::free_raw(p) };
+        assert_eq!(AlignedBuf::live_len(p), None);
+        assert!(AlignedBuf::c_heap(100).is_err(), "not a multiple of 64");
+    }
+}
