@@ -128,9 +128,9 @@ static void hand_ctx(q_context *c, unsigned char *img, size_t size, q_model_head
 }
 
 /* llama_build_graph on a hand-built context whose header is `h` (a copy outside the buffer). */
-static q_error_code build_with(unsigned char *img, size_t size, q_model_header h) {
+static q_error_code build_with(unsigned char *img, size_t size, const q_model_header *h) {
     _Alignas(64) static q_model_header hdr;
-    hdr = h;
+    hdr = *h;
     q_context c;
     q_llama_model m;
     memset(&m, 0, sizeof m);
@@ -150,6 +150,7 @@ static q_error_code forward_logits(q_context *c, q_llama_model *m, float *logits
 int main(void) {
     size_t size;
     unsigned char *img = make_image(&size);
+    const q_model_header good = make_header();
     unsigned char *pristine = malloc(size);
     memcpy(pristine, img, size);
     float caller_logits[V], file_logits[V];
@@ -205,7 +206,7 @@ int main(void) {
            "mapped file: norm and matrix views point into the mapping");
 
     /* the header may live outside the buffer (the original reads it through ctx->header) */
-    QCHECK_CODE(build_with(img, size, make_header()), Q_OK);
+    QCHECK_CODE(build_with(img, size, &good), Q_OK);
 
     /* ---- every header error, in the original's order ---- */
     struct {
@@ -245,29 +246,29 @@ int main(void) {
         memcpy(img, pristine, 64);
         q_model_header h = make_header();
         memcpy((char *)&h + cases[i].off, &cases[i].value, 4);
-        q_error_code rc2 = build_with(img, size, h);
+        q_error_code rc2 = build_with(img, size, &h);
         QCHECK(rc == cases[i].want && rc2 == cases[i].want, "header %s -> %d / %d (%s), expected %d", cases[i].what,
                (int)rc, (int)rc2, q_strerror(rc), (int)cases[i].want);
     }
     /* weights_size too small for the tensors the header describes */
-    QCHECK_CODE(build_with(img, size - 64, make_header()), Q_ERR_INVALID_CONFIG);
-    QCHECK_CODE(build_with(img, size - 1, make_header()), Q_ERR_INVALID_CONFIG);
-    QCHECK_CODE(build_with(img, 64, make_header()), Q_ERR_INVALID_CONFIG);
-    QCHECK_CODE(build_with(img, 0, make_header()), Q_ERR_INVALID_CONFIG);
+    QCHECK_CODE(build_with(img, size - 64, &good), Q_ERR_INVALID_CONFIG);
+    QCHECK_CODE(build_with(img, size - 1, &good), Q_ERR_INVALID_CONFIG);
+    QCHECK_CODE(build_with(img, 64, &good), Q_ERR_INVALID_CONFIG);
+    QCHECK_CODE(build_with(img, 0, &good), Q_ERR_INVALID_CONFIG);
     /* the header is checked first: a bad magic in a buffer too small still says INVALID_MAGIC */
     {
         q_model_header h = make_header();
         h.magic = 0x12345678u;
-        QCHECK_CODE(build_with(img, 64, h), Q_ERR_INVALID_MAGIC);
+        QCHECK_CODE(build_with(img, 64, &h), Q_ERR_INVALID_MAGIC);
         h = make_header();
         h.dim = 0;
-        QCHECK_CODE(build_with(img, 0, h), Q_ERR_INVALID_CONFIG);
+        QCHECK_CODE(build_with(img, 0, &h), Q_ERR_INVALID_CONFIG);
     }
     /* a larger weights_size is fine (trailing bytes are ignored) */
     {
         unsigned char *big = malloc(size + 4096);
         memcpy(big, img, size);
-        QCHECK_CODE(build_with(big, size + 4096, make_header()), Q_OK);
+        QCHECK_CODE(build_with(big, size + 4096, &good), Q_OK);
         free(big);
     }
     /* NULL weights or header; no arena or too small an arena */

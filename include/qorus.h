@@ -4,6 +4,26 @@
  * Every struct is caller-owned and transparent: read and write its fields between calls.
  * Every function that can fail returns a q_error_code (Q_OK or a negative Q_ERR_* value);
  * none aborts or crashes on bad input. q_strerror() and q_last_error() describe failures.
+ *
+ * Deliberate differences from the original (where its result is wrong or undefined):
+ * - llama_forward computes the intended transformer (attention over the KV cache, which the
+ *   original writes but never reads; RMSNorm on every row, not the first only; [out, in] weight
+ *   views; exact exp and 1/sqrt). The original's logits are only meaningful for one token at
+ *   position 0 on models with kvd = d and h = d, where qorus agrees within its tolerances;
+ *   everywhere else they are meaningless, so qorus does not reproduce them.
+ * - q_tokenizer_encode applies BPE merges in canonical rank order (lowest rule first, leftmost
+ *   among equals, new pairs at once), the order the vocabularies were trained with, so the ids
+ *   are the model's own; the original's rule-by-rule passes can differ (rules
+ *   [(X,'a')->W, ('a','a')->X]: "aaaa" gives [W, 'a'], the original [X, X]).
+ * - Sampling: top_k = 0 with top_p <= 0 allows every token (the original reads an uninitialised
+ *   mask); top_p >= 1 keeps the top-k set; probabilities use an exact exponential.
+ * - q_silu_f32_avx2 and q_softmax_f32_avx2 use an exact exponential (the original's polynomial is
+ *   0 below about -2.18); their comments list the non-finite inputs handled differently.
+ * - Where the original crashes or returns misaligned memory (a stale copy of a freed context,
+ *   misaligned outputs, q_arena_alloc with a head not a multiple of 64), qorus returns an error
+ *   code or NULL.
+ * Memory: the arena (scratch_buffer) is aligned_alloc memory as in the original, so free() may
+ * release it; the KV cache is an anonymous mapping: release it with q_free_memory only.
  */
 
 #ifndef QORUS_H
@@ -45,7 +65,7 @@
         }                                                                                         \
     } while (0)
 #else
-#define Q_ASSERT_ALIGNED(ptr) ((void)(ptr))
+#define Q_ASSERT_ALIGNED(ptr) ((void)0)
 #define Q_VALIDATE_OR_RETURN(cond, err)                                                           \
     do {                                                                                          \
         if (!(cond)) {                                                                            \
@@ -69,6 +89,21 @@
 #define Q_VALIDATE_NO_OVERFLOW_OR_RETURN(a, b)                                                    \
     Q_VALIDATE_OR_RETURN((b) == 0 || (a) <= UINT32_MAX / (b), Q_ERR_OVERFLOW)
 
+/* Test tolerances of the original (spec section 1), float constants as there (cbindgen would
+ * drop the f suffix of the Rust constants, so they are written here). */
+/* Absolute tolerance used by tests for exact FP32 kernels. */
+#define Q_EPSILON_ABS_F32 1e-5f
+/* Relative tolerance used by tests for exact FP32 kernels. */
+#define Q_EPSILON_REL_F32 1e-4f
+/* Absolute tolerance for approximated kernels (RMSNorm, SiLU, softmax). */
+#define Q_EPSILON_ABS_APPROX 2.5e-1f
+/* Relative tolerance for approximated kernels. */
+#define Q_EPSILON_REL_APPROX 5e-1f
+/* Absolute tolerance for Q4_0 results. */
+#define Q_EPSILON_ABS_Q4_VAL 1e-2f
+/* Relative tolerance for Q4_0 results. */
+#define Q_EPSILON_REL_Q4_VAL 5e-2f
+
 /* Unprefixed names used by some code written for the original. */
 typedef struct q_llama_model llama_model;
 typedef struct q_llama_layer llama_layer;
@@ -88,24 +123,6 @@ typedef struct q_llama_layer llama_layer;
 
 // Magic of the tokenizer file (bytes on disk: "RKTQ").
 #define Q_TOKENIZER_MAGIC 1364478802
-
-// Absolute tolerance used by tests for exact FP32 kernels.
-#define Q_EPSILON_ABS_F32 1e-5
-
-// Relative tolerance used by tests for exact FP32 kernels.
-#define Q_EPSILON_REL_F32 1e-4
-
-// Absolute tolerance for approximated kernels (RMSNorm, SiLU, softmax).
-#define Q_EPSILON_ABS_APPROX 2.5e-1
-
-// Relative tolerance for approximated kernels.
-#define Q_EPSILON_REL_APPROX 5e-1
-
-// Absolute tolerance for Q4_0 results.
-#define Q_EPSILON_ABS_Q4_VAL 1e-2
-
-// Relative tolerance for Q4_0 results.
-#define Q_EPSILON_REL_Q4_VAL 5e-2
 
 // Major version of this library (qorus addition).
 #define QORUS_VERSION_MAJOR 0
@@ -665,13 +682,20 @@ q_error_code q_init_memory_ex(struct q_context *ctx, const char *model_path, q_m
 // As `q_init_memory_ex`.
 q_error_code q_init_memory(struct q_context *ctx, const char *model_path);
 
-// Allocates the zero-filled, 64-aligned KV cache (spec §3.1.3).
+// Allocates the zero-filled, 64-aligned KV cache (spec §3.1.3): an anonymous mapping whose
+// pages cost memory only once used. Release it with `q_free_memory` only (not `free()`).
 //
 // # Safety
 // `ctx` must be NULL or point to a writable `q_context`.
 q_error_code q_alloc_kv_cache(struct q_context *ctx, size_t kv_size);
 
-// Allocates the 64-aligned scratch arena (spec §3.1.4).
+// Allocates the 64-aligned scratch arena (spec §3.1.4), not zeroed.
+//
+// The arena is C heap memory from `aligned_alloc(64, A64(arena_size))`, as in the original: a
+// caller may release `scratch_buffer` with `free()` instead of `q_free_memory` (then set it to
+// NULL, as with the original, so that `q_free_memory` does not free it again). The KV cache,
+// by contrast, is an anonymous mapping (its untouched pages cost no memory) and must be
+// released by `q_free_memory`.
 //
 // # Safety
 // `ctx` must be NULL or point to a writable `q_context`.
