@@ -50,8 +50,8 @@ static void deny_amx_permission() {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: %s MODEL OUT.f32 N_BATCH FLASH(0|1) KV(f32|f16) THREADS < prompts.txt\n", argv[0]);
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: %s MODEL OUT.f32 N_BATCH FLASH(0|1) KV(f32|f16) THREADS [N_CTX, default 512] < prompts.txt\n", argv[0]);
         return 2;
     }
     const char *model_path = argv[1];
@@ -60,8 +60,8 @@ int main(int argc, char **argv) {
     const bool flash = atoi(argv[4]) != 0;
     const bool kv_f32 = strcmp(argv[5], "f32") == 0;
     const int threads = atoi(argv[6]);
-    const int n_ctx = 512;
-    if (n_batch < 1 || n_batch > n_ctx || threads < 1) {
+    const int n_ctx = argc == 8 ? atoi(argv[7]) : 512;
+    if (n_ctx < 1 || n_batch < 1 || n_batch > n_ctx || threads < 1) {
         fprintf(stderr, "bad N_BATCH or THREADS\n");
         return 2;
     }

@@ -63,7 +63,7 @@ def logits_exe() -> str:
 
 
 def logits(model: str, prompts, n_vocab: int, n_batch: int = 512, flash: bool = False, kv_f32: bool = True,
-           threads: int = 2):
+           threads: int = 2, n_ctx: int = 512):
     """llama.cpp's logits at every position of every prompt (list of token-id lists): a list of
     float32 arrays [n_tokens, n_vocab]."""
     exe = logits_exe()
@@ -71,7 +71,7 @@ def logits(model: str, prompts, n_vocab: int, n_batch: int = 512, flash: bool = 
         out = os.path.join(d, "logits.f32")
         text = "".join(" ".join(str(int(t)) for t in p) + "\n" for p in prompts)
         r = subprocess.run([exe, model, out, str(n_batch), "1" if flash else "0", "f32" if kv_f32 else "f16",
-                            str(threads)], input=text.encode(), capture_output=True)
+                            str(threads), str(n_ctx)], input=text.encode(), capture_output=True)
         if r.returncode != 0:
             raise SystemExit(f"{exe} failed: {r.stderr.decode(errors='replace')}")
         a = np.fromfile(out, dtype="<f4")
