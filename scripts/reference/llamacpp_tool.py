@@ -41,11 +41,17 @@ def quantize_exe() -> str:
 
 def logits_exe() -> str:
     """Builds (once, when older than its source) the logits tool next to the llama.cpp build."""
-    src = os.path.join(HERE, "llamacpp_logits.cpp")
+    return build_tool("llamacpp_logits")
+
+
+def build_tool(name: str) -> str:
+    """Builds (once, when older than its source) scripts/reference/<name>.cpp against llama.cpp's
+    static libraries, next to the llama.cpp build; returns the executable."""
+    src = os.path.join(HERE, f"{name}.cpp")
     b = build_dir()
     tools = os.path.join(os.path.dirname(b), "qorus-tools")  # beside the build tree, not in it
     os.makedirs(tools, exist_ok=True)
-    exe = os.path.join(tools, "llamacpp_logits")
+    exe = os.path.join(tools, name)
     libs = [os.path.join(b, p) for p in ("src/libllama.a", "ggml/src/libggml.a", "ggml/src/libggml-cpu.a",
                                           "ggml/src/libggml-base.a")]
     for lib in libs:
