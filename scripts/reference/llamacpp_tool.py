@@ -57,7 +57,7 @@ def build_tool(name: str) -> str:
     for lib in libs:
         if not os.path.isfile(lib):
             raise SystemExit(f"{lib} is not built")
-    newest = max(os.path.getmtime(p) for p in libs + [src])
+    newest = max(os.path.getmtime(p) for p in libs + [src, os.path.join(HERE, "llamacpp_amx.h")])
     if os.path.isfile(exe) and os.path.getmtime(exe) >= newest:
         return exe
     s = source_dir()
