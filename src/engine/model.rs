@@ -134,8 +134,10 @@ pub struct Layer {
 
 /// Where a model's tensors are: implemented for GGUF files and `.qorus` files.
 pub trait TensorSource {
-    /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes), if present.
-    fn tensor(&self, name: &str) -> Option<(WeightType, usize, usize, &[u8])>;
+    /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes); `Ok(None)` if the file
+    /// has no such tensor, an error naming the tensor if it is there but unusable (a type qorus
+    /// does not support, data outside the file).
+    fn tensor(&self, name: &str) -> Result<Option<(WeightType, usize, usize, &[u8])>>;
 
     /// Every tensor name the source holds (those the model does not use are refused), or
     /// `None` when the source has a fixed set (`.qorus`).
@@ -159,12 +161,20 @@ pub struct GgufTensors<'a> {
 }
 
 impl TensorSource for GgufTensors<'_> {
-    fn tensor(&self, name: &str) -> Option<(WeightType, usize, usize, &[u8])> {
-        let t = self.gguf.tensor(name)?;
-        let ty = t.ty?;
+    fn tensor(&self, name: &str) -> Result<Option<(WeightType, usize, usize, &[u8])>> {
+        let Some(t) = self.gguf.tensor(name) else {
+            return Ok(None);
+        };
+        let ty = t.ty.ok_or_else(|| {
+            Error::InvalidDtype(format!(
+                "tensor {name}: type {} (ggml type {}) is not supported",
+                WeightType::ggml_id_name(t.ggml_type),
+                t.ggml_type
+            ))
+        })?;
         let (rows, cols) = t.rows_cols();
-        let bytes = self.gguf.tensor_bytes(self.file, t).ok()?;
-        Some((ty, rows as usize, cols as usize, bytes))
+        let bytes = self.gguf.tensor_bytes(self.file, t)?;
+        Ok(Some((ty, rows as usize, cols as usize, bytes)))
     }
 
     fn names(&self) -> Option<Vec<String>> {
@@ -229,14 +239,15 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    fn has(&self, name: &str) -> bool {
-        self.src.tensor(name).is_some()
+    /// Whether the source has `name` (an error if it is there but unusable).
+    fn has(&self, name: &str) -> Result<bool> {
+        Ok(self.src.tensor(name)?.is_some())
     }
 
     fn take(&self, name: &str) -> Result<(WeightType, usize, usize, &[u8])> {
         let t = self
             .src
-            .tensor(name)
+            .tensor(name)?
             .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
         self.used.borrow_mut().insert(name.to_string());
         Ok(t)
@@ -270,7 +281,7 @@ impl Loader<'_> {
 
     /// The vector `name` if the file has it.
     fn opt_vector(&self, name: &str, len: usize) -> Result<Option<Vec<f32>>> {
-        if self.has(name) {
+        if self.has(name)? {
             self.vector(name, len).map(Some)
         } else {
             Ok(None)
@@ -500,7 +511,7 @@ impl Model {
             config.vocab_size,
         );
         let mut tok_embd = ld.matrix("token_embd.weight", v, d)?;
-        let mut output = match ld.has("output.weight") {
+        let mut output = match ld.has("output.weight")? {
             true => Some(ld.matrix("output.weight", v, d)?),
             false => None,
         };
@@ -530,7 +541,7 @@ impl Model {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
             let b = |s: &str| format!("blk.{l}.{s}.bias");
             // Q, K, V: separate, or one fused `attn_qkv` split into row views.
-            let (wq, wk, wv, bq, bk, bv) = if ld.has(&n("attn_qkv")) {
+            let (wq, wk, wv, bq, bk, bv) = if ld.has(&n("attn_qkv"))? {
                 let qkv = ld.matrix(&n("attn_qkv"), qd + 2 * kvd, d)?;
                 let (bq, bk, bv) = match ld.opt_vector(&b("attn_qkv"), qd + 2 * kvd)? {
                     Some(all) => (

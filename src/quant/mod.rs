@@ -2,6 +2,7 @@
 //! their sizes, and reference quantizers/dequantizers.
 
 pub mod blocks;
+pub mod kquants;
 pub mod reference;
 
 pub use blocks::*;
