@@ -92,12 +92,14 @@ fn scratch_parts(
 }
 
 /// Whether any matrix of `model` takes Q8_K activations (the 256-block types).
+/// (Called on every forward step: allocates nothing.)
 fn uses_q8k(model: &Model) -> bool {
-    let mut mats = vec![&model.output];
-    for l in &model.layers {
-        mats.extend([&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]);
-    }
-    mats.iter().any(|w| kernels::wants_q8k(w.ty))
+    kernels::wants_q8k(model.output.ty)
+        || model.layers.iter().any(|l| {
+            [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                .iter()
+                .any(|w| kernels::wants_q8k(w.ty))
+        })
 }
 
 /// Bytes of scratch a forward call over `n_rows` token rows needs with `n_threads` threads,

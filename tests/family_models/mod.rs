@@ -185,6 +185,11 @@ pub fn tokenizer_metadata(gguf_path: &Path) -> (Vec<(String, Value)>, usize) {
 
 /// Writes the test model of `s` to `path`, with `tok_meta` (a vocabulary of `vocab` tokens).
 pub fn write(s: &Spec, tok_meta: &[(String, Value)], vocab: usize, path: &Path) {
+    std::fs::write(path, build(s, tok_meta, vocab)).unwrap();
+}
+
+/// The GGUF bytes of the test model of `s`, with `tok_meta` (a vocabulary of `vocab` tokens).
+pub fn build(s: &Spec, tok_meta: &[(String, Value)], vocab: usize) -> Vec<u8> {
     use WeightType::{F16, Q8_0};
     let a = s.arch;
     let (d, h) = (s.dim, s.hidden);
@@ -372,14 +377,48 @@ pub fn write(s: &Spec, tok_meta: &[(String, Value)], vocab: usize, path: &Path) 
             ty: t.ty,
         })
         .collect();
-    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut w = GgufWriter::new(file, &path.display().to_string(), &meta, &specs).unwrap();
+    let mut out = Vec::new();
+    let mut w = GgufWriter::new(&mut out, s.name, &meta, &specs).unwrap();
     for t in &ts {
         let mut bytes = vec![0u8; t.ty.row_bytes(t.values.len()).unwrap()];
         qorus::quant::quantize_row(t.ty, &t.values, &mut bytes).unwrap();
         w.write_tensor(&bytes).unwrap();
     }
     w.finish().unwrap();
+    out
+}
+
+/// Rewrites a GGUF file's bytes after `edit` changed its metadata and tensors (name, dims,
+/// type, data): for hand-made hostile files.
+pub fn rewrite(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut Vec<(String, Value)>, &mut Vec<(TensorSpec, Vec<u8>)>),
+) -> Vec<u8> {
+    let g = Gguf::parse(bytes).unwrap();
+    let mut meta = g.metadata.clone();
+    let mut ts: Vec<(TensorSpec, Vec<u8>)> = g
+        .tensors
+        .iter()
+        .map(|t| {
+            (
+                TensorSpec {
+                    name: t.name.clone(),
+                    dims: t.dims.clone(),
+                    ty: t.ty.unwrap(),
+                },
+                g.tensor_bytes(bytes, t).unwrap().to_vec(),
+            )
+        })
+        .collect();
+    edit(&mut meta, &mut ts);
+    let specs: Vec<TensorSpec> = ts.iter().map(|(s, _)| s.clone()).collect();
+    let mut out = Vec::new();
+    let mut w = GgufWriter::new(&mut out, "rewrite", &meta, &specs).unwrap();
+    for (_, b) in &ts {
+        w.write_tensor(b).unwrap();
+    }
+    w.finish().unwrap();
+    out
 }
 
 /// The test prompts of a family model: token ids (seeded), of lengths 6, 25, 40 and 70 (the
