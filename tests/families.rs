@@ -252,3 +252,75 @@ fn families_match_llama_cpp() {
         "outside llama.cpp's spread: {failures:?}"
     );
 }
+
+/// The C API on every family: `q_init_memory`, `llama_build_graph` and `llama_forward` (a prompt
+/// as one call) give the same logits as `Session::forward`, bit for bit, also where the head
+/// dimension is not `dim / n_heads` (qwen3, gemma3: `q_llama_config` cannot express it and the
+/// library takes it from the file; a KV cache sized by `dim / n_heads` is refused).
+#[test]
+fn c_api_runs_every_family() {
+    use qorus::ffi::memory::{q_alloc_arena, q_alloc_kv_cache, q_free_memory, q_init_memory};
+    use qorus::ffi::model::{llama_build_graph, llama_forward, llama_free_graph};
+    use qorus::ffi::types::*;
+
+    let dir = common::work_dir().join("family_models_c");
+    for (s, path, prompts) in write_models(&dir) {
+        let model: Arc<Model> = Model::open(&path).unwrap();
+        let c = model.config;
+        let toks = &prompts[2];
+        let mut sess = Session::new(model.clone(), c.max_seq_len).unwrap();
+        let want = sess.forward(toks).unwrap().to_vec();
+        let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: zeroed C structs are their empty state; every pointer passed is valid.
+        unsafe {
+            let mut ctx: q_context = std::mem::zeroed();
+            assert_eq!(q_init_memory(&mut ctx, cpath.as_ptr()), Q_OK, "{}", s.name);
+            assert_eq!(q_alloc_arena(&mut ctx, 256 << 20), Q_OK);
+            let mut m: q_llama_model = std::mem::zeroed();
+            assert_eq!(llama_build_graph(&mut ctx, &mut m), Q_OK, "{}", s.name);
+            let kv_bytes = c.kv_floats().unwrap() * 4;
+            let spec_bytes =
+                (c.n_layers * c.n_kv_heads * c.max_seq_len * 2 * (c.dim / c.n_heads)) * 4;
+            let mut logits = vec![0f32; c.vocab_size];
+            if spec_bytes < kv_bytes {
+                // A cache sized by the spec's dim / n_heads is too small: an error, not a crash.
+                assert_eq!(q_alloc_kv_cache(&mut ctx, spec_bytes), Q_OK);
+                let code = llama_forward(
+                    &mut m,
+                    &mut ctx,
+                    toks.as_ptr(),
+                    toks.len() as u32,
+                    0,
+                    logits.as_mut_ptr(),
+                );
+                assert_eq!(code, Q_ERR_INVALID_SIZE, "{}", s.name);
+                q_free_memory(&mut ctx);
+                assert_eq!(q_init_memory(&mut ctx, cpath.as_ptr()), Q_OK);
+                assert_eq!(q_alloc_arena(&mut ctx, 256 << 20), Q_OK);
+                llama_free_graph(&mut m);
+                assert_eq!(llama_build_graph(&mut ctx, &mut m), Q_OK);
+            }
+            assert_eq!(q_alloc_kv_cache(&mut ctx, kv_bytes), Q_OK);
+            let code = llama_forward(
+                &mut m,
+                &mut ctx,
+                toks.as_ptr(),
+                toks.len() as u32,
+                0,
+                logits.as_mut_ptr(),
+            );
+            assert_eq!(code, Q_OK, "{}", s.name);
+            assert!(
+                logits
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: C API logits differ from Session's",
+                s.name
+            );
+            llama_free_graph(&mut m);
+            q_free_memory(&mut ctx);
+        }
+        println!("{}: C API logits equal Session's", s.name);
+    }
+}
