@@ -17,41 +17,12 @@
 #include <string>
 #include <vector>
 
-#include <errno.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-
 #include "llama.h"
-
-// ggml-cpu built with -march=native on a CPU that reports AMX uses its AMX kernels (an "extra
-// buffer type") when arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA) succeeds. In some sandboxes that
-// call succeeds but the AMX kernels crash, and llama-cpp-python's builds (which made the committed
-// reference files) have no AMX. So this tool makes that one call fail with EPERM (a seccomp
-// filter), and ggml falls back to its AVX2/AVX-512 kernels and CPU weight repacking, as there.
-static void deny_amx_permission() {
-    const unsigned arch_req_xcomp_perm = 0x1023;
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_arch_prctl, 0, 3),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch_req_xcomp_perm, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
-        perror("seccomp (AMX off)");
-        exit(1);
-    }
-}
+#include "llamacpp_amx.h"
 
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: %s MODEL OUT.f32 N_BATCH FLASH(0|1) KV(f32|f16) THREADS < prompts.txt\n", argv[0]);
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: %s MODEL OUT.f32 N_BATCH FLASH(0|1) KV(f32|f16) THREADS [N_CTX, default 512] < prompts.txt\n", argv[0]);
         return 2;
     }
     const char *model_path = argv[1];
@@ -60,8 +31,8 @@ int main(int argc, char **argv) {
     const bool flash = atoi(argv[4]) != 0;
     const bool kv_f32 = strcmp(argv[5], "f32") == 0;
     const int threads = atoi(argv[6]);
-    const int n_ctx = 512;
-    if (n_batch < 1 || n_batch > n_ctx || threads < 1) {
+    const int n_ctx = argc == 8 ? atoi(argv[7]) : 512;
+    if (n_ctx < 1 || n_batch < 1 || n_batch > n_ctx || threads < 1) {
         fprintf(stderr, "bad N_BATCH or THREADS\n");
         return 2;
     }

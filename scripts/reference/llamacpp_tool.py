@@ -41,17 +41,23 @@ def quantize_exe() -> str:
 
 def logits_exe() -> str:
     """Builds (once, when older than its source) the logits tool next to the llama.cpp build."""
-    src = os.path.join(HERE, "llamacpp_logits.cpp")
+    return build_tool("llamacpp_logits")
+
+
+def build_tool(name: str) -> str:
+    """Builds (once, when older than its source) scripts/reference/<name>.cpp against llama.cpp's
+    static libraries, next to the llama.cpp build; returns the executable."""
+    src = os.path.join(HERE, f"{name}.cpp")
     b = build_dir()
     tools = os.path.join(os.path.dirname(b), "qorus-tools")  # beside the build tree, not in it
     os.makedirs(tools, exist_ok=True)
-    exe = os.path.join(tools, "llamacpp_logits")
+    exe = os.path.join(tools, name)
     libs = [os.path.join(b, p) for p in ("src/libllama.a", "ggml/src/libggml.a", "ggml/src/libggml-cpu.a",
                                           "ggml/src/libggml-base.a")]
     for lib in libs:
         if not os.path.isfile(lib):
             raise SystemExit(f"{lib} is not built")
-    newest = max(os.path.getmtime(p) for p in libs + [src])
+    newest = max(os.path.getmtime(p) for p in libs + [src, os.path.join(HERE, "llamacpp_amx.h")])
     if os.path.isfile(exe) and os.path.getmtime(exe) >= newest:
         return exe
     s = source_dir()
@@ -63,7 +69,7 @@ def logits_exe() -> str:
 
 
 def logits(model: str, prompts, n_vocab: int, n_batch: int = 512, flash: bool = False, kv_f32: bool = True,
-           threads: int = 2):
+           threads: int = 2, n_ctx: int = 512):
     """llama.cpp's logits at every position of every prompt (list of token-id lists): a list of
     float32 arrays [n_tokens, n_vocab]."""
     exe = logits_exe()
@@ -71,7 +77,7 @@ def logits(model: str, prompts, n_vocab: int, n_batch: int = 512, flash: bool = 
         out = os.path.join(d, "logits.f32")
         text = "".join(" ".join(str(int(t)) for t in p) + "\n" for p in prompts)
         r = subprocess.run([exe, model, out, str(n_batch), "1" if flash else "0", "f32" if kv_f32 else "f16",
-                            str(threads)], input=text.encode(), capture_output=True)
+                            str(threads), str(n_ctx)], input=text.encode(), capture_output=True)
         if r.returncode != 0:
             raise SystemExit(f"{exe} failed: {r.stderr.decode(errors='replace')}")
         a = np.fromfile(out, dtype="<f4")

@@ -239,6 +239,7 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
+    /// Whether the source has `name` (an error if it is there but unusable).
     fn has(&self, name: &str) -> Result<bool> {
         Ok(self.src.tensor(name)?.is_some())
     }
@@ -481,6 +482,25 @@ impl Model {
         src: &dyn TensorSource,
         backing: Arc<dyn Send + Sync>,
     ) -> Result<Model> {
+        Model::assemble(config, arch, src, backing, true)
+    }
+
+    /// Checks that `src` holds a model of `config` and `arch` the engine can run (every tensor
+    /// found, of the right shape and a supported type, none left unused) without repacking the
+    /// matrices or building the RoPE tables: what `qorus info` reports.
+    pub fn check_source(config: Config, arch: Arch, src: &dyn TensorSource) -> Result<()> {
+        Model::assemble(config, arch, src, Arc::new(()), false).map(|_| ())
+    }
+
+    /// [`Model::from_source`]; `full = false` stops after the checks (nothing repacked, empty
+    /// RoPE tables).
+    fn assemble(
+        config: Config,
+        arch: Arch,
+        src: &dyn TensorSource,
+        backing: Arc<dyn Send + Sync>,
+        full: bool,
+    ) -> Result<Model> {
         config.validate()?;
         if arch.swa_layers.len() != config.n_layers {
             return Err(Error::InvalidConfig(format!(
@@ -627,13 +647,15 @@ impl Model {
                     &mut l.w_down,
                 ]);
             }
-            pack_all(&mut mats, src.file_backed());
+            if full {
+                pack_all(&mut mats, src.file_backed());
+            }
         }
         let (output, tied_output) = match output {
             Some(o) => (o, false),
             None => (tok_embd.clone(), true),
         };
-        let s = config.max_seq_len;
+        let s = if full { config.max_seq_len } else { 0 };
         let table = |base: f32, scale: f32, f: Option<&Vec<f32>>| {
             rope_table(
                 s,
