@@ -317,4 +317,4 @@ pub fn dequantize_blocks(ty: WeightType, src: &[u8], dst: &mut [f32]) {
 
 #[cfg(test)]
 #[path = "kquants_tests.rs"]
-mod tests;
+pub(crate) mod tests;
