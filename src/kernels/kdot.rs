@@ -136,4 +136,4 @@ pub fn dot_row(ty: WeightType, w: &[u8], a: ActRow<'_>) -> f32 {
 
 #[cfg(test)]
 #[path = "kdot_tests.rs"]
-mod tests;
+pub(crate) mod tests;

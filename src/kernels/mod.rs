@@ -18,11 +18,14 @@ pub mod dispatch;
 pub mod gelu;
 pub mod kdot;
 pub mod packed;
+pub mod packed_k;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_packed;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_packed_k;
 
 pub use dispatch::{level, Level};
 
