@@ -428,6 +428,33 @@ typedef int32_t q_mmap_strategy;
 // qorus addition: bfloat16.
 #define Q_BF16 6
 
+// qorus addition: ggml Q5_0 (22-byte blocks of 32: f16 d, 4 bytes of high bits, 16 bytes of nibbles).
+#define Q_Q5_0 7
+
+// qorus addition: ggml Q5_1 (24-byte blocks of 32: f16 d, f16 m, 4 bytes of high bits, 16 bytes).
+#define Q_Q5_1 8
+
+// qorus addition: ggml Q2_K (84-byte super-blocks of 256).
+#define Q_Q2_K 9
+
+// qorus addition: ggml Q3_K (110-byte super-blocks of 256).
+#define Q_Q3_K 10
+
+// qorus addition: ggml Q4_K (144-byte super-blocks of 256).
+#define Q_Q4_K 11
+
+// qorus addition: ggml Q5_K (176-byte super-blocks of 256).
+#define Q_Q5_K 12
+
+// qorus addition: ggml Q6_K (210-byte super-blocks of 256).
+#define Q_Q6_K 13
+
+// qorus addition: ggml IQ4_NL (18-byte blocks of 32: f16 d + 16 bytes of non-linear 4-bit codes).
+#define Q_IQ4_NL 14
+
+// qorus addition: ggml IQ4_XS (136-byte super-blocks of 256).
+#define Q_IQ4_XS 15
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -118,6 +118,26 @@ pub const Q_Q4_1: q_dtype = 5;
 /// qorus addition: bfloat16.
 pub const Q_BF16: q_dtype = 6;
 
+// qorus additions (issue 12): ggml's other block types, layouts as in `ggml-common.h`.
+/// qorus addition: ggml Q5_0 (22-byte blocks of 32: f16 d, 4 bytes of high bits, 16 bytes of nibbles).
+pub const Q_Q5_0: q_dtype = 7;
+/// qorus addition: ggml Q5_1 (24-byte blocks of 32: f16 d, f16 m, 4 bytes of high bits, 16 bytes).
+pub const Q_Q5_1: q_dtype = 8;
+/// qorus addition: ggml Q2_K (84-byte super-blocks of 256).
+pub const Q_Q2_K: q_dtype = 9;
+/// qorus addition: ggml Q3_K (110-byte super-blocks of 256).
+pub const Q_Q3_K: q_dtype = 10;
+/// qorus addition: ggml Q4_K (144-byte super-blocks of 256).
+pub const Q_Q4_K: q_dtype = 11;
+/// qorus addition: ggml Q5_K (176-byte super-blocks of 256).
+pub const Q_Q5_K: q_dtype = 12;
+/// qorus addition: ggml Q6_K (210-byte super-blocks of 256).
+pub const Q_Q6_K: q_dtype = 13;
+/// qorus addition: ggml IQ4_NL (18-byte blocks of 32: f16 d + 16 bytes of non-linear 4-bit codes).
+pub const Q_IQ4_NL: q_dtype = 14;
+/// qorus addition: ggml IQ4_XS (136-byte super-blocks of 256).
+pub const Q_IQ4_XS: q_dtype = 15;
+
 // ---------------------------------------------------------------------------------------------
 // §2.4–2.14 Structs
 // ---------------------------------------------------------------------------------------------

@@ -39,6 +39,16 @@ pub fn file_type(ty: WeightType) -> Option<u32> {
         WeightType::Q8_0 => 7,
         WeightType::BF16 => 32,
         WeightType::QorusQ4_0 => return None,
+        // The K-quant mixes are the quantizer's (issue 12); not chosen here yet.
+        WeightType::Q5_0
+        | WeightType::Q5_1
+        | WeightType::Q2_K
+        | WeightType::Q3_K
+        | WeightType::Q4_K
+        | WeightType::Q5_K
+        | WeightType::Q6_K
+        | WeightType::IQ4_NL
+        | WeightType::IQ4_XS => return None,
     })
 }
 
