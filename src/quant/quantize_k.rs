@@ -11,14 +11,13 @@
 //!
 //! See [`crate::quant::scale_search`] for the exactness rules the port follows.
 
+use crate::quant::blocks::QK_K;
 use crate::quant::reference::{f16_bits_to_f32, f32_to_f16_bits};
 use crate::quant::scale_search::{
     make_q3_quants_rmse, make_qkx2_quants, make_qx_quants_rmse1, nearest_int, Qkx2Search,
     GROUP_MAX_EPS,
 };
 
-/// Values per super-block.
-pub const QK_K: usize = 256;
 /// Bytes of a Q2_K block.
 pub const Q2_K_BYTES: usize = 84;
 /// Bytes of a Q3_K block.
