@@ -228,8 +228,7 @@ pub fn dequantize_row(w: MatRef<'_>, row: usize, out: &mut [f32]) {
                 }
             }
         }
-        // Rejected when a model is built (engine::model); kernels for them are issue 12's.
-        ty => panic!("dequantize_row: {} is not supported yet", ty.name()),
+        ty => crate::quant::kquants::dequantize_blocks(ty, r, out),
     }
 }
 

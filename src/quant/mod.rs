@@ -2,6 +2,7 @@
 //! their sizes, and reference quantizers/dequantizers.
 
 pub mod blocks;
+pub mod kquants;
 pub mod quantize_blocks;
 pub mod quantize_iq4;
 pub mod quantize_k;

@@ -332,10 +332,8 @@ pub fn quantize_row(ty: WeightType, src: &[f32], dst: &mut [u8]) -> Result<()> {
 pub fn dequantize_row(ty: WeightType, src: &[u8], dst: &mut [f32]) -> Result<()> {
     check_lengths(ty, dst.len(), src.len(), "dequantize_row")?;
     if ty.is_kquant_family() {
-        return Err(Error::InvalidDtype(format!(
-            "dequantize_row: {} is not supported yet",
-            ty.name()
-        )));
+        crate::quant::kquants::dequantize_blocks(ty, src, dst);
+        return Ok(());
     }
     let bb = ty.block_bytes();
     match ty {
