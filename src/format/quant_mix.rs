@@ -224,7 +224,11 @@ impl ModelShape {
             match g.get(&format!("{arch}.{key}")) {
                 Some(v) => v
                     .as_u64()
-                    .or_else(|| v.as_array().and_then(|a| a.first()).and_then(|x| x.as_u64()))
+                    .or_else(|| {
+                        v.as_array()
+                            .and_then(|a| a.first())
+                            .and_then(|x| x.as_u64())
+                    })
                     .unwrap_or(0),
                 None => 0,
             }
@@ -610,7 +614,10 @@ mod tests {
         assert_eq!(layer_of("token_embd.weight"), -1);
         // 30 layers (SmolLM2): first 3, last 4, and 3 + 2 + 3k
         let more: Vec<i32> = (0..30).filter(|&i| use_more_bits(i, 30)).collect();
-        assert_eq!(more, vec![0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]);
+        assert_eq!(
+            more,
+            vec![0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]
+        );
     }
 
     #[test]
@@ -641,3 +648,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "quant_mix_tests.rs"]
+mod table_tests;

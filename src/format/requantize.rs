@@ -66,11 +66,32 @@ pub fn convert_tensor(
     }
     let rows = src.len() / in_row;
     let mut out = vec![0u8; rows * out_row];
-    let mut tmp = vec![0f32; cols];
-    for (i, o) in src.chunks_exact(in_row).zip(out.chunks_exact_mut(out_row)) {
-        dequantize_row(from, i, &mut tmp)?;
-        quantize_row(to, &tmp, o)?;
+    let convert = |src: &[u8], out: &mut [u8]| -> Result<()> {
+        let mut tmp = vec![0f32; cols];
+        for (i, o) in src.chunks_exact(in_row).zip(out.chunks_exact_mut(out_row)) {
+            dequantize_row(from, i, &mut tmp)?;
+            quantize_row(to, &tmp, o)?;
+        }
+        Ok(())
+    };
+    // Rows are independent, so threads (each on a run of whole rows) give the same bytes.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+    if threads < 2 || rows * cols < (1 << 16) {
+        convert(src, &mut out)?;
+        return Ok(out);
     }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|s| {
+        let jobs: Vec<_> = src
+            .chunks(per * in_row)
+            .zip(out.chunks_mut(per * out_row))
+            .map(|(i, o)| s.spawn(move || convert(i, o)))
+            .collect();
+        jobs.into_iter().try_for_each(|j| {
+            j.join()
+                .map_err(|_| Error::Internal("a quantizer thread panicked".into()))?
+        })
+    })?;
     Ok(out)
 }
 
@@ -267,6 +288,23 @@ mod tests {
             .count();
         assert_eq!(leftovers, 0);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn threaded_conversion_equals_row_by_row() {
+        // 512 rows of 256: large enough for the threaded path
+        let (rows, cols) = (512, 256);
+        let x = sample(rows * cols, 7);
+        let f32_bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        for to in [WeightType::Q4_K, WeightType::IQ4_XS, WeightType::Q5_0] {
+            let got = convert_tensor(&f32_bytes, WeightType::F32, cols, to).unwrap();
+            let rb = to.row_bytes(cols).unwrap();
+            let mut want = vec![0u8; rows * rb];
+            for (r, o) in x.chunks_exact(cols).zip(want.chunks_exact_mut(rb)) {
+                quantize_row(to, r, o).unwrap();
+            }
+            assert_eq!(got, want, "{}", to.name());
+        }
     }
 
     #[test]

@@ -12,3 +12,6 @@ pub mod scale_search;
 
 pub use blocks::*;
 pub use reference::{dequantize_row, quantize_row};
+
+#[cfg(test)]
+mod quantize_tests;

@@ -102,7 +102,10 @@ pub fn quantize_block_iq4_xs(x: &[f32; 256], out: &mut [u8; IQ4_XS_BYTES]) {
     let mut max_scale = 0.0f32;
     let mut amax_scale = 0.0f32;
     for ib in 0..8 {
-        let d = iq4_block_scale(&x[32 * ib..32 * ib + 32], &mut levels[32 * ib..32 * ib + 32]);
+        let d = iq4_block_scale(
+            &x[32 * ib..32 * ib + 32],
+            &mut levels[32 * ib..32 * ib + 32],
+        );
         scales[ib] = d;
         let a = d.abs();
         if a > amax_scale {

@@ -12,6 +12,7 @@
 //! See [`crate::quant::scale_search`] for the exactness rules the port follows.
 
 use crate::quant::blocks::QK_K;
+use crate::quant::kquants::scale_min_k4;
 use crate::quant::reference::{f16_bits_to_f32, f32_to_f16_bits};
 use crate::quant::scale_search::{
     make_q3_quants_rmse, make_qkx2_quants, make_qx_quants_rmse1, nearest_int, Qkx2Search,
@@ -46,19 +47,6 @@ fn pack2(levels: &[u8; QK_K], qs: &mut [u8]) {
                 | (levels[j + l + 64] << 4)
                 | (levels[j + l + 96] << 6);
         }
-    }
-}
-
-/// The 6-bit scale and min of sub-block `j` in a Q4_K/Q5_K `scales` array (`get_scale_min_k4`).
-#[inline]
-pub fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        (
-            (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
     }
 }
 
@@ -209,10 +197,7 @@ pub fn quantize_block_q3_k(x: &[f32; QK_K], out: &mut [u8; Q3_K_BYTES]) {
 
 /// The common part of Q4_K and Q5_K: per 32-value sub-block scale/min search, the 6-bit
 /// scales, and the final codes `0..=nmax`. Returns `(d bits, dmin bits, scales, levels)`.
-fn quantize_scales_mins_k(
-    x: &[f32; QK_K],
-    search: Qkx2Search,
-) -> (u16, u16, [u8; 12], [u8; QK_K]) {
+fn quantize_scales_mins_k(x: &[f32; QK_K], search: Qkx2Search) -> (u16, u16, [u8; 12], [u8; QK_K]) {
     let mut levels = [0u8; QK_K];
     let mut aux = [0u8; 32];
     let mut weights = [0f32; 32];
@@ -246,7 +231,11 @@ fn quantize_scales_mins_k(
             max_min = m;
         }
     }
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let mut sc = [0u8; 12];
     for j in 0..8 {
@@ -265,7 +254,7 @@ fn quantize_scales_mins_k(
     let d = f16_round(max_scale / 63.0);
     let dmin = f16_round(max_min / 63.0);
     for j in 0..8 {
-        let (s, m) = get_scale_min_k4(j, &sc);
+        let (s, m) = scale_min_k4(j, &sc);
         let dj = d.1 * s as f32;
         if dj == 0.0 {
             continue;
@@ -379,7 +368,8 @@ pub fn quantize_block_q6_k(x: &[f32; QK_K], out: &mut [u8; Q6_K_BYTES]) {
             let q = |k: usize| levels[j + l + k] as u8;
             ql[64 * g + l] = (q(0) & 0xf) | ((q(64) & 0xf) << 4);
             ql[64 * g + l + 32] = (q(32) & 0xf) | ((q(96) & 0xf) << 4);
-            qh[32 * g + l] = (q(0) >> 4) | ((q(32) >> 4) << 2) | ((q(64) >> 4) << 4) | ((q(96) >> 4) << 6);
+            qh[32 * g + l] =
+                (q(0) >> 4) | ((q(32) >> 4) << 2) | ((q(64) >> 4) << 4) | ((q(96) >> 4) << 6);
         }
     }
     for (o, s) in rest[..16].iter_mut().zip(sc) {

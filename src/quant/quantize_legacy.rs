@@ -113,7 +113,10 @@ mod tests {
                 // half a step (plus the f16 rounding of d over 16 steps); a whole step at code
                 // 31, where the side opposite to the largest magnitude is cut at 15 * |d|
                 let step = if c[j] == 31 { 1.0 } else { 0.5 };
-                assert!((y - v).abs() <= d.abs() * step + amax * 2e-3, "{seed} {j}: {v} {y}");
+                assert!(
+                    (y - v).abs() <= d.abs() * step + amax * 2e-3,
+                    "{seed} {j}: {v} {y}"
+                );
             }
             // the largest magnitude element is code 0 (value -16*d = max)
             let jmax = (0..32).find(|&j| x[j].abs() == amax).unwrap();
