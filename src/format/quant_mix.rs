@@ -239,11 +239,7 @@ impl ModelShape {
             Some(_) => first("attention.head_count_kv"),
             None => n_head, // llama.cpp defaults n_head_kv to n_head
         };
-        let n_gqa = if n_head_kv == 0 {
-            0
-        } else {
-            (n_head / n_head_kv) as u32
-        };
+        let n_gqa = n_head.checked_div(n_head_kv).unwrap_or(0) as u32;
         let is_70b = match arch.as_str() {
             "llama" => n_layer == 80 && n_head != n_head_kv,
             "qwen2" | "olmo" | "deci" => n_layer == 80,

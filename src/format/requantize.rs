@@ -308,6 +308,39 @@ mod tests {
     }
 
     #[test]
+    fn model_shape_from_metadata() {
+        let dir = tmpdir("shape");
+        let path = dir.join("m.gguf");
+        let meta = vec![
+            (
+                "general.architecture".to_string(),
+                Value::String(b"llama".to_vec()),
+            ),
+            ("llama.block_count".to_string(), Value::U32(80)),
+            ("llama.attention.head_count".to_string(), Value::U32(64)),
+            ("llama.attention.head_count_kv".to_string(), Value::U32(8)),
+        ];
+        let mut f = std::fs::File::create(&path).unwrap();
+        GgufWriter::new(&mut f, "m", &meta, &[])
+            .unwrap()
+            .finish()
+            .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let s = ModelShape::from_gguf(&Gguf::parse(&bytes).unwrap());
+        assert_eq!(
+            s,
+            ModelShape {
+                arch: "llama".into(),
+                n_layer: 80,
+                n_gqa: 8,
+                n_expert: 0,
+                is_70b: true,
+            }
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn errors() {
         let dir = tmpdir("errors");
         let (src, _) = tiny_model(&dir);

@@ -89,27 +89,25 @@ pub fn quantize_block_q2_k(x: &[f32; QK_K], out: &mut [u8; Q2_K_BYTES]) {
         }
     }
     let mut sc = [0u8; 16];
-    let d;
-    if max_scale > 0.0 {
+    let d = if max_scale > 0.0 {
         let iscale = Q4SCALE / max_scale;
         for j in 0..16 {
             sc[j] = nearest_int(iscale * scales[j]) as u8;
         }
-        d = f16_round(max_scale / Q4SCALE);
+        f16_round(max_scale / Q4SCALE)
     } else {
-        d = f16_round(0.0);
-    }
-    let dmin;
-    if max_min > 0.0 {
+        f16_round(0.0)
+    };
+    let dmin = if max_min > 0.0 {
         let iscale = Q4SCALE / max_min;
         for j in 0..16 {
             let l = nearest_int(iscale * mins[j]);
             sc[j] |= l.wrapping_shl(4) as u8;
         }
-        dmin = f16_round(max_min / Q4SCALE);
+        f16_round(max_min / Q4SCALE)
     } else {
-        dmin = f16_round(0.0);
-    }
+        f16_round(0.0)
+    };
     for j in 0..16 {
         let dj = d.1 * (sc[j] & 0xf) as f32;
         if dj == 0.0 {
@@ -142,8 +140,7 @@ pub fn quantize_block_q3_k(x: &[f32; QK_K], out: &mut [u8; Q3_K_BYTES]) {
         }
     }
     let mut sc = [0u8; 12];
-    let d;
-    if max_scale != 0.0 {
+    let d = if max_scale != 0.0 {
         let iscale = -32.0f32 / max_scale;
         for j in 0..16 {
             // int8_t l = nearest_int(...): the int is truncated to 8 bits, then clamped.
@@ -156,10 +153,10 @@ pub fn quantize_block_q3_k(x: &[f32; QK_K], out: &mut [u8; Q3_K_BYTES]) {
             }
             sc[j % 4 + 8] |= (l >> 4) << (2 * (j / 4));
         }
-        d = f16_round(1.0 / iscale);
+        f16_round(1.0 / iscale)
     } else {
-        d = f16_round(0.0);
-    }
+        f16_round(0.0)
+    };
     for j in 0..16 {
         let lo = if j < 8 { sc[j] & 0xf } else { sc[j - 8] >> 4 };
         let s = (lo | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i32 - 32;
