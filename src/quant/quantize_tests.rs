@@ -64,6 +64,68 @@ fn bytes_equal_llama_quantize_golden() {
     }
 }
 
+/// The 2048 x 256 values of `large.txt` (scripts/reference/make_quant_golden.py::large_rows),
+/// one IEEE f32 operation at a time in the script's order.
+fn large_input() -> Vec<f32> {
+    const ROWS: usize = 2048;
+    const COLS: usize = 256;
+    let mut s: u32 = 0x9E37_79B9;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        (s >> 8) as f32 * (1.0 / 16_777_216.0)
+    };
+    let mut x = Vec::with_capacity(ROWS * COLS);
+    for r in 0..ROWS {
+        let scale = 2f32.powi((r % 13) as i32 - 9);
+        let offset = ((r % 5) as i32 - 2) as f32 * 0.25;
+        for _ in 0..COLS {
+            let (a, b, c, d) = (next(), next(), next(), next());
+            let g = (((a + b) + c) + d) - 2.0;
+            x.push((g + offset) * scale);
+        }
+    }
+    for v in x.iter_mut().step_by(97) {
+        *v *= 8.0;
+    }
+    x
+}
+
+fn fnv1a64(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[test]
+fn large_set_hashes_equal_llama_quantize() {
+    let text = std::fs::read_to_string(golden_dir().join("large.txt")).unwrap();
+    let x = large_input();
+    let mut checked = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let ty = *TYPES
+            .iter()
+            .find(|t| t.name().eq_ignore_ascii_case(f[0]))
+            .unwrap();
+        assert_eq!(
+            f[1].parse::<usize>().unwrap() * f[2].parse::<usize>().unwrap(),
+            x.len()
+        );
+        let want = u64::from_str_radix(f[3], 16).unwrap();
+        let got = fnv1a64(&quantize(ty, &x));
+        assert_eq!(
+            got,
+            want,
+            "{}: hash {got:016x}, llama-quantize {want:016x}",
+            ty.name()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, TYPES.len());
+}
+
 /// Deterministic Gaussian-ish values (sum of uniforms) with a per-call scale.
 fn gaussian(n: usize, seed: u32, scale: f32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
