@@ -45,6 +45,15 @@ fn matrix(ty: WeightType, rows: usize, cols: usize, st: &mut u64) -> Vec<u8> {
         WeightType::QorusQ4_0 => v
             .chunks_exact_mut(20)
             .for_each(|b| b[16..20].copy_from_slice(&0.01f32.to_le_bytes())),
+        _ if ty.is_kquant_family() => {
+            let bb = ty.block_bytes();
+            let offs = qorus::quant::kquants::f16_offsets(ty);
+            v.chunks_exact_mut(bb).for_each(|b| {
+                for &o in offs {
+                    b[o..o + 2].copy_from_slice(&f16(0.01));
+                }
+            })
+        }
         _ => {
             let bb = ty.block_bytes();
             v.chunks_exact_mut(bb).for_each(|b| {
@@ -64,19 +73,7 @@ fn main() {
         vec![WeightType::Q4_0, WeightType::Q8_0, WeightType::F16]
     } else {
         args.iter()
-            .filter_map(|a| {
-                [
-                    WeightType::Q4_0,
-                    WeightType::Q4_1,
-                    WeightType::Q8_0,
-                    WeightType::F16,
-                    WeightType::F32,
-                    WeightType::BF16,
-                    WeightType::QorusQ4_0,
-                ]
-                .into_iter()
-                .find(|t| t.name() == a.as_str())
-            })
+            .filter_map(|a| WeightType::ALL.into_iter().find(|t| t.name() == a.as_str()))
             .collect()
     };
     let f = dispatch::features();
@@ -108,6 +105,9 @@ fn main() {
     );
     for &ty in &types {
         for &(rows, cols) in &shapes {
+            if ty.row_bytes(cols).is_none() {
+                continue; // e.g. a 256-block type on a row of 576
+            }
             let data = matrix(ty, rows, cols, &mut st);
             let w = MatRef {
                 ty,
@@ -120,7 +120,20 @@ fn main() {
                 let nb = n * cols / 32;
                 let (mut qs, mut d, mut s) = (vec![0i8; n * cols], vec![0f32; nb], vec![0f32; nb]);
                 kernels::quantize_acts(&x, &mut qs, &mut d, &mut s);
-                let acts = if kernels::wants_q8(ty) {
+                let (mut kq, mut kd, mut kb) =
+                    (vec![0i8; n * cols], vec![0f32; nb], vec![0i16; nb * 2]);
+                if kernels::wants_q8k(ty) {
+                    kernels::quantize_acts_k(&x, &mut kq, &mut kd, &mut kb);
+                }
+                let acts = if kernels::wants_q8k(ty) {
+                    Acts::Q8K {
+                        qs: &kq,
+                        d: &kd,
+                        bsums: &kb,
+                        n,
+                        k: cols,
+                    }
+                } else if kernels::wants_q8(ty) {
                     Acts::Q8 {
                         qs: &qs,
                         d: &d,

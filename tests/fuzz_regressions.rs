@@ -250,7 +250,21 @@ fn llama_gguf(
         let n: u64 = spec.dims.iter().product();
         let vals = rng.vec(n as usize);
         let mut b = vec![0u8; spec.size().unwrap()];
-        quantize_row(spec.ty, &vals, &mut b).unwrap();
+        if spec.ty.is_kquant_family() {
+            // random codes and scales, finite f16 super-scales
+            for x in b.iter_mut() {
+                *x = (rng.f() * 2560.0) as i32 as u8;
+            }
+            let offs = qorus::quant::kquants::f16_offsets(spec.ty);
+            for blk in b.chunks_exact_mut(spec.ty.block_bytes()) {
+                for &o in offs {
+                    let h = qorus::quant::reference::f32_to_f16_bits(rng.f() * 0.05);
+                    blk[o..o + 2].copy_from_slice(&h.to_le_bytes());
+                }
+            }
+        } else {
+            quantize_row(spec.ty, &vals, &mut b).unwrap();
+        }
         w.write_tensor(&b).unwrap();
     }
     w.finish().unwrap();
@@ -535,4 +549,112 @@ fn write_seed_corpora() {
     );
     write_nasty("detokenize", "all-max", &ids_bytes(&[u32::MAX; 16]));
     write_nasty("detokenize", "partial-id", &[1, 2, 3]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The K-quant family (issue 12): hostile files built in memory and run through the gguf_reader
+// target's code (parse, model build and forward in Rust and through the C API).
+
+/// Offset of tensor `name`'s info (just after its name) in a GGUF image.
+fn info_at(file: &[u8], name: &str) -> usize {
+    let key = [&(name.len() as u64).to_le_bytes()[..], name.as_bytes()].concat();
+    file.windows(key.len())
+        .position(|w| w == key)
+        .expect("tensor info")
+        + key.len()
+}
+
+/// Sets tensor `name`'s stored ggml type id.
+fn set_type(file: &mut [u8], name: &str, id: u32) {
+    let at = info_at(file, name);
+    let n_dims = u32::from_le_bytes(file[at..at + 4].try_into().unwrap()) as usize;
+    let ty = at + 4 + 8 * n_dims;
+    file[ty..ty + 4].copy_from_slice(&id.to_le_bytes());
+}
+
+/// Sets every f16 scale of tensor `name` (of type `ty`) to `bits`.
+fn set_scales(file: &mut [u8], name: &str, ty: WeightType, bits: u16) {
+    let g = Gguf::parse(file).unwrap();
+    let t = g.tensor(name).unwrap();
+    let (start, size) = (t.file_offset, t.size);
+    for blk in file[start..start + size].chunks_exact_mut(ty.block_bytes()) {
+        for &o in qorus::quant::kquants::f16_offsets(ty) {
+            blk[o..o + 2].copy_from_slice(&bits.to_le_bytes());
+        }
+    }
+}
+
+fn build_error(data: &[u8]) -> Option<String> {
+    let f = match qorus::format::open_bytes(data, "hostile") {
+        Ok(f) => f,
+        Err(e) => return Some(e.to_string()),
+    };
+    qorus::format::build_model(&f, None)
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[test]
+fn kquant_hostile_files() {
+    use WeightType::*;
+    let sh = Shape {
+        v: 16,
+        d: 256,
+        h: 512,
+        l: 1,
+        heads: 4,
+        kv: 2,
+        ctx: 8,
+    };
+    for ty in [Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS] {
+        let good = llama_gguf(sh, ty, ty, None, vec![]);
+        harness::gguf_reader(&good);
+        assert_eq!(build_error(&good), None, "{ty:?}: a valid file");
+        // NaN, infinite and huge scales: loads and runs (non-finite logits), never a crash
+        for bits in [0x7e00u16, 0x7c00, 0xfc00, 0x7bff] {
+            let mut f = good.clone();
+            set_scales(&mut f, "blk.0.ffn_down.weight", ty, bits);
+            set_scales(&mut f, "token_embd.weight", ty, bits);
+            harness::gguf_reader(&f);
+        }
+        // truncated: the last super-block cut off
+        let g = Gguf::parse(&good).unwrap();
+        let last = g.tensors.iter().max_by_key(|t| t.file_offset).unwrap();
+        let cut = &good[..last.file_offset + last.size - ty.block_bytes() / 2];
+        harness::gguf_reader(cut);
+        assert!(
+            build_error(cut).is_some(),
+            "{ty:?}: truncated file accepted"
+        );
+        // a type id whose data size does not match the bytes: larger data overlaps the next
+        // tensor; the error names it
+        for other in [Q8_0, Q6_K, Q4_K, Q2_K, Q5_0] {
+            if other == ty {
+                continue;
+            }
+            let mut f = good.clone();
+            set_type(&mut f, "blk.0.attn_q.weight", other.ggml_id().unwrap());
+            harness::gguf_reader(&f);
+            // smaller data is a valid (if different) file; larger runs into the next tensor
+            let n = 256 * 256;
+            if other.row_bytes(n).unwrap() > ty.row_bytes(n).unwrap() {
+                let e = build_error(&f).unwrap_or_else(|| panic!("{ty:?} as {other:?} accepted"));
+                assert!(e.contains("blk.0.attn_q.weight"), "{e}");
+            }
+        }
+    }
+    // rows not a whole number of blocks: a 576-wide Q4_K matrix, a 48-wide Q5_0 one
+    for (ty, d) in [(Q4_K, 576u64), (Q6_K, 320), (IQ4_XS, 288)] {
+        let mut sh2 = sh;
+        sh2.d = d;
+        sh2.h = 256;
+        let mut f = llama_gguf(sh2, Q8_0, Q8_0, None, vec![]);
+        set_type(&mut f, "blk.0.attn_q.weight", ty.ggml_id().unwrap());
+        harness::gguf_reader(&f);
+        let e = build_error(&f).expect("accepted");
+        assert!(
+            e.contains("blk.0.attn_q.weight") && e.contains("blocks"),
+            "{e}"
+        );
+    }
 }

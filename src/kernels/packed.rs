@@ -29,6 +29,7 @@
 
 use std::ops::Range;
 
+use super::packed_k;
 use super::scalar::f16_at;
 use super::{dispatch, Acts, Level, MatRef};
 use crate::quant::{WeightType, QK};
@@ -46,6 +47,9 @@ fn a64(x: usize) -> usize {
 
 /// Whether matrices of this type and width can be packed.
 pub fn packable(ty: WeightType, cols: usize) -> bool {
+    if let Some(p) = packed_k::props(ty) {
+        return cols % p.sb_len() == 0 && cols > 0 && cols / QK <= MAX_BLOCKS;
+    }
     matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0)
         && cols % QK == 0
         && cols > 0
@@ -256,6 +260,9 @@ impl PackedRef<'_> {
         self.cols / QK
     }
     fn gbytes(&self) -> usize {
+        if packed_k::props(self.ty).is_some() {
+            return packed_k::group_bytes(self.ty, self.cols);
+        }
         group_bytes(self.ty, self.nb())
     }
 }
@@ -264,6 +271,9 @@ impl PackedRef<'_> {
 pub fn packed_bytes(ty: WeightType, rows: usize, cols: usize) -> usize {
     if !packable(ty, cols) {
         return 0;
+    }
+    if packed_k::props(ty).is_some() {
+        return rows.div_ceil(GROUP) * packed_k::group_bytes(ty, cols);
     }
     rows.div_ceil(GROUP) * group_bytes(ty, cols / QK)
 }
@@ -298,6 +308,15 @@ pub fn pack_into(w: MatRef<'_>, out: &mut [u8]) -> Option<()> {
         || out.as_ptr() as usize % 64 != 0
     {
         return None;
+    }
+    if packed_k::props(ty).is_some() {
+        let gb = packed_k::group_bytes(ty, w.cols);
+        for r in 0..w.rows {
+            let (g, j) = (r / GROUP, r % GROUP);
+            let row = &w.data[r * rb..(r + 1) * rb];
+            packed_k::pack_row(ty, row, w.cols, j, &mut out[g * gb..(g + 1) * gb]);
+        }
+        return Some(());
     }
     let gb = group_bytes(ty, nb);
     let bb = ty.block_bytes();
@@ -377,6 +396,9 @@ pub fn dequantize_row_packed(p: PackedRef<'_>, row: usize, out: &mut [f32]) {
         "dequantize_row_packed: output too short"
     );
     let gb = p.gbytes();
+    if packed_k::props(p.ty).is_some() {
+        return packed_k::dequantize_row(p.ty, p.data, gb, p.cols, row, out);
+    }
     let bs = block_stride(p.ty);
     let (g, j) = (row / GROUP, row % GROUP);
     let grp = &p.data[g * gb..(g + 1) * gb];
@@ -414,6 +436,32 @@ fn check(p: &PackedRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
         "matmul_packed: row range must start at a multiple of {GROUP}"
     );
     match *a {
+        Acts::Q8 { .. } | Acts::Q8K { .. } if packed_k::props(p.ty).is_some() => {
+            assert!(
+                super::act_kind(p.ty)
+                    == if matches!(a, Acts::Q8K { .. }) {
+                        super::ActKind::Q8K
+                    } else {
+                        super::ActKind::Q8
+                    },
+                "matmul_packed: {} takes other activations",
+                p.ty.name()
+            );
+            let (n, k) = a.shape();
+            assert_eq!(k, p.cols, "matmul_packed: activation length != columns");
+            let (qs, dl, sl) = match *a {
+                Acts::Q8 { qs, d, s, .. } => (qs.len(), d.len() * QK, s.len() * QK),
+                Acts::Q8K { qs, d, .. } => (qs.len(), d.len() * 256, n * k),
+                Acts::F32 { .. } => unreachable!(),
+            };
+            assert!(
+                qs >= n * k && dl >= n * k,
+                "matmul_packed: activations too short"
+            );
+            if p.ty == WeightType::Q5_1 {
+                assert!(sl >= n * k, "matmul_packed: Q5_1 needs `s`");
+            }
+        }
         Acts::Q8 { qs, d, s, n, k } => {
             assert_eq!(k, p.cols, "matmul_packed: activation length != columns");
             assert!(
@@ -424,7 +472,7 @@ fn check(p: &PackedRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
                 assert!(s.len() >= n * k / QK, "matmul_packed: Q4_1 needs `s`");
             }
         }
-        Acts::F32 { .. } => panic!("matmul_packed: needs Q8 activations"),
+        Acts::F32 { .. } | Acts::Q8K { .. } => panic!("matmul_packed: needs Q8 activations"),
     }
 }
 
@@ -457,6 +505,29 @@ pub unsafe fn matmul_packed_at(
     ldo: usize,
 ) {
     check(&p, &a, &rows);
+    if packed_k::props(p.ty).is_some() {
+        let (n, _) = a.shape();
+        if rows.is_empty() || n == 0 {
+            return;
+        }
+        let ka = match a {
+            Acts::Q8 { qs, d, s, n, .. } => packed_k::KActs { qs, d, s, n },
+            Acts::Q8K { qs, d, n, .. } => packed_k::KActs { qs, d, s: &[], n },
+            Acts::F32 { .. } => unreachable!("checked"),
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            let lv = dispatch::clamp(lv);
+            if lv == Level::Avx512 && dispatch::vnni() {
+                return super::x86_packed_k::vnni::matmul(p.ty, p.data, p.cols, ka, rows, out, ldo);
+            }
+            if lv >= Level::Avx2 {
+                return super::x86_packed_k::avx2::matmul(p.ty, p.data, p.cols, ka, rows, out, ldo);
+            }
+        }
+        let _ = lv;
+        return packed_k::matmul_scalar(p.ty, p.data, p.cols, ka, rows, out, ldo);
+    }
     let Acts::Q8 { qs, d, s, n, .. } = a else {
         return;
     };

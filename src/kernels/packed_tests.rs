@@ -211,3 +211,197 @@ fn quantize_acts_levels_bit_identical() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The K-quant family (packed_k.rs, x86_packed_k.rs)
+
+const KTYPES: [WeightType; 9] = [
+    WeightType::Q5_0,
+    WeightType::Q5_1,
+    WeightType::IQ4_NL,
+    WeightType::Q2_K,
+    WeightType::Q3_K,
+    WeightType::Q4_K,
+    WeightType::Q5_K,
+    WeightType::Q6_K,
+    WeightType::IQ4_XS,
+];
+
+/// Random rows of `ty` with f16 scales of the given fill (zero: all scales 0; large: up to 1e3;
+/// some NaN/Inf scales too when `nonfinite`).
+fn rand_k_matrix(ty: WeightType, rows: usize, cols: usize, rng: &mut Rng, fill: Fill) -> Vec<u8> {
+    let mut r = crate::kernels::kdot::tests::Rng(rng.next() | 1);
+    let mut data = Vec::with_capacity(rows * ty.row_bytes(cols).unwrap());
+    for _ in 0..rows {
+        data.extend(crate::kernels::kdot::tests::random_weights(
+            ty, cols, &mut r,
+        ));
+    }
+    if fill != Fill::Random {
+        let fields = crate::quant::kquants::tests::f16_fields(ty);
+        for blk in data.chunks_exact_mut(ty.block_bytes()) {
+            for &o in fields {
+                let v = match fill {
+                    Fill::Zero => 0.0,
+                    _ => rng.f() * 1.0e3,
+                };
+                let h = crate::quant::reference::f32_to_f16_bits(v);
+                blk[o..o + 2].copy_from_slice(&h.to_le_bytes());
+            }
+        }
+    }
+    data
+}
+
+/// Activations in the form `ty` takes: (codes, scales, sums or bsums as f32/i16).
+struct KA {
+    qs: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+    bs: Vec<i16>,
+}
+
+fn kacts(ty: WeightType, x: &[f32]) -> KA {
+    let n = x.len();
+    let mut a = KA {
+        qs: vec![0; n],
+        d: vec![],
+        s: vec![],
+        bs: vec![],
+    };
+    if super::super::wants_q8k(ty) {
+        a.d = vec![0.0; n / 256];
+        a.bs = vec![0; n / 16];
+        super::super::quantize_acts_k(x, &mut a.qs, &mut a.d, &mut a.bs);
+    } else {
+        a.d = vec![0.0; n / QK];
+        a.s = vec![0.0; n / QK];
+        quantize_acts_at(Level::Scalar, x, &mut a.qs, &mut a.d, &mut a.s);
+    }
+    a
+}
+
+fn kview<'a>(ty: WeightType, a: &'a KA, n: usize, k: usize) -> Acts<'a> {
+    if super::super::wants_q8k(ty) {
+        Acts::Q8K {
+            qs: &a.qs,
+            d: &a.d,
+            bsums: &a.bs,
+            n,
+            k,
+        }
+    } else {
+        Acts::Q8 {
+            qs: &a.qs,
+            d: &a.d,
+            s: &a.s,
+            n,
+            k,
+        }
+    }
+}
+
+#[test]
+fn k_pack_round_trips_rows() {
+    let mut rng = Rng::new(21);
+    for ty in KTYPES {
+        for &(rows, sbs) in &[(1usize, 1usize), (13, 3), (37, 2), (16, 6)] {
+            let cols = sbs * ty.block_len();
+            let data = rand_k_matrix(ty, rows, cols, &mut rng, Fill::Random);
+            let w = MatRef {
+                ty,
+                data: &data,
+                rows,
+                cols,
+            };
+            let p = pack(w).expect("packable");
+            let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+            for r in 0..rows {
+                dequantize_row(w, r, &mut a);
+                dequantize_row_packed(p.as_ref(), r, &mut b);
+                assert!(
+                    a.iter().zip(&b).all(|(x, y)| same_bits(*x, *y)),
+                    "{ty:?} {rows}x{cols} row {r}"
+                );
+            }
+        }
+    }
+    assert!(!packable(WeightType::Q4_K, 576) && packable(WeightType::Q5_0, 576));
+}
+
+/// Packed products at every level, over row ranges and batch sizes, equal the unpacked scalar
+/// kernel (`kdot`) bit for bit; an output does not depend on the other activation rows.
+#[test]
+fn k_packed_levels_bit_identical_to_unpacked_scalar() {
+    let mut rng = Rng::new(22);
+    for ty in KTYPES {
+        for fill in [Fill::Random, Fill::Zero, Fill::Large] {
+            for &(rows, sbs) in &[(37usize, 3usize), (8, 1), (19, 2), (64, 6)] {
+                let k = sbs * ty.block_len();
+                let data = rand_k_matrix(ty, rows, k, &mut rng, fill);
+                let w = MatRef {
+                    ty,
+                    data: &data,
+                    rows,
+                    cols: k,
+                };
+                let p = pack(w).unwrap();
+                let pr = p.as_ref();
+                for n in [1usize, 3, 9] {
+                    let x = rand_vec(n * k, &mut rng, Fill::Random);
+                    let a = kacts(ty, &x);
+                    let ldo = rows + 3;
+                    let mut want = vec![f32::NAN; n * ldo];
+                    unsafe {
+                        crate::kernels::matmul_at(
+                            Level::Scalar,
+                            w,
+                            kview(ty, &a, n, k),
+                            0..rows,
+                            want.as_mut_ptr(),
+                            ldo,
+                        )
+                    };
+                    for lv in available() {
+                        for range in [0..rows, 8..rows, 0..rows.min(5), 16..rows.min(17)] {
+                            if range.start > rows || range.end < range.start {
+                                continue;
+                            }
+                            let mut got = vec![f32::NAN; n * ldo];
+                            let acts = kview(ty, &a, n, k);
+                            let o = got.as_mut_ptr();
+                            unsafe { matmul_packed_at(lv, pr, acts, range.clone(), o, ldo) };
+                            for i in 0..n {
+                                for j in 0..ldo {
+                                    let idx = i * ldo + j;
+                                    if range.contains(&j) {
+                                        assert!(
+                                            same_bits(got[idx], want[idx]),
+                                            "{ty:?} {fill:?} {lv:?} {rows}x{k} n={n} {range:?} [{i},{j}]: {} vs {}",
+                                            got[idx],
+                                            want[idx]
+                                        );
+                                    } else {
+                                        assert!(got[idx].is_nan(), "wrote outside the range");
+                                    }
+                                }
+                            }
+                        }
+                        // the last activation row alone
+                        let last = n - 1;
+                        let one = kacts(ty, &x[last * k..]);
+                        let mut got = vec![f32::NAN; ldo];
+                        let acts = kview(ty, &one, 1, k);
+                        unsafe { matmul_packed_at(lv, pr, acts, 0..rows, got.as_mut_ptr(), ldo) };
+                        for j in 0..rows {
+                            assert!(
+                                same_bits(got[j], want[last * ldo + j]),
+                                "{ty:?} {lv:?} n=1 vs n={n}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

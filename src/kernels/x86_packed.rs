@@ -323,7 +323,7 @@ macro_rules! packed_kernels {
 /// crate's MSRV; only called after `dispatch::vnni()` said the CPU has it.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn vnni_bcast(
+pub(crate) unsafe fn vnni_bcast(
     acc: core::arch::x86_64::__m256i,
     w: core::arch::x86_64::__m256i,
     p: *const i8,

@@ -90,6 +90,19 @@ pub fn q3k_scales(s: &[u8]) -> [u8; 16] {
     out
 }
 
+/// Byte offsets of the f16 fields (`d`, `dmin` / `m`) in one block of `ty` (empty for the types
+/// of other modules).
+pub const fn f16_offsets(ty: WeightType) -> &'static [usize] {
+    match ty {
+        WeightType::Q5_0 | WeightType::IQ4_NL | WeightType::IQ4_XS => &[0],
+        WeightType::Q5_1 | WeightType::Q4_K | WeightType::Q5_K => &[0, 2],
+        WeightType::Q2_K => &[80, 82],
+        WeightType::Q3_K => &[108],
+        WeightType::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
 /// Whether [`decode`] handles `ty`.
 pub const fn handles(ty: WeightType) -> bool {
     ty.is_kquant_family()
@@ -317,4 +330,4 @@ pub fn dequantize_blocks(ty: WeightType, src: &[u8], dst: &mut [f32]) {
 
 #[cfg(test)]
 #[path = "kquants_tests.rs"]
-mod tests;
+pub(crate) mod tests;

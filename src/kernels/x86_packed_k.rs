@@ -1,0 +1,417 @@
+//! x86-64 matmuls on the packed K-quant family layout (`packed_k.rs`: layout and arithmetic),
+//! one macro body instantiated twice like `x86_packed.rs`:
+//! * `avx2`: AVX2 + FMA + F16C, integer dots with `vpmaddubsw` + `vpmaddwd` (unsigned codes of at
+//!   most 6 bits times signed activations: no saturation; the IQ4 code-book values go through the
+//!   sign trick, `|w| * sign(a, w)`);
+//! * `vnni`: AVX-512 VNNI `vpdpbusd` with the activation bytes broadcast from memory (the IQ4
+//!   values shifted by +128 into unsigned bytes, the shift taken back with the activation sums).
+//!
+//! One lane of a vector is one weight row. Groups go in panels of `PANEL` (64 rows); within a
+//! panel, activation rows go in tiles of up to `NA_MAX`, each tile reusing every unpacked weight
+//! vector. All integer sums are exact, and the float steps per super-block are the scalar twin's
+//! (`kdot::combine`), so every level gives the same bits.
+
+#![allow(clippy::too_many_arguments)]
+
+use std::ops::Range;
+
+use super::packed::GROUP;
+use super::packed_k::{group_bytes, props, KActs, Props};
+use crate::quant::kquants::KVALUES_IQ4NL;
+use crate::quant::WeightType;
+
+/// Groups per panel.
+const PANEL: usize = 8;
+
+/// Most activation rows per tile.
+const NA_MAX: usize = 8;
+
+/// Largest `k / 16` (`packed::MAX_BLOCKS` blocks of 32).
+const MAX_H: usize = 2 * super::packed::MAX_BLOCKS;
+
+const T_Q5_0: u8 = 0;
+const T_Q5_1: u8 = 1;
+const T_IQ4_NL: u8 = 2;
+const T_Q2_K: u8 = 3;
+const T_Q3_K: u8 = 4;
+const T_Q4_K: u8 = 5;
+const T_Q5_K: u8 = 6;
+const T_Q6_K: u8 = 7;
+const T_IQ4_XS: u8 = 8;
+
+const fn ty_of(t: u8) -> WeightType {
+    match t {
+        T_Q5_0 => WeightType::Q5_0,
+        T_Q5_1 => WeightType::Q5_1,
+        T_IQ4_NL => WeightType::IQ4_NL,
+        T_Q2_K => WeightType::Q2_K,
+        T_Q3_K => WeightType::Q3_K,
+        T_Q4_K => WeightType::Q4_K,
+        T_Q5_K => WeightType::Q5_K,
+        T_Q6_K => WeightType::Q6_K,
+        _ => WeightType::IQ4_XS,
+    }
+}
+
+const fn props_of(t: u8) -> Props {
+    match props(ty_of(t)) {
+        Some(p) => p,
+        None => panic!("not a packed_k type"),
+    }
+}
+
+/// Arguments of a tile: group, super-blocks, codes of the tile's first row, k, scales, sums
+/// (Q5_1), activation sums per 16 (tile rows, `k / 16` each), output, output stride, valid rows.
+type TileArgs = (
+    *const u8,
+    usize,
+    *const i8,
+    usize,
+    *const f32,
+    *const f32,
+    *const i16,
+    *mut f32,
+    usize,
+    usize,
+);
+
+macro_rules! kpacked {
+    ($modname:ident, $feat:literal, $vnni:expr) => {
+        pub mod $modname {
+            use super::*;
+            use core::arch::x86_64::*;
+
+            const VNNI: bool = $vnni;
+
+            /// `acc + Σ_e w[4l+e] * a[e]` per lane `l`, `w` unsigned bytes (< 64 on AVX2), `a` the
+            /// 4 signed bytes at `p`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn dp(acc: __m256i, w: __m256i, p: *const i8) -> __m256i {
+                if VNNI {
+                    super::vnni_bcast(acc, w, p)
+                } else {
+                    let a = _mm256_set1_epi32((p as *const i32).read_unaligned());
+                    let m = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1));
+                    _mm256_add_epi32(acc, m)
+                }
+            }
+
+            /// AVX2 signed x signed: `wa = |w|`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn dp_signed(acc: __m256i, w: __m256i, wa: __m256i, p: *const i8) -> __m256i {
+                let a = _mm256_set1_epi32((p as *const i32).read_unaligned());
+                let m = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(wa, _mm256_sign_epi8(a, w)),
+                    _mm256_set1_epi16(1),
+                );
+                _mm256_add_epi32(acc, m)
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn scales8(p: *const u8) -> __m256i {
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i))
+            }
+
+            /// One group (8 rows) x NA activation rows, all super-blocks.
+            #[target_feature(enable = $feat)]
+            unsafe fn tile<const T: u8, const NA: usize>(args: TileArgs) {
+                let (grp, nsb, qs, k, d, s, asum, out, ldo, nvalid) = args;
+                let p = props_of(T);
+                let (head, ub, sbb, sbl) =
+                    (p.head_bytes(), p.unit_bytes(), p.sb_bytes(), p.sb_len());
+                let (scb, mb) = (p.sc_bytes(), p.m_bytes());
+                // effective code offset: the IQ4 values are shifted by 128 for vpdpbusd
+                let bias = if p.lut && VNNI { 128 } else { p.bias };
+                let kh = k / 16;
+                let m0f = _mm256_set1_epi8(0x0F);
+                let one = _mm256_set1_epi8(1);
+                let three = _mm256_set1_epi8(3);
+                let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+                let mut lutb = [0u8; 16];
+                for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
+                    *o = if VNNI {
+                        (v as i32 + 128) as u8
+                    } else {
+                        v as u8
+                    };
+                }
+                let tbl =
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128(lutb.as_ptr() as *const __m128i));
+                let mut accf = [_mm256_setzero_ps(); NA];
+                for b in 0..nsb {
+                    let sb = grp.add(b * sbb);
+                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(sb as *const __m128i));
+                    let d2 = if p.min || p.add_min {
+                        _mm256_cvtph_ps(_mm_loadu_si128(sb.add(16) as *const __m128i))
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    let mut sumi = [_mm256_setzero_si256(); NA];
+                    let mut summ = [_mm256_setzero_si256(); NA];
+                    for u in 0..p.units {
+                        let unit = sb.add(head + u * ub);
+                        let q = unit.add(scb + mb);
+                        let mut wl = [_mm256_setzero_si256(); 4];
+                        let mut wh = [_mm256_setzero_si256(); 4];
+                        for t in 0..4 {
+                            let x = _mm256_loadu_si256(q.add(32 * t) as *const __m256i);
+                            wl[t] = _mm256_and_si256(x, m0f);
+                            wh[t] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
+                        }
+                        if p.hb == 1 {
+                            let h = _mm256_loadu_si256(q.add(128) as *const __m256i);
+                            for t in 0..4 {
+                                let bl = _mm256_srl_epi16(h, _mm_cvtsi32_si128(t as i32));
+                                let bh = _mm256_srl_epi16(h, _mm_cvtsi32_si128(4 + t as i32));
+                                let bl = _mm256_slli_epi16(_mm256_and_si256(bl, one), 4);
+                                let bh = _mm256_slli_epi16(_mm256_and_si256(bh, one), 4);
+                                wl[t] = _mm256_or_si256(wl[t], bl);
+                                wh[t] = _mm256_or_si256(wh[t], bh);
+                            }
+                        } else if p.hb == 2 {
+                            let h0 = _mm256_loadu_si256(q.add(128) as *const __m256i);
+                            let h1 = _mm256_loadu_si256(q.add(160) as *const __m256i);
+                            for t in 0..4 {
+                                let c = _mm_cvtsi32_si128(2 * t as i32);
+                                let bl = _mm256_and_si256(_mm256_srl_epi16(h0, c), three);
+                                let bh = _mm256_and_si256(_mm256_srl_epi16(h1, c), three);
+                                wl[t] = _mm256_or_si256(wl[t], _mm256_slli_epi16(bl, 4));
+                                wh[t] = _mm256_or_si256(wh[t], _mm256_slli_epi16(bh, 4));
+                            }
+                        }
+                        let mut wla = [_mm256_setzero_si256(); 4];
+                        let mut wha = [_mm256_setzero_si256(); 4];
+                        if p.lut {
+                            for t in 0..4 {
+                                wl[t] = _mm256_shuffle_epi8(tbl, wl[t]);
+                                wh[t] = _mm256_shuffle_epi8(tbl, wh[t]);
+                                if !VNNI {
+                                    wla[t] = _mm256_abs_epi8(wl[t]);
+                                    wha[t] = _mm256_abs_epi8(wh[t]);
+                                }
+                            }
+                        }
+                        let (sc0, sc1, m0, m1) = if p.units > 1 {
+                            let sc0 = scales8(unit);
+                            let sc1 = if p.s16 { scales8(unit.add(8)) } else { sc0 };
+                            let (m0, m1) = if p.min {
+                                let m0 = scales8(unit.add(scb));
+                                (
+                                    m0,
+                                    if p.s16 {
+                                        scales8(unit.add(scb + 8))
+                                    } else {
+                                        m0
+                                    },
+                                )
+                            } else {
+                                (sc0, sc0)
+                            };
+                            (sc0, sc1, m0, m1)
+                        } else {
+                            let z = _mm256_setzero_si256();
+                            (z, z, z, z)
+                        };
+                        let h = (b * sbl + 32 * u) / 16;
+                        for i in 0..NA {
+                            let a = qs.add(i * k + b * sbl + 32 * u);
+                            let mut lo = _mm256_setzero_si256();
+                            let mut hi = _mm256_setzero_si256();
+                            for t in 0..4 {
+                                if p.lut && !VNNI {
+                                    lo = dp_signed(lo, wl[t], wla[t], a.add(4 * t));
+                                    hi = dp_signed(hi, wh[t], wha[t], a.add(16 + 4 * t));
+                                } else {
+                                    lo = dp(lo, wl[t], a.add(4 * t));
+                                    hi = dp(hi, wh[t], a.add(16 + 4 * t));
+                                }
+                            }
+                            let a0 = *asum.add(i * kh + h) as i32;
+                            let a1 = *asum.add(i * kh + h + 1) as i32;
+                            if bias != 0 {
+                                lo = _mm256_sub_epi32(lo, _mm256_set1_epi32(bias * a0));
+                                hi = _mm256_sub_epi32(hi, _mm256_set1_epi32(bias * a1));
+                            }
+                            sumi[i] = if p.units == 1 {
+                                _mm256_add_epi32(lo, hi)
+                            } else if p.s16 {
+                                let x = _mm256_add_epi32(
+                                    _mm256_mullo_epi32(sc0, lo),
+                                    _mm256_mullo_epi32(sc1, hi),
+                                );
+                                _mm256_add_epi32(sumi[i], x)
+                            } else {
+                                let x = _mm256_mullo_epi32(sc0, _mm256_add_epi32(lo, hi));
+                                _mm256_add_epi32(sumi[i], x)
+                            };
+                            if p.min {
+                                let x = if p.s16 {
+                                    _mm256_add_epi32(
+                                        _mm256_mullo_epi32(m0, _mm256_set1_epi32(a0)),
+                                        _mm256_mullo_epi32(m1, _mm256_set1_epi32(a1)),
+                                    )
+                                } else {
+                                    _mm256_mullo_epi32(m0, _mm256_set1_epi32(a0 + a1))
+                                };
+                                summ[i] = _mm256_add_epi32(summ[i], x);
+                            }
+                        }
+                    }
+                    for i in 0..NA {
+                        let da = _mm256_set1_ps(*d.add(i * nsb + b));
+                        accf[i] = _mm256_fmadd_ps(
+                            _mm256_cvtepi32_ps(sumi[i]),
+                            _mm256_mul_ps(dw, da),
+                            accf[i],
+                        );
+                        if p.min {
+                            let nm = _mm256_xor_ps(_mm256_mul_ps(d2, da), sign);
+                            accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ[i]), nm, accf[i]);
+                        }
+                        if p.add_min {
+                            let sa = _mm256_set1_ps(*s.add(i * nsb + b));
+                            accf[i] = _mm256_fmadd_ps(d2, sa, accf[i]);
+                        }
+                    }
+                }
+                for i in 0..NA {
+                    let o = out.add(i * ldo);
+                    if nvalid == GROUP {
+                        _mm256_storeu_ps(o, accf[i]);
+                    } else {
+                        let mut tmp = [0f32; GROUP];
+                        _mm256_storeu_ps(tmp.as_mut_ptr(), accf[i]);
+                        for (l, &v) in tmp.iter().enumerate().take(nvalid) {
+                            *o.add(l) = v;
+                        }
+                    }
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            unsafe fn drive<const T: u8>(
+                w: *const u8,
+                k: usize,
+                a: KActs<'_>,
+                rows: Range<usize>,
+                out: *mut f32,
+                ldo: usize,
+            ) {
+                let ty = ty_of(T);
+                let p = props_of(T);
+                let gb = group_bytes(ty, k);
+                let nsb = k / p.sb_len();
+                let kh = k / 16;
+                let mut asum = std::mem::MaybeUninit::<[i16; NA_MAX * MAX_H]>::uninit();
+                let ap = asum.as_mut_ptr() as *mut i16;
+                let (g0, g1) = (rows.start / GROUP, rows.end.div_ceil(GROUP));
+                let (qs, d) = (a.qs.as_ptr(), a.d.as_ptr());
+                let s = if a.s.is_empty() { d } else { a.s.as_ptr() };
+                let mut p0 = g0;
+                while p0 < g1 {
+                    let p1 = (p0 + PANEL).min(g1);
+                    let mut i = 0;
+                    while i < a.n {
+                        let na = (a.n - i).min(NA_MAX);
+                        for ii in 0..na {
+                            let row = std::slice::from_raw_parts(qs.add((i + ii) * k), k);
+                            for (h, c) in row.chunks_exact(16).enumerate() {
+                                *ap.add(ii * kh + h) = c.iter().map(|&v| v as i16).sum();
+                            }
+                        }
+                        let (qi, di, si) = (qs.add(i * k), d.add(i * nsb), s.add(i * nsb));
+                        for g in p0..p1 {
+                            let r0 = g * GROUP;
+                            let nvalid = rows.end.min(r0 + GROUP) - r0;
+                            let o = out.add(i * ldo + r0);
+                            let t: TileArgs =
+                                (w.add(g * gb), nsb, qi, k, di, si, ap, o, ldo, nvalid);
+                            match na {
+                                1 => tile::<T, 1>(t),
+                                2 => tile::<T, 2>(t),
+                                3 => tile::<T, 3>(t),
+                                4 => tile::<T, 4>(t),
+                                5 => tile::<T, 5>(t),
+                                6 => tile::<T, 6>(t),
+                                7 => tile::<T, 7>(t),
+                                _ => tile::<T, 8>(t),
+                            }
+                        }
+                        i += na;
+                    }
+                    p0 = p1;
+                }
+            }
+
+            /// Packed K-family weights x their activations.
+            ///
+            /// # Safety
+            /// The CPU must support this module's features; arguments as checked by
+            /// `packed::matmul_packed_at`.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn matmul(
+                ty: WeightType,
+                w: &[u8],
+                k: usize,
+                a: KActs<'_>,
+                rows: Range<usize>,
+                out: *mut f32,
+                ldo: usize,
+            ) {
+                let w = w.as_ptr();
+                match ty {
+                    WeightType::Q5_0 => drive::<T_Q5_0>(w, k, a, rows, out, ldo),
+                    WeightType::Q5_1 => drive::<T_Q5_1>(w, k, a, rows, out, ldo),
+                    WeightType::IQ4_NL => drive::<T_IQ4_NL>(w, k, a, rows, out, ldo),
+                    WeightType::Q2_K => drive::<T_Q2_K>(w, k, a, rows, out, ldo),
+                    WeightType::Q3_K => drive::<T_Q3_K>(w, k, a, rows, out, ldo),
+                    WeightType::Q4_K => drive::<T_Q4_K>(w, k, a, rows, out, ldo),
+                    WeightType::Q5_K => drive::<T_Q5_K>(w, k, a, rows, out, ldo),
+                    WeightType::Q6_K => drive::<T_Q6_K>(w, k, a, rows, out, ldo),
+                    WeightType::IQ4_XS => drive::<T_IQ4_XS>(w, k, a, rows, out, ldo),
+                    _ => unreachable!("not a packed_k type"),
+                }
+            }
+        }
+    };
+}
+
+/// Placeholder for the AVX2 instantiation (never called there: `VNNI` is false).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vnni_bcast_unavailable(
+    acc: core::arch::x86_64::__m256i,
+    _w: core::arch::x86_64::__m256i,
+    _p: *const i8,
+) -> core::arch::x86_64::__m256i {
+    acc
+}
+
+mod avx2_impl {
+    pub(super) use super::vnni_bcast_unavailable as vnni_bcast;
+    pub(super) use super::{
+        group_bytes, props_of, ty_of, KActs, Range, TileArgs, WeightType, GROUP, KVALUES_IQ4NL,
+        MAX_H, NA_MAX, PANEL, T_IQ4_NL, T_IQ4_XS, T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_0, T_Q5_1, T_Q5_K,
+        T_Q6_K,
+    };
+    kpacked!(k, "avx2,fma,f16c", false);
+}
+mod vnni_impl {
+    pub(super) use super::super::x86_packed::vnni_bcast;
+    pub(super) use super::{
+        group_bytes, props_of, ty_of, KActs, Range, TileArgs, WeightType, GROUP, KVALUES_IQ4NL,
+        MAX_H, NA_MAX, PANEL, T_IQ4_NL, T_IQ4_XS, T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_0, T_Q5_1, T_Q5_K,
+        T_Q6_K,
+    };
+    kpacked!(
+        k,
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        true
+    );
+}
+
+pub use avx2_impl::k as avx2;
+pub use vnni_impl::k as vnni;
