@@ -1,174 +1,136 @@
 #!/usr/bin/env python3
-"""A small random-weight LLaMA whose widths are multiples of 256, as an F16 GGUF, so that
-llama-quantize's K-quant mixes quantize every matrix with the K-quant types themselves (SmolLM2's
-rows of 576 make llama.cpp fall back to Q5_0/Q8_0 per tensor).
+"""A small random-weight LLaMA as an F16 GGUF whose widths are multiples of 256, so that the K-quant
+and IQ4_XS types are used as themselves when it is quantized (SmolLM2's rows of 576 make
+llama-quantize fall back to Q5_0/Q5_1/Q8_0/... for most tensors).
 
-    python3 scripts/reference/make_random_llama.py --tokenizer-from SmolLM2-135M-Instruct.Q4_1.gguf OUT.gguf
+  4 layers, dim 512, ffn 1536, 8 query heads and 2 KV heads (head_dim 64, 4 query heads per KV
+  head, so the n_gqa >= 4 branches of llama.cpp's mix rules are taken, which SmolLM2's 3 does not),
+  rope base 10000, RMSNorm eps 1e-5, context 2048, SmolLM2-135M's tokenizer (vocab 49152, copied
+  from the SmolLM2 GGUF given), an output matrix separate from the token embedding (SmolLM2 ties
+  them), F16 matrices and F32 norms.
 
-Shape: dim 512, hidden 1536, 4 layers, 8 query heads and 4 KV heads of 64, RoPE base 10000, RMSNorm
-eps 1e-5, an untied output.weight; the vocabulary (and every `tokenizer.*` metadata key, copied byte
-for byte) is SmolLM2's, so that llama.cpp and qorus tokenize the reference prompts as for SmolLM2.
+Weights are drawn from a seeded generator: Gaussian, with a per-row scale (0.5x..2x of 0.02) and a
+few large outliers per matrix, so the scale searches see uneven blocks; a few blocks are set to
+zero and a few to a constant (edge cases of the quantizers). Norm weights are 1 + N(0, 0.05).
+The same seed gives the same file.
 
-Deterministic and portable: the weights come from splitmix64 (integer arithmetic) mapped to uniform
-values with IEEE float64 operations only (no log/cos), rounded to F16 (matrices) or F32 (norm gains),
-and the GGUF bytes are written here (no gguf-py), so the file's sha256 is the same on every machine
-with any numpy. Only numpy is needed.
+  pip install gguf numpy
+  python3 scripts/reference/make_random_llama.py OUT.gguf [--smollm2 PATH] [--seed 12]
+
+PATH defaults to ~/.cache/qorus/models/SmolLM2-135M-Instruct.Q4_1.gguf.
 """
 import argparse
-import hashlib
-import itertools
 import os
-import struct
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from numpy_forward import Reader  # noqa: E402
+try:
+    import gguf
+except ImportError:
+    raise SystemExit("needs the gguf package: pip install gguf")
 
-DIM, HIDDEN, LAYERS, HEADS, KV_HEADS = 512, 1536, 4, 8, 4
-HEAD_DIM = DIM // HEADS
-ROPE_BASE, EPS, CONTEXT = 10000.0, 1e-5, 2048
-SEED = 0x5EED_1A3A
-ALIGN = 32
+N_LAYER, DIM, FFN, N_HEAD, N_KV_HEAD = 4, 512, 1536, 8, 2
+HEAD_DIM = DIM // N_HEAD
+ROPE_BASE, EPS, CTX = 10000.0, 1e-5, 2048
 
-GGML_F32, GGML_F16 = 0, 1
-MASK64 = (1 << 64) - 1
-
-
-def splitmix64(seed: int, n: int) -> np.ndarray:
-    """The first n outputs of splitmix64 started at `seed` (uint64; array arithmetic wraps)."""
-    with np.errstate(over="ignore"):
-        z = (np.uint64(seed) + np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def uniform(seed: int, n: int) -> np.ndarray:
-    """n values uniform in (0, 1): (top 24 bits + 0.5) / 2^24, exact in float64."""
-    return ((splitmix64(seed, n) >> np.uint64(40)).astype(np.float64) + 0.5) / float(1 << 24)
+TOKENIZER_KEYS = [
+    "tokenizer.ggml.model",
+    "tokenizer.ggml.pre",
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.token_type",
+    "tokenizer.ggml.merges",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.unknown_token_id",
+    "tokenizer.ggml.padding_token_id",
+    "tokenizer.ggml.add_bos_token",
+    "tokenizer.ggml.add_space_prefix",
+    "tokenizer.chat_template",
+]
 
 
-def matrix(seed: int, rows: int, cols: int, std: float) -> np.ndarray:
-    """[rows, cols] F16, uniform with standard deviation `std`."""
-    u = uniform(seed, rows * cols)
-    return ((2.0 * u - 1.0) * (np.sqrt(3.0) * std)).astype(np.float16).reshape(rows, cols)
+def copy_tokenizer(w, src):
+    r = gguf.GGUFReader(src)
+    vocab = None
+    for key in TOKENIZER_KEYS:
+        f = r.fields.get(key)
+        if f is None:
+            continue
+        v = f.contents()
+        t = f.types[0]
+        if t == gguf.GGUFValueType.ARRAY:
+            w.add_key_value(key, v, t, sub_type=f.types[1])
+            if key == "tokenizer.ggml.tokens":
+                vocab = len(v)
+        else:
+            w.add_key_value(key, v, t)
+    if vocab is None:
+        raise SystemExit(f"{src}: no tokenizer.ggml.tokens")
+    return vocab
 
 
-def gains(seed: int, n: int) -> np.ndarray:
-    return (0.7 + 0.6 * uniform(seed, n)).astype(np.float32)
+def matrix(rng, rows, cols):
+    """rows x cols (numpy order: rows = output features) F16 weights with uneven blocks."""
+    x = rng.standard_normal((rows, cols)).astype(np.float32) * 0.02
+    x *= np.exp2(rng.uniform(-1.0, 1.0, (rows, 1))).astype(np.float32)
+    n = rows * cols
+    flat = x.reshape(-1)
+    idx = rng.choice(n, size=max(1, n // 4096), replace=False)
+    flat[idx] *= 12.0  # outliers
+    for _ in range(2):  # an all-zero 32-block and a constant 32-block
+        r, c = rng.integers(0, rows), rng.integers(0, cols // 32) * 32
+        x[r, c:c + 32] = 0.0
+        r, c = rng.integers(0, rows), rng.integers(0, cols // 32) * 32
+        x[r, c:c + 32] = 0.013
+    return x.astype(np.float16)
 
 
-def gguf_string(s: bytes) -> bytes:
-    return struct.pack("<Q", len(s)) + s
-
-
-def kv(key: str, ty: int, payload: bytes) -> bytes:
-    return gguf_string(key.encode()) + struct.pack("<I", ty) + payload
-
-
-def tokenizer_kvs(path: str):
-    """The raw bytes of every `tokenizer.*` key-value pair of a GGUF file, in file order."""
-    import mmap
-
-    with open(path, "rb") as f:
-        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    if data[:4] != b"GGUF":
-        raise SystemExit(f"{path}: not a GGUF file")
-    r = Reader(data)
-    r.o = 8
-    r.take("<Q")  # n_tensors
-    n_kv = r.take("<Q")
-    out = []
-    for _ in range(n_kv):
-        start = r.o
-        key = r.string().decode()
-        r.value(r.take("<I"))
-        if key.startswith("tokenizer."):
-            out.append((key, bytes(data[start:r.o])))
-    n_vocab = None
-    for key, raw in out:
-        if key == "tokenizer.ggml.tokens":
-            n_vocab = struct.unpack_from("<Q", raw, 8 + len(key) + 4 + 4)[0]
-    if not n_vocab:
-        raise SystemExit(f"{path}: no tokenizer.ggml.tokens")
-    return out, int(n_vocab)
-
-
-def tensors(n_vocab: int):
-    """(name, array) in file order; matrices are [out, in] (rows x cols)."""
-    d, h, kvd = DIM, HIDDEN, KV_HEADS * HEAD_DIM
-    isq = lambda n: 1.0 / np.sqrt(n)  # noqa: E731
-    seed = itertools.count(SEED, 1_000_003)  # one seed per tensor
-    out = [("token_embd.weight", matrix(next(seed), n_vocab, d, 1.0))]
-    for l in range(LAYERS):
-        n = lambda s: f"blk.{l}.{s}.weight"  # noqa: E731
-        out += [
-            (n("attn_norm"), gains(next(seed), d)),
-            # q and k a little larger so that the attention is far from uniform
-            (n("attn_q"), matrix(next(seed), d, d, 1.5 * isq(d))),
-            (n("attn_k"), matrix(next(seed), kvd, d, 1.5 * isq(d))),
-            (n("attn_v"), matrix(next(seed), kvd, d, isq(d))),
-            (n("attn_output"), matrix(next(seed), d, d, isq(d))),
-            (n("ffn_norm"), gains(next(seed), d)),
-            (n("ffn_gate"), matrix(next(seed), h, d, isq(d))),
-            (n("ffn_up"), matrix(next(seed), h, d, isq(d))),
-            (n("ffn_down"), matrix(next(seed), d, h, isq(h))),
-        ]
-    out += [("output_norm.weight", gains(next(seed), d)),
-            ("output.weight", matrix(next(seed), n_vocab, d, 3.0 * isq(d)))]
-    return out
-
-
-def write(path: str, tokenizer_from: str) -> str:
-    tok, n_vocab = tokenizer_kvs(tokenizer_from)
-    u32 = lambda v: struct.pack("<I", 4) + struct.pack("<I", v)  # noqa: E731  type 4 = u32
-    f32 = lambda v: struct.pack("<I", 6) + struct.pack("<f", v)  # noqa: E731  type 6 = f32
-    meta = [
-        kv("general.architecture", 8, gguf_string(b"llama")),
-        kv("general.name", 8, gguf_string(b"qorus random llama d512")),
-        kv("general.file_type", 4, struct.pack("<I", 1)),  # MOSTLY_F16
-        gguf_string(b"llama.context_length") + u32(CONTEXT),
-        gguf_string(b"llama.embedding_length") + u32(DIM),
-        gguf_string(b"llama.feed_forward_length") + u32(HIDDEN),
-        gguf_string(b"llama.block_count") + u32(LAYERS),
-        gguf_string(b"llama.attention.head_count") + u32(HEADS),
-        gguf_string(b"llama.attention.head_count_kv") + u32(KV_HEADS),
-        gguf_string(b"llama.rope.dimension_count") + u32(HEAD_DIM),
-        gguf_string(b"llama.rope.freq_base") + f32(ROPE_BASE),
-        gguf_string(b"llama.attention.layer_norm_rms_epsilon") + f32(EPS),
-    ] + [raw for _, raw in tok]
-    ts = tensors(n_vocab)
-    infos, blobs, off = [], [], 0
-    for name, a in ts:
-        ty = GGML_F16 if a.dtype == np.float16 else GGML_F32
-        dims = list(reversed(a.shape))  # ggml order: innermost first
-        infos.append(gguf_string(name.encode()) + struct.pack("<I", len(dims))
-                     + b"".join(struct.pack("<Q", x) for x in dims) + struct.pack("<IQ", ty, off))
-        b = a.astype("<f2" if ty == GGML_F16 else "<f4").tobytes()
-        b += b"\0" * (-len(b) % ALIGN)
-        blobs.append(b)
-        off += len(b)
-    head = b"GGUF" + struct.pack("<IQQ", 3, len(ts), len(meta)) + b"".join(meta) + b"".join(infos)
-    head += b"\0" * (-len(head) % ALIGN)
-    h = hashlib.sha256()
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        for b in [head] + blobs:
-            f.write(b)
-            h.update(b)
-    os.replace(tmp, path)
-    return h.hexdigest()
-
-
-def main() -> None:
+def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokenizer-from", required=True, help="GGUF whose tokenizer.* metadata to copy (SmolLM2)")
     ap.add_argument("out")
+    ap.add_argument("--smollm2", default=os.path.expanduser(
+        "~/.cache/qorus/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--seed", type=int, default=12)
     a = ap.parse_args()
-    digest = write(a.out, a.tokenizer_from)
-    print(f"wrote {a.out} ({os.path.getsize(a.out)} bytes), sha256 {digest}")
+    rng = np.random.default_rng(a.seed)
+
+    w = gguf.GGUFWriter(a.out, "llama")
+    w.add_name("qorus random LLaMA (widths multiples of 256)")
+    w.add_block_count(N_LAYER)
+    w.add_context_length(CTX)
+    w.add_embedding_length(DIM)
+    w.add_feed_forward_length(FFN)
+    w.add_head_count(N_HEAD)
+    w.add_head_count_kv(N_KV_HEAD)
+    w.add_rope_freq_base(ROPE_BASE)
+    w.add_rope_dimension_count(HEAD_DIM)
+    w.add_layer_norm_rms_eps(EPS)
+    w.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
+    vocab = copy_tokenizer(w, a.smollm2)
+    w.add_vocab_size(vocab)
+
+    def norm():
+        return (1.0 + 0.05 * rng.standard_normal(DIM)).astype(np.float32)
+
+    w.add_tensor("token_embd.weight", matrix(rng, vocab, DIM))
+    for i in range(N_LAYER):
+        p = f"blk.{i}."
+        w.add_tensor(p + "attn_norm.weight", norm())
+        w.add_tensor(p + "attn_q.weight", matrix(rng, DIM, DIM))
+        w.add_tensor(p + "attn_k.weight", matrix(rng, N_KV_HEAD * HEAD_DIM, DIM))
+        w.add_tensor(p + "attn_v.weight", matrix(rng, N_KV_HEAD * HEAD_DIM, DIM))
+        w.add_tensor(p + "attn_output.weight", matrix(rng, DIM, DIM))
+        w.add_tensor(p + "ffn_norm.weight", norm())
+        w.add_tensor(p + "ffn_gate.weight", matrix(rng, FFN, DIM))
+        w.add_tensor(p + "ffn_up.weight", matrix(rng, FFN, DIM))
+        w.add_tensor(p + "ffn_down.weight", matrix(rng, DIM, FFN))
+    w.add_tensor("output_norm.weight", norm())
+    w.add_tensor("output.weight", matrix(rng, vocab, DIM))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print("wrote", a.out)
 
 
 if __name__ == "__main__":

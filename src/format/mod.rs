@@ -4,6 +4,7 @@ pub mod fileio;
 pub mod gguf;
 pub mod gguf_write;
 pub mod qorus_file;
+pub mod quant_mix;
 pub mod requantize;
 pub mod tokenizer_file;
 
