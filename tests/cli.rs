@@ -227,7 +227,7 @@ fn info_convert_quantize_bench() {
     let q40 = common::model("q4_0");
     let info = ok(&qorus(&["info", q41.to_str().unwrap()]));
     assert!(
-        info.contains("architecture:   llama")
+        info.contains("family:         llama")
             && info.contains("layers 30")
             && info.contains("q4_1"),
         "{info}"
