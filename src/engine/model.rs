@@ -89,12 +89,15 @@ pub struct Layer {
     pub w_down: Mat,
 }
 
+/// A tensor as a source holds it: (type, rows, cols, bytes).
+pub type TensorView<'a> = (WeightType, usize, usize, &'a [u8]);
+
 /// Where a model's tensors are: implemented for GGUF files and `.qorus` files.
 pub trait TensorSource {
     /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes); `Ok(None)` if the file
     /// has no such tensor, an error naming the tensor if it is there but unusable (a type qorus
     /// does not support, data outside the file).
-    fn tensor(&self, name: &str) -> Result<Option<(WeightType, usize, usize, &[u8])>>;
+    fn tensor(&self, name: &str) -> Result<Option<TensorView<'_>>>;
 
     /// Whether the tensor bytes lie in a read-only private file mapping, whose pages may be
     /// released (MADV_DONTNEED) once a matrix is repacked. Default: no.
@@ -112,7 +115,7 @@ pub struct GgufTensors<'a> {
 }
 
 impl TensorSource for GgufTensors<'_> {
-    fn tensor(&self, name: &str) -> Result<Option<(WeightType, usize, usize, &[u8])>> {
+    fn tensor(&self, name: &str) -> Result<Option<TensorView<'_>>> {
         let Some(t) = self.gguf.tensor(name) else {
             return Ok(None);
         };
