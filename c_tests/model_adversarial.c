@@ -20,7 +20,7 @@
  * q_arena_reset               | memory           | adv (no-op)    | -                    | -            | -            | -
  * q_free_memory               | memory           | adv (no-op)    | -                    | -            | -            | memory, adv (twice, stale copy)
  * q_strerror / q_last_error   | -                | -              | strerror (any int)   | -            | -            | -
- * llama_build_graph           | forward, adv     | adv            | adv (header fields)  | -            | adv (arena)  | adv (freed ctx)
+ * llama_build_graph           | forward, adv     | adv            | adv (header fields, weights_size), handbuilt_model (caller buffers) | - | adv (arena) | adv (freed ctx), handbuilt_model
  * llama_free_graph            | forward          | adv (no-op)    | -                    | -            | -            | forward (twice)
  * llama_forward               | forward, adv     | adv            | adv (seq_len, pos)   | forward, adv | forward, adv | adv (freed ctx, stale copy)
  * q_tokenizer_load            | tokenizer, adv   | adv            | tokenizer (files)    | -            | -            | -
@@ -214,6 +214,27 @@ static void model_cases(void) {
         int ok = still_ok();
         QCHECK(rc == fields[i].want && ok, "llama_build_graph with header %s -> %d (%s), expected %d; live context %s",
                fields[i].what, (int)rc, q_strerror(rc), (int)fields[i].want, ok ? "intact" : "BROKEN");
+    }
+    /* weights_size edited on the live mapping (issue 17): shrunk below what the tensors span ->
+     * INVALID_CONFIG, as the original; enlarged past the mapping -> INVALID_ARG (never read) */
+    {
+        size_t real = ctx.weights_size;
+        size_t sizes[] = {real / 2, 64, 0, real + 1, SIZE_MAX};
+        q_error_code want[] = {Q_ERR_INVALID_CONFIG, Q_ERR_INVALID_CONFIG, Q_ERR_INVALID_CONFIG, Q_ERR_INVALID_ARG,
+                               Q_ERR_INVALID_ARG};
+        for (int i = 0; i < 5; i++) {
+            memset(&m2, 0, sizeof m2);
+            ctx.weights_size = sizes[i];
+            q_error_code rc = llama_build_graph(&ctx, &m2);
+            ctx.weights_size = real;
+            BAD(rc, want[i]);
+        }
+    }
+    /* the norm views point into the mapping, as the original's (the GGUF's F32 norms) */
+    {
+        const char *lo = (const char *)ctx.weights_mmap, *hi = lo + ctx.weights_size;
+        const char *on = (const char *)model.output_norm->data, *an = (const char *)model.layers[0].attn_norm->data;
+        QCHECK(on >= lo && on < hi && an >= lo && an < hi, "output_norm and attn_norm views lie in the mapping");
     }
     /* a huge context length: the build may succeed (views only), but no KV cache the caller can
      * allocate is big enough, so the forward pass refuses */

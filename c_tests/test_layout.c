@@ -154,6 +154,12 @@ _Static_assert(Q_OK == 0 && Q_ERR_NULL_PTR == -1 && Q_ERR_FILE_OPEN == -2 && Q_E
 _Static_assert(Q_MMAP_LAZY == 0 && Q_MMAP_EAGER == 1, "mmap strategies");
 _Static_assert(Q_F32 == 0 && Q_Q8_0 == 1 && Q_Q4_0 == 2, "dtypes");
 
+/* The tolerances are float constants (1e-5f, ...), as in the original's header. */
+#define IS_FLOAT(x) _Generic((x), float: 1, default: 0)
+_Static_assert(IS_FLOAT(Q_EPSILON_ABS_F32) && IS_FLOAT(Q_EPSILON_REL_F32) && IS_FLOAT(Q_EPSILON_ABS_APPROX) &&
+                   IS_FLOAT(Q_EPSILON_REL_APPROX) && IS_FLOAT(Q_EPSILON_ABS_Q4_VAL) && IS_FLOAT(Q_EPSILON_REL_Q4_VAL),
+               "Q_EPSILON_* are float");
+
 /* The unprefixed names some code for the original uses. */
 static llama_model *as_llama_model(q_llama_model *m) { return m; }
 static llama_layer *as_llama_layer(q_llama_layer *l) { return l; }
@@ -192,5 +198,12 @@ int main(void) {
            "Q_VALIDATE_NONZERO_OR_RETURN");
     QCHECK(validate_overflow(UINT32_MAX, 2) == Q_ERR_OVERFLOW && validate_overflow(1000, 1000) == Q_OK,
            "Q_VALIDATE_NO_OVERFLOW_OR_RETURN");
+    QCHECK(Q_EPSILON_ABS_F32 == 1e-5f && Q_EPSILON_REL_F32 == 1e-4f && Q_EPSILON_ABS_APPROX == 2.5e-1f &&
+               Q_EPSILON_REL_APPROX == 5e-1f && Q_EPSILON_ABS_Q4_VAL == 1e-2f && Q_EPSILON_REL_Q4_VAL == 5e-2f,
+           "Q_EPSILON_* values (float)");
+    /* release build: Q_ASSERT_ALIGNED expands to ((void)0) and does not evaluate its argument */
+    int evaluated = 0;
+    Q_ASSERT_ALIGNED((evaluated++, (void *)1));
+    QCHECK(evaluated == 0, "Q_ASSERT_ALIGNED(p) does not evaluate p in a release build");
     return qtest_summary("test_layout");
 }

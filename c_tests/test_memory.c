@@ -493,6 +493,21 @@ static void test_free(void) {
     QCHECK_CODE(q_alloc_arena(&c, 64), Q_OK);
     q_free_memory(&c);
     QCHECK(is_zero(&c), "context reusable after free, and zero after the second free");
+
+    /* the arena is C heap memory, as the original's aligned_alloc: a caller may free() it
+     * (glibc aborts on a pointer malloc did not make, ASan reports it) */
+    for (int i = 0; i < 3; i++) {
+        QCHECK_CODE(q_alloc_arena(&c, (size_t)1000 << (8 * i)), Q_OK);
+        void *p = q_arena_alloc(&c, 64);
+        QCHECK(p != NULL && ((uintptr_t)c.scratch_buffer % 64) == 0, "arena of %zu bytes in use, 64-aligned",
+               c.scratch_size);
+        memset(c.scratch_buffer, 0xA5, c.scratch_size);
+        free(c.scratch_buffer);
+        c.scratch_buffer = NULL;
+        c.scratch_size = c.scratch_head = c.scratch_base_offset = 0;
+        q_free_memory(&c);
+        QCHECK(is_zero(&c), "arena released by free() (%d), then q_free_memory: nothing freed twice", i);
+    }
 }
 
 int main(void) {

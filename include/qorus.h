@@ -4,6 +4,26 @@
  * Every struct is caller-owned and transparent: read and write its fields between calls.
  * Every function that can fail returns a q_error_code (Q_OK or a negative Q_ERR_* value);
  * none aborts or crashes on bad input. q_strerror() and q_last_error() describe failures.
+ *
+ * Deliberate differences from the original (where its result is wrong or undefined):
+ * - llama_forward computes the intended transformer (attention over the KV cache, which the
+ *   original writes but never reads; RMSNorm on every row, not the first only; [out, in] weight
+ *   views; exact exp and 1/sqrt). The original's logits are only meaningful for one token at
+ *   position 0 on models with kvd = d and h = d, where qorus agrees within its tolerances;
+ *   everywhere else they are meaningless, so qorus does not reproduce them.
+ * - q_tokenizer_encode applies BPE merges in canonical rank order (lowest rule first, leftmost
+ *   among equals, new pairs at once), the order the vocabularies were trained with, so the ids
+ *   are the model's own; the original's rule-by-rule passes can differ (rules
+ *   [(X,'a')->W, ('a','a')->X]: "aaaa" gives [W, 'a'], the original [X, X]).
+ * - Sampling: top_k = 0 with top_p <= 0 allows every token (the original reads an uninitialised
+ *   mask); top_p >= 1 keeps the top-k set; probabilities use an exact exponential.
+ * - q_silu_f32_avx2 and q_softmax_f32_avx2 use an exact exponential (the original's polynomial is
+ *   0 below about -2.18); their comments list the non-finite inputs handled differently.
+ * - Where the original crashes or returns misaligned memory (a stale copy of a freed context,
+ *   misaligned outputs, q_arena_alloc with a head not a multiple of 64), qorus returns an error
+ *   code or NULL.
+ * Memory: the arena (scratch_buffer) is aligned_alloc memory as in the original, so free() may
+ * release it; the KV cache is an anonymous mapping: release it with q_free_memory only.
  */
 
 #ifndef QORUS_H
@@ -45,7 +65,7 @@
         }                                                                                         \
     } while (0)
 #else
-#define Q_ASSERT_ALIGNED(ptr) ((void)(ptr))
+#define Q_ASSERT_ALIGNED(ptr) ((void)0)
 #define Q_VALIDATE_OR_RETURN(cond, err)                                                           \
     do {                                                                                          \
         if (!(cond)) {                                                                            \
@@ -69,6 +89,21 @@
 #define Q_VALIDATE_NO_OVERFLOW_OR_RETURN(a, b)                                                    \
     Q_VALIDATE_OR_RETURN((b) == 0 || (a) <= UINT32_MAX / (b), Q_ERR_OVERFLOW)
 
+/* Test tolerances of the original (spec section 1), float constants as there (cbindgen would
+ * drop the f suffix of the Rust constants, so they are written here). */
+/* Absolute tolerance used by tests for exact FP32 kernels. */
+#define Q_EPSILON_ABS_F32 1e-5f
+/* Relative tolerance used by tests for exact FP32 kernels. */
+#define Q_EPSILON_REL_F32 1e-4f
+/* Absolute tolerance for approximated kernels (RMSNorm, SiLU, softmax). */
+#define Q_EPSILON_ABS_APPROX 2.5e-1f
+/* Relative tolerance for approximated kernels. */
+#define Q_EPSILON_REL_APPROX 5e-1f
+/* Absolute tolerance for Q4_0 results. */
+#define Q_EPSILON_ABS_Q4_VAL 1e-2f
+/* Relative tolerance for Q4_0 results. */
+#define Q_EPSILON_REL_Q4_VAL 5e-2f
+
 /* Unprefixed names used by some code written for the original. */
 typedef struct q_llama_model llama_model;
 typedef struct q_llama_layer llama_layer;
@@ -89,24 +124,6 @@ typedef struct q_llama_layer llama_layer;
 // Magic of the tokenizer file (bytes on disk: "RKTQ").
 #define Q_TOKENIZER_MAGIC 1364478802
 
-// Absolute tolerance used by tests for exact FP32 kernels.
-#define Q_EPSILON_ABS_F32 1e-5
-
-// Relative tolerance used by tests for exact FP32 kernels.
-#define Q_EPSILON_REL_F32 1e-4
-
-// Absolute tolerance for approximated kernels (RMSNorm, SiLU, softmax).
-#define Q_EPSILON_ABS_APPROX 2.5e-1
-
-// Relative tolerance for approximated kernels.
-#define Q_EPSILON_REL_APPROX 5e-1
-
-// Absolute tolerance for Q4_0 results.
-#define Q_EPSILON_ABS_Q4_VAL 1e-2
-
-// Relative tolerance for Q4_0 results.
-#define Q_EPSILON_REL_Q4_VAL 5e-2
-
 // Major version of this library (qorus addition).
 #define QORUS_VERSION_MAJOR 0
 
@@ -124,6 +141,10 @@ typedef int32_t q_error_code;
 
 // Element type of a `q_tensor`.
 typedef int32_t q_dtype;
+
+// qorus addition: a quantization mix as llama.cpp's `llama_ftype` numbers it (`LLAMA_FTYPE_MOSTLY_*`
+// values can be passed as they are).
+typedef int32_t q_quant_mix;
 
 // The 64-byte header of a `.qorus` model file (also filled by the library for GGUF models).
 typedef struct QORUS_ALIGNED(64) q_model_header {
@@ -455,26 +476,104 @@ typedef int32_t q_mmap_strategy;
 // qorus addition: ggml IQ4_XS (136-byte super-blocks of 256).
 #define Q_IQ4_XS 15
 
+// Every weight matrix F32.
+#define Q_MIX_F32 0
+
+// Every weight matrix F16.
+#define Q_MIX_F16 1
+
+// Q4_0 (the output matrix Q6_K, or Q8_0 when its rows are not multiples of 256).
+#define Q_MIX_Q4_0 2
+
+// Q4_1 (output as Q4_0's).
+#define Q_MIX_Q4_1 3
+
+// Q8_0.
+#define Q_MIX_Q8_0 7
+
+// Q5_0 (output as Q4_0's).
+#define Q_MIX_Q5_0 8
+
+// Q5_1 (output as Q4_0's).
+#define Q_MIX_Q5_1 9
+
+// llama.cpp's Q2_K mix.
+#define Q_MIX_Q2_K 10
+
+// llama.cpp's Q3_K_S mix.
+#define Q_MIX_Q3_K_S 11
+
+// llama.cpp's Q3_K_M mix.
+#define Q_MIX_Q3_K_M 12
+
+// llama.cpp's Q3_K_L mix.
+#define Q_MIX_Q3_K_L 13
+
+// llama.cpp's Q4_K_S mix.
+#define Q_MIX_Q4_K_S 14
+
+// llama.cpp's Q4_K_M mix.
+#define Q_MIX_Q4_K_M 15
+
+// llama.cpp's Q5_K_S mix.
+#define Q_MIX_Q5_K_S 16
+
+// llama.cpp's Q5_K_M mix.
+#define Q_MIX_Q5_K_M 17
+
+// llama.cpp's Q6_K mix.
+#define Q_MIX_Q6_K 18
+
+// llama.cpp's IQ4_NL mix.
+#define Q_MIX_IQ4_NL 25
+
+// llama.cpp's IQ4_XS mix.
+#define Q_MIX_IQ4_XS 30
+
+// Every weight matrix BF16.
+#define Q_MIX_BF16 32
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 // Rewrites the GGUF model `in_path` into `out_path` with weights of `type` (qorus addition), like
-// llama.cpp's `llama-quantize`: `Q_F32`, `Q_F16`, `Q_BF16`, `Q_Q8_0`, `Q_Q4_0_GGML` or `Q_Q4_1`
-// (`Q_Q4_0`, the `.qorus` block, cannot be stored in GGUF: `Q_ERR_INVALID_DTYPE`).
+// llama.cpp's `llama-quantize` without an importance matrix: `Q_F32`, `Q_F16`, `Q_BF16`,
+// `Q_Q8_0`, `Q_Q4_0_GGML`, `Q_Q4_1`, `Q_Q5_0`, `Q_Q5_1`, `Q_Q2_K`, `Q_Q6_K`, `Q_IQ4_NL`,
+// `Q_IQ4_XS`, and `Q_Q3_K`/`Q_Q4_K`/`Q_Q5_K` for the `_M` mixes (llama-quantize's aliases).
+// `Q_Q4_0`, the `.qorus` block, cannot be stored in GGUF: `Q_ERR_INVALID_DTYPE`. The other mixes
+// (`Q3_K_S`, `Q4_K_S`, ...) are reached through `q_quantize_model_mix`.
 //
-// With `pure`, every weight matrix (the embedding and output too) takes `type`; otherwise a 4-bit
-// target keeps the output matrix (or the tied embedding) at Q8_0. Norms and other 1-D tensors are
-// kept. `general.file_type` is set as llama.cpp sets it. The output is written under a temporary
-// name and renamed into place, so `out_path` may equal `in_path`.
+// Without `pure`, tensors get llama.cpp's per-tensor types for that file type (the output
+// matrix Q6_K or Q8_0, more bits for some `attn_v`/`ffn_down` layers of the K-quant mixes, and
+// fallbacks such as Q4_K -> Q5_0 for rows that are not multiples of 256); with `pure`, every
+// quantizable matrix takes `type` (still with the fallbacks). Norms and other 1-D tensors are
+// kept. Every tensor's type and bytes equal `llama-quantize`'s. `general.file_type` is set as
+// llama.cpp sets it. The output is written under a temporary name and renamed into place, so
+// `out_path` may equal `in_path`.
 //
 // Errors: NULL path `Q_ERR_INVALID_ARG`; unknown `type` `Q_ERR_INVALID_DTYPE`; unreadable input
 // or unwritable output `Q_ERR_FILE_OPEN`; not a GGUF file `Q_ERR_INVALID_MAGIC`; malformed GGUF
-// `Q_ERR_INVALID_CONFIG`. The message is available from `q_last_error()`.
+// `Q_ERR_INVALID_CONFIG`; a tensor of a type qorus cannot read `Q_ERR_INVALID_DTYPE`. The message
+// is available from `q_last_error()`.
 //
 // # Safety
 // `in_path` and `out_path` must be NULL or NUL-terminated strings.
 q_error_code q_quantize_model(const char *in_path, const char *out_path, q_dtype type, bool pure);
+
+// Rewrites the GGUF model `in_path` into `out_path` as a file of quantization mix `mix`
+// (qorus addition): one of the `Q_MIX_*` values, which are llama.cpp's `llama_ftype` numbers
+// (`Q_MIX_Q4_K_M` = `LLAMA_FTYPE_MOSTLY_Q4_K_M` = 15, ...). Otherwise as `q_quantize_model`:
+// llama.cpp's per-tensor types unless `pure`, no importance matrix, bytes equal to
+// `llama-quantize`'s, `out_path` may equal `in_path`.
+//
+// Errors: NULL path `Q_ERR_INVALID_ARG`; a `mix` that is not a `Q_MIX_*` value (including the
+// llama.cpp file types qorus cannot write, such as the IQ2/IQ3 mixes that need an importance
+// matrix) `Q_ERR_INVALID_DTYPE`; then as `q_quantize_model`.
+//
+// # Safety
+// `in_path` and `out_path` must be NULL or NUL-terminated strings.
+q_error_code q_quantize_model_mix(const char *in_path, const char *out_path, q_quant_mix mix, bool pure);
 
 // Converts the LLaMA GGUF model `gguf_path` into a `.qorus` model file (qorus addition; spec
 // §4.1 with the `[out, in]` orientation of §5.3): header version 2 with the model's RMS epsilon,
@@ -557,17 +656,30 @@ uint32_t q_get_num_threads(void);
 // Dequantizes one block into `output[0..32]` (spec §3.3.1). NULL arguments: nothing happens.
 // Any alignment of `output` is accepted.
 //
+// Non-finite scale (as the original, `(code - 8) * scale`): +-Inf gives +-Inf and NaN for
+// code 8 (`0 * Inf`); NaN gives NaN.
+//
 // # Safety
 // Non-NULL `block` must point to 20 readable bytes and `output` to 32 writable floats.
 void q_dequantize_q4_0_block_avx2_public(const struct q_block_q4_0 *block, float *output);
 
 // `output = W · input` for a `.qorus` Q4_0 matrix (spec §3.3.2).
 //
+// Infinities and NaN propagate as in the original's order (each weight dequantized, then
+// multiplied by its input and summed): a NaN input or scale, `0 * Inf` (a weight of 0, i.e.
+// code 8 or scale 0, against an infinite input; an infinite scale over code 8) or `Inf - Inf`
+// in a row gives NaN for that row; otherwise an infinite term gives that row +-Inf. Rows are
+// independent.
+//
 // # Safety
 // Pointers must be NULL or valid for the extents in `weights`.
 q_error_code q_gemv_q4_f32_avx2(const struct q_tensor *weights, const float *input, float *output);
 
 // `C = A · B` in F32 (spec §3.3.3). C may alias A or B (computed into a temporary).
+//
+// Infinities and NaN propagate as IEEE sums of products, as in the original: `C(i,j)` is NaN
+// when a product is NaN (a NaN, or `0 * Inf`) or products of both signs are infinite, else
+// +-Inf when a product is infinite.
 //
 // # Safety
 // Tensor pointers must be NULL or valid views of the extents and strides they declare; `ctx`
@@ -578,18 +690,21 @@ q_error_code q_matmul_f32_avx2(const struct q_tensor *a,
                                struct q_context *ctx);
 
 // Sets the strict upper triangle of a square score matrix to `mask_value` (spec §3.3.4).
+// Any `mask_value` (-Inf, NaN, ...) is written as given; other elements are not read.
 //
 // # Safety
 // `scores` must be NULL or a valid view.
 q_error_code q_causal_mask_f32_avx2(struct q_tensor *scores, float mask_value);
 
-// `output = a + b` element-wise on 1-D tensors (spec §3.3.5).
+// `output = a + b` element-wise on 1-D tensors (spec §3.3.5). IEEE on infinities and NaN, as
+// the original (`Inf + -Inf` = NaN).
 //
 // # Safety
 // Tensor pointers must be NULL or valid views.
 q_error_code q_add_f32_avx2(const struct q_tensor *a, const struct q_tensor *b, struct q_tensor *output);
 
-// `output = a * b` element-wise on 1-D tensors (spec §3.3.6).
+// `output = a * b` element-wise on 1-D tensors (spec §3.3.6). IEEE on infinities and NaN, as
+// the original (`0 * Inf` = NaN).
 //
 // # Safety
 // Tensor pointers must be NULL or valid views.
@@ -597,11 +712,18 @@ q_error_code q_mul_f32_avx2(const struct q_tensor *a, const struct q_tensor *b, 
 
 // RMSNorm of one vector of length `n` (spec §3.3.7), exact `1/sqrtf`.
 //
+// Non-finite values, as the original: unless `mean(x²) + eps` is a positive finite number (it
+// is +Inf for an infinite element, squares overflowing f32 or `eps` = +Inf; NaN for a NaN; 0
+// for zeros with `eps` = 0) every output is NaN (the original's rsqrt refinement computes
+// `Inf * 0` there); an infinite or NaN gain affects its own element only.
+//
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
 q_error_code q_rmsnorm_f32_avx2(const float *x, const float *weight, float *output, uint32_t n, float eps);
 
-// RoPE on interleaved pairs with duplicated cos/sin tables (spec §3.3.8).
+// RoPE on interleaved pairs with duplicated cos/sin tables (spec §3.3.8). IEEE on infinities
+// and NaN with the original's formulas: an infinite `x` at angle 0 gives `(Inf, x1 + Inf * 0 =
+// NaN)`; a NaN spreads to both elements of its pair.
 //
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
@@ -609,11 +731,21 @@ q_error_code q_rope_f32_avx2(const float *x, const float *cos, const float *sin,
 
 // SiLU, `x / (1 + exp(-x))` with an exact exponential (spec §3.3.9).
 //
+// +Inf gives +Inf and NaN gives NaN, as the original. -Inf gives -0, the function's limit,
+// which differs on purpose from the original (its vector path gives -Inf, from its capped
+// exponential; its scalar path NaN, from `-Inf / Inf`).
+//
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
 q_error_code q_silu_f32_avx2(const float *x, float *output, uint32_t n);
 
 // Softmax of `n` floats with an exact exponential; `x == output` allowed (spec §3.3.10).
+//
+// Infinities, as the original: +Inf elements share the probability equally (one +Inf: a
+// one-hot distribution) and every other element, -Inf included, gets exactly 0; all elements
+// -Inf: uniform `1/n`; -Inf among finite values: 0. A NaN anywhere makes every output NaN,
+// which differs on purpose from the original, whose result then depends on where the NaN is
+// (its vector max may skip it). Extreme finite values do not overflow (`x - max` is used).
 //
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
@@ -632,13 +764,20 @@ q_error_code q_init_memory_ex(struct q_context *ctx, const char *model_path, q_m
 // As `q_init_memory_ex`.
 q_error_code q_init_memory(struct q_context *ctx, const char *model_path);
 
-// Allocates the zero-filled, 64-aligned KV cache (spec §3.1.3).
+// Allocates the zero-filled, 64-aligned KV cache (spec §3.1.3): an anonymous mapping whose
+// pages cost memory only once used. Release it with `q_free_memory` only (not `free()`).
 //
 // # Safety
 // `ctx` must be NULL or point to a writable `q_context`.
 q_error_code q_alloc_kv_cache(struct q_context *ctx, size_t kv_size);
 
-// Allocates the 64-aligned scratch arena (spec §3.1.4).
+// Allocates the 64-aligned scratch arena (spec §3.1.4), not zeroed.
+//
+// The arena is C heap memory from `aligned_alloc(64, A64(arena_size))`, as in the original: a
+// caller may release `scratch_buffer` with `free()` instead of `q_free_memory` (then set it to
+// NULL, as with the original, so that `q_free_memory` does not free it again). The KV cache,
+// by contrast, is an anonymous mapping (its untouched pages cost no memory) and must be
+// released by `q_free_memory`.
 //
 // # Safety
 // `ctx` must be NULL or point to a writable `q_context`.
@@ -676,14 +815,32 @@ const char *q_strerror(q_error_code err);
 const char *q_last_error(void);
 
 // Creates the model's views in the arena (spec §3.4.1): the engine model for the context's
-// mapping is built (or reused) and every `q_tensor` points into the mapping.
+// weights is built (or reused) and every `q_tensor` points into those weights.
 //
-// Extra validation (spec §5.3): `dim % n_heads`, `n_heads % n_kv_heads`, `head_dim % 8` and the
-// tensor shapes of GGUF files give `Q_ERR_INVALID_CONFIG`.
+// The weights are either a mapping made by `q_init_memory` or, as in the original, any buffer
+// the caller sets: `weights_mmap` / `weights_size` / `header` of a hand-built context, a
+// `.qorus` image of `weights_size` bytes (the header may live elsewhere). Checks, in order:
+// NULL `ctx`, `model`, `weights_mmap` or `header` → `Q_ERR_NULL_PTR`; `weights_mmap` a mapping
+// `q_free_memory` released (a stale copy of a freed context), `weights_size` larger than the
+// library's mapping, or caller memory that is not mapped → `Q_ERR_INVALID_ARG`; bad magic →
+// `Q_ERR_INVALID_MAGIC`; a zero `n_layers`, `dim`, `vocab_size`, `n_heads` or `n_kv_heads`,
+// `dim` or `hidden_dim` not multiples of 32 → `Q_ERR_INVALID_CONFIG`; `model->config` and
+// `model->ctx` are then set; extra validation (spec §5.3: `dim % n_heads`, `n_heads %
+// n_kv_heads`, `head_dim % 8`, `max_seq_len` 0, a non-positive RoPE base, GGUF tensor shapes)
+// → `Q_ERR_INVALID_CONFIG`; tensors the header describes that do not fit in `weights_size`
+// (a caller buffer, or a library mapping whose `weights_size` was shrunk) →
+// `Q_ERR_INVALID_CONFIG`; arena exhausted → `Q_ERR_ARENA_OOM`. Nothing past the header is read
+// before the image's layout is validated against `weights_size`.
+//
+// Over a caller buffer the engine reads the weights at build time (its repacked copies of the
+// matrices are made then): rebuild after changing them. The engine model is kept until the
+// next build over the same buffer or `q_free_memory` on a context naming it.
 //
 // # Safety
 // `ctx` and `model` must be NULL or valid, writable, properly aligned structs; `ctx->header`
-// must be NULL or readable; `ctx`'s arena fields must describe the library's arena.
+// must be NULL or point to 64 readable bytes; a `weights_mmap` that is not the library's
+// mapping must point to `weights_size` readable bytes that stay valid and unchanged while
+// the model is used; `ctx`'s arena fields must describe the library's arena.
 q_error_code llama_build_graph(struct q_context *ctx, struct q_llama_model *model);
 
 // Clears the model's views (spec §3.4.2). NULL: no-op. The RoPE fields are left as they are.

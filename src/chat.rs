@@ -62,6 +62,27 @@ pub fn render(
 /// The ChatML template, for models that carry no template of their own.
 pub const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/// Gemma's turn format (Hugging Face's Gemma 3 template without the leading `bos_token`, which
+/// the tokenizer adds): a system message is folded into the first user turn; the assistant's
+/// role is `model`.
+pub const GEMMA: &str = "{%- if messages and messages[0]['role'] == 'system' -%}\
+{%- set first = messages[0]['content'] + '\n\n' -%}{%- set msgs = messages[1:] -%}\
+{%- else -%}{%- set first = '' -%}{%- set msgs = messages -%}{%- endif -%}\
+{%- for m in msgs -%}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n\
+{{ (first if loop.first else '') + (m['content'] | trim) }}<end_of_turn>\n{% endfor -%}\
+{%- if add_generation_prompt %}<start_of_turn>model\n{% endif -%}";
+
+/// The template for a model whose file carries none: Gemma's turn format for a vocabulary with
+/// `<start_of_turn>` (the Gemma 3 270M GGUF has no `tokenizer.chat_template`), else ChatML
+/// (llama.cpp's default).
+pub fn fallback_template(tok: &crate::tokenizer::Tokenizer) -> &'static str {
+    if tok.token_id(b"<start_of_turn>").is_some() && tok.token_id(b"<end_of_turn>").is_some() {
+        GEMMA
+    } else {
+        CHATML
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +106,21 @@ mod tests {
             )
             .unwrap(),
             "[sys]ab"
+        );
+    }
+
+    #[test]
+    fn renders_gemma_turns() {
+        let m = [
+            Message::new("system", "Be brief."),
+            Message::new("user", "Hi "),
+            Message::new("assistant", "Hello."),
+            Message::new("user", "Bye"),
+        ];
+        assert_eq!(
+            render(GEMMA, &m, true, "", "").unwrap(),
+            "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n\
+             <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
         );
     }
 

@@ -1,8 +1,13 @@
 //! Library-owned buffers behind `q_context` (KV cache, arena) and arena bump allocation.
 //!
-//! Buffers are anonymous mappings: 64-byte aligned (page aligned, in fact), zero pages that cost
-//! no RSS until touched, and released with the length recorded here. A pointer that this table
-//! does not know is never freed, so a caller's stale or foreign pointer cannot cause a bad free.
+//! Two kinds of 64-byte aligned buffer, both recorded here with their length and kind:
+//! * the KV cache: an anonymous mapping (zero pages that cost no memory until touched, so a KV
+//!   cache sized for a long context costs only what is used), released by `munmap`;
+//! * the arena: C heap memory from `aligned_alloc` (not zeroed), as the original allocates it,
+//!   so a caller that releases `scratch_buffer` with `free()` works as it does there.
+//!
+//! A pointer that this table does not know is never freed, so a caller's stale or foreign
+//! pointer cannot cause a bad free.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -16,21 +21,31 @@ pub const fn align64(x: usize) -> usize {
     (x + 63) & !63
 }
 
-static BUFFERS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+/// How a buffer was allocated, hence how it is released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `mmap` (anonymous): released with `munmap`.
+    Mapped,
+    /// `aligned_alloc`: released with `free`.
+    Heap,
+}
 
-fn with_buffers<R>(f: impl FnOnce(&mut HashMap<usize, usize>) -> R) -> R {
+static BUFFERS: Mutex<Option<HashMap<usize, (usize, Kind)>>> = Mutex::new(None);
+
+fn with_buffers<R>(f: impl FnOnce(&mut HashMap<usize, (usize, Kind)>) -> R) -> R {
     let mut g = BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
     f(g.get_or_insert_with(HashMap::new))
 }
 
-/// An anonymous, page-aligned, zero-initialised buffer owned by the library until `into_raw`.
+/// A 64-byte aligned buffer owned by the library until `into_raw`.
 pub struct AlignedBuf {
     ptr: *mut c_void,
     len: usize,
+    kind: Kind,
 }
 
 impl AlignedBuf {
-    /// A zero-filled buffer of `len` bytes (pages are materialised on first touch).
+    /// A zero-filled anonymous mapping of `len` bytes (pages are materialised on first touch).
     pub fn zeroed(len: usize) -> Result<Self> {
         if len == 0 {
             return Err(Error::Overflow("zero-size buffer".into()));
@@ -49,19 +64,36 @@ impl AlignedBuf {
         if p == libc::MAP_FAILED {
             return Err(Error::AllocFailed(format!("{len} bytes")));
         }
-        Ok(Self { ptr: p, len })
+        Ok(Self {
+            ptr: p,
+            len,
+            kind: Kind::Mapped,
+        })
     }
 
-    /// A buffer whose contents the caller must not rely on (zero in practice).
-    pub fn uninit(len: usize) -> Result<Self> {
-        Self::zeroed(len)
+    /// `len` bytes (a multiple of 64) of C heap memory, 64-byte aligned, contents unspecified:
+    /// `aligned_alloc(64, len)`, so that C code may release it with `free()`.
+    pub fn c_heap(len: usize) -> Result<Self> {
+        if len == 0 || len % 64 != 0 {
+            return Err(Error::Overflow(format!("heap buffer of {len} bytes")));
+        }
+        // SAFETY: alignment 64 is a power of two and `len` a multiple of it (C11 7.22.3.1).
+        let p = unsafe { libc::aligned_alloc(64, len) };
+        if p.is_null() {
+            return Err(Error::AllocFailed(format!("{len} bytes")));
+        }
+        Ok(Self {
+            ptr: p,
+            len,
+            kind: Kind::Heap,
+        })
     }
 
     /// Hands the buffer to C; it stays registered so that `free_raw` can release it.
     pub fn into_raw(self) -> *mut c_void {
-        let (p, len) = (self.ptr, self.len);
+        let (p, len, kind) = (self.ptr, self.len, self.kind);
         std::mem::forget(self);
-        with_buffers(|b| b.insert(p as usize, len));
+        with_buffers(|b| b.insert(p as usize, (len, kind)));
         p
     }
 
@@ -70,9 +102,9 @@ impl AlignedBuf {
     /// # Safety
     /// No reference into the buffer may be used afterwards.
     pub unsafe fn free_raw(p: *mut c_void) {
-        if let Some(len) = with_buffers(|b| b.remove(&(p as usize))) {
-            // SAFETY: `p`/`len` describe a mapping we created and have not released.
-            unsafe { libc::munmap(p, len) };
+        if let Some((len, kind)) = with_buffers(|b| b.remove(&(p as usize))) {
+            // SAFETY: `p`/`len` describe a buffer we allocated this way and have not released.
+            unsafe { release(p, len, kind) };
         }
     }
 
@@ -84,14 +116,25 @@ impl AlignedBuf {
     /// The length of the live buffer starting at `p`, or `None` when `p` is not one (never
     /// allocated here, or already freed: a stale copy of a context).
     pub fn live_len(p: *const c_void) -> Option<usize> {
-        with_buffers(|b| b.get(&(p as usize)).copied())
+        with_buffers(|b| b.get(&(p as usize)).map(|&(len, _)| len))
+    }
+}
+
+/// # Safety
+/// `p`/`len` must describe a live buffer allocated as `kind` says.
+unsafe fn release(p: *mut c_void, len: usize, kind: Kind) {
+    match kind {
+        Kind::Mapped => {
+            libc::munmap(p, len);
+        }
+        Kind::Heap => libc::free(p),
     }
 }
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        // SAFETY: we own the mapping.
-        unsafe { libc::munmap(self.ptr, self.len) };
+        // SAFETY: we own the buffer.
+        unsafe { release(self.ptr, self.len, self.kind) };
     }
 }
 
@@ -135,4 +178,72 @@ pub unsafe fn arena_slice<'a, T: Copy>(
     let p = arena_alloc(ctx, bytes.max(1))
         .ok_or_else(|| Error::ArenaOom(format!("{what}: {bytes} bytes")))?;
     Ok(std::slice::from_raw_parts_mut(p as *mut T, n))
+}
+
+/// Whether every page of `p .. p+len` is mapped in this process (Linux `mincore`), so that
+/// reading it cannot fault on a missing mapping. `false` on address overflow. This is how a
+/// caller's buffer is told apart from one the library has unmapped (a stale copy of a freed
+/// context) before anything reads it. It does not see page protections: a mapped `PROT_NONE`
+/// page counts as mapped.
+pub fn is_mapped(p: *const c_void, len: usize) -> bool {
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    };
+    let start = (p as usize) / page * page;
+    let Some(end) = (p as usize).checked_add(len) else {
+        return false;
+    };
+    // One mincore call per chunk of at most 4096 pages, into a fixed vector.
+    let mut vec = [0u8; 4096];
+    let mut at = start;
+    while at < end {
+        let n = (end - at).div_ceil(page).min(vec.len());
+        // SAFETY: `at` is page-aligned and `vec` has room for `n` entries; mincore only reports
+        // (ENOMEM for an unmapped page in the range) and never touches the pages.
+        let r = unsafe { libc::mincore(at as *mut c_void, n * page, vec.as_mut_ptr() as *mut _) };
+        if r != 0 {
+            return false;
+        }
+        at += n * page;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_mapped_tells_live_from_released_memory() {
+        let v = vec![0u8; 3 * 4096];
+        assert!(is_mapped(v.as_ptr() as *const c_void, v.len()));
+        assert!(is_mapped(std::ptr::null(), 0));
+        assert!(
+            !is_mapped(usize::MAX as *const c_void, 2),
+            "address overflow"
+        );
+        let buf = AlignedBuf::zeroed(8 * 4096).unwrap();
+        let p = buf.ptr as *const c_void;
+        assert!(is_mapped(p, 8 * 4096));
+        drop(buf); // munmap
+        assert!(!is_mapped(p, 8 * 4096));
+        assert!(!is_mapped(p, 1));
+    }
+
+    #[test]
+    fn heap_buffers_are_aligned_tracked_and_freed() {
+        let b = AlignedBuf::c_heap(64 * 3).unwrap();
+        let p = b.into_raw();
+        assert_eq!(p as usize % 64, 0);
+        assert_eq!(AlignedBuf::live_len(p), Some(192));
+        // SAFETY: nothing uses the buffer afterwards.
+        unsafe { AlignedBuf::free_raw(p) };
+        assert_eq!(AlignedBuf::live_len(p), None);
+        assert!(AlignedBuf::c_heap(100).is_err(), "not a multiple of 64");
+    }
 }

@@ -37,7 +37,9 @@ c_tests!(
     test_memory,
     test_sampling,
     test_strerror,
-    test_tokenizer
+    test_tokenizer,
+    test_handbuilt_model,
+    test_kernels_nonfinite
 );
 
 #[test]

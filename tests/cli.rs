@@ -273,6 +273,20 @@ fn info_convert_quantize_bench() {
     ]));
     let info = ok(&qorus(&["info", g8.to_str().unwrap()]));
     assert!(info.contains("q8_0"), "{info}");
+    // a K-quant mix: SmolLM2's rows of 576 fall back to Q5_0, ffn_down (rows of 1536) is Q4_K or
+    // Q6_K, as llama-quantize does (tests/data/README.md)
+    let gk = dir.join("m.q4_k_m.gguf");
+    ok(&qorus(&[
+        "quantize",
+        q41.to_str().unwrap(),
+        gk.to_str().unwrap(),
+        "Q4_K_M",
+    ]));
+    let info = ok(&qorus(&["info", gk.to_str().unwrap()]));
+    assert!(
+        info.contains("q5_0") && info.contains("q4_K") && info.contains("q6_K"),
+        "{info}"
+    );
     let bench = ok(&qorus(&[
         "bench",
         q40.to_str().unwrap(),
@@ -309,7 +323,7 @@ fn user_mistakes_are_one_clear_line() {
             "quantize",
             m.to_str().unwrap(),
             dir.join("o.gguf").to_str().unwrap(),
-            "q3_k",
+            "q2_k_s",
         ]),
         "unknown type",
     );

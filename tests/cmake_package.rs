@@ -1,7 +1,8 @@
 //! The installed package: `scripts/install.sh` lays out a prefix from the libraries of this test
 //! build; a CMake project (c_tests/cmake_consumer) finds it with `find_package(qorus CONFIG)` and
 //! links `qorus::qorus` and `qorus::qorus_static`; `pkg-config --cflags --libs qorus` gives flags
-//! that compile and link a program. Needs `cmake` (`pip install cmake`) and `pkg-config`.
+//! that compile and link a program. Needs `cmake` (installed from PyPI into target/test-tools when
+//! the machine has none, see tests/common/tools.rs), `make` and `pkg-config`.
 
 mod common;
 
@@ -141,12 +142,12 @@ fn run_consumer(exe: &Path, expect: &str, prefix: &Path) {
 #[test]
 fn cmake_and_pkg_config_package() {
     require_tool(
-        "cmake",
-        "install it with `pip install cmake` (.ci/run does this on a fresh machine)",
+        "pkg-config",
+        "install it with your system's package manager (`apt-get install pkg-config`)",
     );
     require_tool(
-        "pkg-config",
-        "install it with `apt-get install pkg-config` (.ci/run does this on a fresh machine)",
+        "make",
+        "CMake's default generator needs it; install it with `apt-get install make`",
     );
 
     let work = fresh_dir("cmake_package");
@@ -158,7 +159,7 @@ fn cmake_and_pkg_config_package() {
     let build = work.join("build");
     let cc = common::c_compiler_path();
     run_ok(
-        Command::new("cmake")
+        common::executable("cmake", "cmake")
             .arg("-S")
             .arg(common::root().join("c_tests/cmake_consumer"))
             .arg("-B")
@@ -169,7 +170,9 @@ fn cmake_and_pkg_config_package() {
         "cmake configure",
     );
     run_ok(
-        Command::new("cmake").arg("--build").arg(&build),
+        common::executable("cmake", "cmake")
+            .arg("--build")
+            .arg(&build),
         "cmake --build",
     );
     run_consumer(&build.join("consumer_shared"), "shared", &prefix);

@@ -9,6 +9,7 @@
 //! The tokenize/detokenize inputs need the SmolLM2 Q4_1 model (`tests/common::model("q4_1")`).
 
 mod common;
+mod family_models;
 
 #[allow(dead_code)]
 #[path = "../fuzz/src/lib.rs"]
@@ -549,6 +550,177 @@ fn write_seed_corpora() {
     );
     write_nasty("detokenize", "all-max", &ids_bytes(&[u32::MAX; 16]));
     write_nasty("detokenize", "partial-id", &[1, 2, 3]);
+    // The model families: a tiny model of each as a seed, and hostile variants.
+    for spec in family_models::SPECS {
+        write(
+            "gguf_reader",
+            &format!("family-{}", spec.arch),
+            &tiny_family(spec.arch),
+        );
+    }
+    for (name, bytes, _) in hostile_families() {
+        write_nasty("gguf_reader", name, &bytes);
+    }
+}
+
+/// A tiny model of a family (d 32, ffn 32, 1 layer, 2 heads of 16, 1 KV head; Gemma's window
+/// 16).
+fn tiny_family(arch: &str) -> Vec<u8> {
+    let base = family_models::SPECS
+        .iter()
+        .find(|s| s.arch == arch)
+        .unwrap();
+    let spec = family_models::Spec {
+        dim: 32,
+        hidden: 32,
+        layers: 1,
+        heads: 2,
+        kv_heads: 1,
+        key_length: Some(16),
+        context: 64,
+        ..*base
+    };
+    let meta = gpt2_tokenizer_meta();
+    let vocab = meta
+        .iter()
+        .find(|(k, _)| k == "tokenizer.ggml.tokens")
+        .and_then(|(_, v)| v.as_array())
+        .unwrap()
+        .len();
+    family_models::build(&spec, &meta, vocab)
+}
+
+fn set_meta(meta: &mut [(String, Value)], key: &str, v: Value) {
+    meta.iter_mut().find(|(k, _)| k == key).unwrap().1 = v;
+}
+
+/// Hostile family files: (file name, bytes, text the error must contain).
+#[allow(clippy::type_complexity)]
+fn hostile_families() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let drop = |arch: &str, tensor: &'static str| {
+        family_models::rewrite(&tiny_family(arch), |_, ts| {
+            ts.retain(|(t, _)| t.name != tensor)
+        })
+    };
+    let meta = |arch: &str, key: &'static str, v: Value| {
+        family_models::rewrite(&tiny_family(arch), |m, _| set_meta(m, key, v))
+    };
+    let resize = |arch: &str, tensor: &'static str, n: usize| {
+        family_models::rewrite(&tiny_family(arch), |_, ts| {
+            let (t, b) = ts.iter_mut().find(|(t, _)| t.name == tensor).unwrap();
+            t.dims = vec![n as u64];
+            *b = f32s(&vec![1.0; n]);
+        })
+    };
+    vec![
+        (
+            "qwen3-missing-q-norm",
+            drop("qwen3", "blk.0.attn_q_norm.weight"),
+            "missing tensor blk.0.attn_q_norm.weight",
+        ),
+        (
+            "gemma3-missing-post-ffw-norm",
+            drop("gemma3", "blk.0.post_ffw_norm.weight"),
+            "missing tensor blk.0.post_ffw_norm.weight",
+        ),
+        (
+            "qwen2-bias-wrong-length",
+            resize("qwen2", "blk.0.attn_k.bias", 15),
+            "blk.0.attn_k.bias: 1x15, expected 16 values",
+        ),
+        (
+            "gemma3-sliding-window-0",
+            meta("gemma3", "gemma3.attention.sliding_window", Value::U32(0)),
+            "gemma3.attention.sliding_window is 0",
+        ),
+        (
+            "gemma3-sliding-window-over-context",
+            meta("gemma3", "gemma3.attention.sliding_window", Value::U32(65)),
+            "sliding_window 65 is larger than the context length 64",
+        ),
+        (
+            "llama-rope-freqs-wrong-size",
+            resize("llama", "rope_freqs.weight", 7),
+            "rope_freqs.weight: 1x7, expected 8 values",
+        ),
+        (
+            "phi3-rope-factors-wrong-size",
+            resize("phi3", "rope_factors_long.weight", 9),
+            "rope_factors_long.weight: 1x9, expected 8 values",
+        ),
+        (
+            "llama-rope-factor-zero",
+            family_models::rewrite(&tiny_family("llama"), |_, ts| {
+                let (_, b) = ts
+                    .iter_mut()
+                    .find(|(t, _)| t.name == "rope_freqs.weight")
+                    .unwrap();
+                *b = f32s(&[1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+            }),
+            "RoPE frequency factor 0",
+        ),
+        (
+            "llama-yarn-scaling",
+            meta("llama", "llama.rope.scaling.type", s("yarn")),
+            "RoPE scaling type \"yarn\"",
+        ),
+        (
+            "qwen2-unknown-tensor",
+            family_models::rewrite(&tiny_family("qwen2"), |_, ts| {
+                ts.push((
+                    TensorSpec {
+                        name: "blk.0.attn_output.bias".into(),
+                        dims: vec![32],
+                        ty: WeightType::F32,
+                    },
+                    f32s(&[0.0; 32]),
+                ))
+            }),
+            "tensor blk.0.attn_output.bias is not used by qorus's qwen2 model",
+        ),
+        (
+            "unknown-architecture",
+            meta("llama", "general.architecture", s("mamba")),
+            "unsupported architecture \"mamba\"",
+        ),
+        (
+            "qwen3-head-count-array",
+            meta(
+                "qwen3",
+                "qwen3.attention.head_count_kv",
+                Value::Array(vec![Value::U32(1)]),
+            ),
+            "per-layer arrays are not supported",
+        ),
+    ]
+}
+
+/// Every hostile family file fails to load with an error naming the problem (and never a
+/// panic), in Rust and through the C API's `q_init_memory` / `llama_build_graph` (the harness).
+#[test]
+fn family_errors_name_the_problem() {
+    for spec in family_models::SPECS {
+        let b = tiny_family(spec.arch);
+        let file = qorus::format::open_bytes(&b, spec.arch).unwrap();
+        qorus::format::build_model(&file, None)
+            .unwrap_or_else(|e| panic!("tiny {} model: {e}", spec.arch));
+        harness::gguf_reader(&b);
+    }
+    for (name, bytes, want) in hostile_families() {
+        let err = match qorus::format::open_bytes(&bytes, name) {
+            Err(e) => e,
+            Ok(f) => match qorus::format::build_model(&f, None) {
+                Err(e) => e,
+                Ok(_) => panic!("{name}: loaded"),
+            },
+        };
+        let msg = err.to_string();
+        println!("{name}: {msg}");
+        assert!(msg.contains(want), "{name}: {msg:?} does not say {want:?}");
+        assert_ne!(err.code(), qorus::ffi::types::Q_ERR_INTERNAL);
+        harness::gguf_reader(&bytes);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@
 //! `llama_forward`, c_tests/numpy_ref_forward.c), with the dispatched kernels and with
 //! `QORUS_KERNELS=scalar`.
 //!
-//! Needs python3 with numpy (CI: `.ci/run` installs numpy).
+//! Needs python3; numpy is the machine's or installed into target/test-tools on first use
+//! (tests/common/tools.rs).
 
 mod common;
 
@@ -269,23 +270,23 @@ fn prompt(s: &Shape) -> Vec<u32> {
         .collect()
 }
 
-/// Panics with a clear message unless `python3 -c "import numpy"` works.
+/// `python3` with numpy (installed for the tests when the machine has none; panics saying how to
+/// get it when that fails).
+fn python_numpy() -> Command {
+    common::python_with(&[("numpy", "numpy")])
+}
+
+/// Makes sure numpy is there before a test starts its work (see [`python_numpy`]).
 fn require_numpy() {
-    let o = Command::new("python3")
-        .args(["-c", "import numpy; print(numpy.__version__)"])
-        .output();
-    match o {
-        Err(e) => panic!(
-            "this test needs python3 with numpy, and python3 could not be run ({e}); \
-             install Python 3 and `python3 -m pip install numpy`"
-        ),
-        Ok(o) if !o.status.success() => panic!(
-            "this test needs numpy: `python3 -c \"import numpy\"` failed:\n{}\n\
-             install it with `python3 -m pip install numpy`",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Ok(_) => {}
-    }
+    let o = python_numpy()
+        .args(["-c", "import numpy"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); install Python 3"));
+    assert!(
+        o.status.success(),
+        "python3 cannot import numpy:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Extra arguments for the script from `QORUS_NUMPY_REF_ARGS` (diagnosis, e.g. `--rope-f32`).
@@ -300,7 +301,7 @@ fn extra_args() -> Vec<String> {
 fn reference(model: &Path, tokens: &[u32], vocab: usize, out: &Path) -> Vec<Vec<f64>> {
     let script = common::root().join("scripts/reference/numpy_forward.py");
     let list: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
-    let o = Command::new("python3")
+    let o = python_numpy()
         .arg(&script)
         .arg(model)
         .arg("--tokens")

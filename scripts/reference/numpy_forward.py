@@ -1,13 +1,23 @@
 #!/usr/bin/env python3
 """Float64 NumPy reference of the LLaMA forward pass (spec section 5.1), for checking the engine.
 
-Reads a GGUF model whose tensors are F32 (or F16), runs a prompt through it in float64, and gives
-the logits at every position:
+Reads a GGUF model of any weight type in scripts/reference/ggml_dequant.py (F32, F16, BF16, Q4_0,
+Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS, in any per-tensor mix), dequantizes every weight
+exactly as ggml's dequantize_row_* does (to float32), and runs prompts through it in float64 (the
+dequantized weights are the model; everything after them is float64), giving the logits at every
+position:
 
     scripts/reference/numpy_forward.py MODEL.gguf --tokens 1,2,3 [--out LOGITS.f64] [--trace DIR]
+    scripts/reference/numpy_forward.py MODEL.gguf --prompts-from tests/data/reference/logits_Q8_0.bin \
+        --out LOGITS.f64
 
   --out FILE     writes the logits as raw little-endian float64, n_tokens rows of vocab_size
                  values (row i = logits after token i); without it, prints the top 5 per position.
+  --prompts-from FILE
+                 runs every prompt of a reference logits file (tests/data/README.md; only its token
+                 ids are used), each from position 0 with an empty cache; --out then holds the rows
+                 of all prompts one after the other, in file order. All prompts go through each layer
+                 together, so that every weight is dequantized once.
   --trace DIR    also writes the residual stream after the embedding and after every layer
                  (DIR/x_<layer>.f64, n_tokens x dim, layer -1 = embedding) and prints per-layer
                  statistics, to find where another implementation starts to differ.
@@ -28,8 +38,9 @@ The math, per token at position p (every position attends to positions 0..p):
   logits = Wout (x * output_norm / sqrt(mean(x^2) + eps)), Wout = output.weight or, when the file
   has none, token_embd.weight (tied).
 
-The GGUF reader here is deliberately separate from the Rust one (src/format/gguf.rs), so that the
-two are checked against each other too. Only numpy is needed.
+The GGUF reader and the dequantizers here are deliberately separate from the Rust ones
+(src/format/gguf.rs, src/quant/), so that the two are checked against each other too. Only numpy is
+needed.
 """
 import argparse
 import mmap
@@ -39,12 +50,13 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ggml_dequant  # noqa: E402
+
 GGUF_MAGIC = b"GGUF"
 # GGUF metadata value types: id -> struct format (scalars); 8 = string, 9 = array.
 SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
           12: "<d"}
-# ggml tensor types this reader accepts: id -> (name, numpy dtype).
-TENSOR_TYPES = {0: ("F32", np.dtype("<f4")), 1: ("F16", np.dtype("<f2"))}
 
 
 class Reader:
@@ -78,17 +90,24 @@ class Reader:
 
 
 class Tensors(dict):
-    """Tensors as stored (F32/F16 views of the mapped file); `t[name]` gives them in float64, so
-    only one converted matrix at a time is held beyond what the caller keeps."""
+    """Tensors as stored (type, ggml dims, raw bytes of the mapped file); `t[name]` gives one
+    dequantized to float64 and shaped [rows, cols] (or [n]), so only one converted matrix at a time
+    is held beyond what the caller keeps."""
 
     def __getitem__(self, name):
-        return dict.__getitem__(self, name).astype(np.float64)
+        ty, dims, raw = dict.__getitem__(self, name)
+        n = int(np.prod(dims))
+        # ggml dims are innermost first: a [rows, cols] matrix has dims [cols, rows].
+        return ggml_dequant.dequantize(raw, ty, n).astype(np.float64).reshape(list(reversed(dims)))
 
     def shape(self, name):
-        return dict.__getitem__(self, name).shape
+        return tuple(reversed(dict.__getitem__(self, name)[1]))
+
+    def type_name(self, name):
+        return ggml_dequant.type_name(dict.__getitem__(self, name)[0])
 
     def rows(self, name, idx):
-        return dict.__getitem__(self, name)[idx].astype(np.float64)
+        return self[name][idx]
 
 
 def read_gguf(path):
@@ -120,13 +139,14 @@ def read_gguf(path):
     start = (r.o + align - 1) // align * align
     tensors = Tensors()
     for name, dims, ty, offset in infos:
-        if ty not in TENSOR_TYPES:
-            raise ValueError(f"{path}: tensor {name} has ggml type {ty}; this reference reads F32/F16 only")
-        dt = TENSOR_TYPES[ty][1]
-        count = int(np.prod(dims))
-        a = np.frombuffer(data, dtype=dt, count=count, offset=start + offset)
-        # ggml dims are innermost first: a [rows, cols] matrix has dims [cols, rows].
-        dict.__setitem__(tensors, name, a.reshape(list(reversed(dims))))
+        if ty not in ggml_dequant.TYPES:
+            raise ValueError(f"{path}: tensor {name} has {ggml_dequant.type_name(ty)}, which this reference "
+                             f"does not dequantize")
+        nbytes = ggml_dequant.n_bytes(ty, int(np.prod(dims)))
+        if start + offset + nbytes > len(data):
+            raise ValueError(f"{path}: tensor {name} runs past the end of the file")
+        raw = np.frombuffer(data, dtype=np.uint8, count=nbytes, offset=start + offset)
+        dict.__setitem__(tensors, name, (ty, [int(d) for d in dims], raw))
     return meta, tensors
 
 
@@ -192,44 +212,74 @@ def rope(x, cos, sin):
     return out
 
 
-def forward(c, t, tokens, rope_f32=False, trace=None):
-    n = len(tokens)
+def forward_hidden(c, t, prompts, rope_f32=False, trace=None):
+    """Runs every prompt (a list of token-id lists, each from position 0 with an empty cache)
+    through the layers, all prompts together so that each weight is dequantized once; returns the
+    final normalized hidden states of all positions, [sum of lengths, dim], prompts in order."""
+    lens = [len(p) for p in prompts]
+    starts = np.cumsum([0] + lens)
+    n_all = int(starts[-1])
     d, hd, H, G = c.dim, c.head_dim, c.n_heads, c.n_kv_heads
-    ang = rope_angles_ggml(c, n) if rope_f32 else rope_angles(c, n)
-    cos, sin = np.cos(ang), np.sin(ang)
-    mask = np.triu(np.full((n, n), -np.inf), k=1)  # row = query position, column = key position
-    x = t.rows("token_embd.weight", np.asarray(tokens))
+    n_max = max(lens)
+    ang = rope_angles_ggml(c, n_max) if rope_f32 else rope_angles(c, n_max)
+    pos = np.concatenate([np.arange(n) for n in lens])
+    cos, sin = np.cos(ang)[pos], np.sin(ang)[pos]
+    emb = t["token_embd.weight"]
+    x = emb[np.concatenate([np.asarray(p) for p in prompts])]
+    del emb
     if trace is not None:
         trace(-1, x)
     for l in range(c.n_layers):
         w = lambda s: t[f"blk.{l}.{s}.weight"]
         u = rmsnorm(x, w("attn_norm"), c.eps)
-        q = (u @ w("attn_q").T).reshape(n, H, hd)
-        k = (u @ w("attn_k").T).reshape(n, G, hd)
-        v = (u @ w("attn_v").T).reshape(n, G, hd)
+        q = (u @ w("attn_q").T).reshape(n_all, H, hd)
+        k = (u @ w("attn_k").T).reshape(n_all, G, hd)
+        v = (u @ w("attn_v").T).reshape(n_all, G, hd)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
-        o = np.empty((n, H, hd))
-        for j in range(H):
-            g = j // (H // G)
-            s = q[:, j, :] @ k[:, g, :].T / np.sqrt(hd) + mask
-            s = np.exp(s - s.max(axis=1, keepdims=True))
-            s /= s.sum(axis=1, keepdims=True)
-            o[:, j, :] = s @ v[:, g, :]
-        x = x + o.reshape(n, d) @ w("attn_output").T
+        o = np.empty((n_all, H, hd))
+        for s0, s1 in zip(starts[:-1], starts[1:]):
+            n = s1 - s0
+            mask = np.triu(np.full((n, n), -np.inf), k=1)  # row = query position, column = key position
+            for j in range(H):
+                g = j // (H // G)
+                sc = q[s0:s1, j, :] @ k[s0:s1, g, :].T / np.sqrt(hd) + mask
+                sc = np.exp(sc - sc.max(axis=1, keepdims=True))
+                sc /= sc.sum(axis=1, keepdims=True)
+                o[s0:s1, j, :] = sc @ v[s0:s1, g, :]
+        x = x + o.reshape(n_all, d) @ w("attn_output").T
         u = rmsnorm(x, w("ffn_norm"), c.eps)
         gate = u @ w("ffn_gate").T
         up = u @ w("ffn_up").T
         x = x + (gate / (1.0 + np.exp(-gate)) * up) @ w("ffn_down").T
         if trace is not None:
             trace(l, x)
-    out_w = t["output.weight" if "output.weight" in t else "token_embd.weight"]
-    return rmsnorm(x, t["output_norm.weight"], c.eps) @ out_w.T
+    return rmsnorm(x, t["output_norm.weight"], c.eps)
+
+
+def output_matrix(t):
+    """Wout: output.weight or, when the file has none, token_embd.weight (tied), in float64."""
+    return t["output.weight" if "output.weight" in t else "token_embd.weight"]
+
+
+def forward(c, t, tokens, rope_f32=False, trace=None):
+    """Logits at every position of one prompt, [n_tokens, vocab]."""
+    return forward_hidden(c, t, [tokens], rope_f32, trace) @ output_matrix(t).T
+
+
+def forward_many(c, t, prompts, out, rope_f32=False, rows_per_chunk=64):
+    """Writes the float64 logits of every position of every prompt to the open binary file `out`."""
+    xn = forward_hidden(c, t, prompts, rope_f32)
+    wout = output_matrix(t)
+    for s in range(0, xn.shape[0], rows_per_chunk):
+        (xn[s:s + rows_per_chunk] @ wout.T).astype("<f8").tofile(out)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model")
-    ap.add_argument("--tokens", required=True, help="comma-separated token ids")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tokens", help="comma-separated token ids")
+    src.add_argument("--prompts-from", help="a reference logits file (QRLG) whose prompts to run")
     ap.add_argument("--out", help="write logits here (raw float64, n_tokens x vocab_size)")
     ap.add_argument("--trace", help="directory for per-layer residual streams")
     ap.add_argument("--rope-f32", action="store_true", help="ggml-style float32 RoPE angles")
@@ -237,13 +287,28 @@ def main():
 
     meta, tensors = read_gguf(a.model)
     c = Config(meta, tensors)
-    tokens = [int(s) for s in a.tokens.split(",") if s.strip()]
-    if not tokens or min(tokens) < 0 or max(tokens) >= c.vocab_size:
-        sys.exit(f"token ids must be in 0..{c.vocab_size - 1}")
     tied = "output.weight" not in tensors
-    print(f"{os.path.basename(a.model)}: {c} {'tied' if tied else 'output.weight'}; {len(tokens)} tokens",
-          file=sys.stderr)
+    types = sorted({tensors.type_name(n) for n in tensors})
+    if a.prompts_from:
+        import refdata
 
+        prompts = [[int(x) for x in p.tokens] for p in refdata.read_logits(a.prompts_from).prompts]
+    else:
+        prompts = [[int(s) for s in a.tokens.split(",") if s.strip()]]
+    for tokens in prompts:
+        if not tokens or min(tokens) < 0 or max(tokens) >= c.vocab_size:
+            sys.exit(f"token ids must be in 0..{c.vocab_size - 1}")
+    print(f"{os.path.basename(a.model)}: {c} {'tied' if tied else 'output.weight'}; weight types "
+          f"{', '.join(types)}; {len(prompts)} prompt(s), {sum(map(len, prompts))} tokens", file=sys.stderr)
+
+    if a.prompts_from:
+        if not a.out:
+            sys.exit("--prompts-from needs --out")
+        with open(a.out, "wb") as f:
+            forward_many(c, tensors, prompts, f, rope_f32=a.rope_f32)
+        return
+
+    tokens = prompts[0]
     trace = None
     if a.trace:
         os.makedirs(a.trace, exist_ok=True)

@@ -1,4 +1,5 @@
-//! LLaMA hyperparameters, from a GGUF file's `llama.*` keys or a `.qorus` header.
+//! Transformer hyperparameters, from a GGUF file's `<arch>.*` keys or a `.qorus` header. What
+//! differs between model families beyond these numbers is in [`super::arch::Arch`].
 
 use crate::error::{Error, Result};
 use crate::ffi::types::{q_model_header, Q_MAGIC};
@@ -22,6 +23,9 @@ pub struct Config {
     pub n_heads: usize,
     /// Key/value heads.
     pub n_kv_heads: usize,
+    /// Head dimension: `dim / n_heads` for LLaMA, Qwen and Phi-3 and `.qorus` files; GGUF
+    /// `attention.key_length` when the file sets it (Gemma 3: 256 with `dim` 640 and 4 heads).
+    pub head_dim: usize,
     /// Context length (KV-cache positions).
     pub max_seq_len: usize,
     /// RoPE frequency base.
@@ -31,9 +35,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Head dimension `d / H`.
+    /// Head dimension.
     pub fn head_dim(&self) -> usize {
-        self.dim / self.n_heads
+        self.head_dim
+    }
+
+    /// Width of the query projection and of the attention output, `H * hd` (equal to `dim`
+    /// unless the file sets a head dimension of its own).
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
     }
 
     /// Width of the K and V projections, `G * hd`.
@@ -60,9 +70,9 @@ impl Config {
         {
             return bad(format!("zero dimension in {self:?}"));
         }
-        if self.dim % self.n_heads != 0 {
+        if self.head_dim == 0 {
             return bad(format!(
-                "dim {} not a multiple of n_heads {}",
+                "head dimension 0 (dim {} / n_heads {})",
                 self.dim, self.n_heads
             ));
         }
@@ -87,6 +97,8 @@ impl Config {
         // Guard every size product the engine forms.
         let big = 1usize << 34;
         if self.dim > 1 << 20
+            || self.head_dim > 1 << 14
+            || self.n_heads > 1 << 12
             || self.hidden_dim > 1 << 22
             || self.vocab_size > 1 << 24
             || self.n_layers > 4096
@@ -124,9 +136,19 @@ impl Config {
             n_layers: h.n_layers as usize,
             n_heads: h.n_heads as usize,
             n_kv_heads: h.n_kv_heads as usize,
+            head_dim: Self::split_heads(h.dim as usize, h.n_heads as usize),
             max_seq_len: h.max_seq_len as usize,
             rope_base: h.rope_freq_base,
             rms_eps: eps,
+        }
+    }
+
+    /// `dim / n_heads` when it divides exactly, else 0 (refused by [`Config::validate`]): the
+    /// head dimension of a `.qorus` header or a `q_llama_config`, which have no field for it.
+    pub fn split_heads(dim: usize, n_heads: usize) -> usize {
+        match dim.checked_rem(n_heads) {
+            Some(0) => dim / n_heads,
+            _ => 0,
         }
     }
 
@@ -148,16 +170,13 @@ impl Config {
         }
     }
 
-    /// Reads the `<arch>.*` hyperparameters of a LLaMA-architecture GGUF file.
+    /// Reads the `<arch>.*` hyperparameters of a GGUF file of a family qorus runs
+    /// ([`super::arch::Family`]).
     pub fn from_gguf(g: &Gguf) -> Result<Config> {
         let arch = g
             .architecture()
             .ok_or_else(|| Error::InvalidConfig("GGUF: no general.architecture".into()))?;
-        if !matches!(arch, "llama") {
-            return Err(Error::InvalidConfig(format!(
-                "GGUF: unsupported architecture {arch:?}"
-            )));
-        }
+        super::arch::Family::from_name(arch)?;
         let u = |k: &str| -> Result<usize> {
             let key = format!("{arch}.{k}");
             g.get_u64(&key)
@@ -165,12 +184,21 @@ impl Config {
                 .map(|v| v as usize)
                 .ok_or_else(|| Error::InvalidConfig(format!("GGUF: missing or bad {key}")))
         };
+        let opt = |k: &str| -> Result<Option<usize>> {
+            let key = format!("{arch}.{k}");
+            match g.get(&key) {
+                None => Ok(None),
+                Some(v) => match v.as_u64() {
+                    Some(x) if x <= u32::MAX as u64 => Ok(Some(x as usize)),
+                    _ => Err(Error::InvalidConfig(format!(
+                        "GGUF: {key} is not a single 32-bit count (per-layer arrays are not supported)"
+                    ))),
+                },
+            }
+        };
         let n_heads = u("attention.head_count")?;
         let dim = u("embedding_length")?;
-        let n_kv_heads = match g.get_u64(&format!("{arch}.attention.head_count_kv")) {
-            Some(v) => v as usize,
-            None => n_heads,
-        };
+        let n_kv_heads = opt("attention.head_count_kv")?.unwrap_or(n_heads);
         let vocab_size = match g.tensor("token_embd.weight") {
             Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
             _ => {
@@ -179,18 +207,22 @@ impl Config {
                 ))
             }
         };
-        if let Some(rot) = g.get_u64(&format!("{arch}.rope.dimension_count")) {
-            if n_heads == 0 || rot as usize != dim / n_heads {
+        let head_dim = match opt("attention.key_length")? {
+            Some(k) => k,
+            None => Self::split_heads(dim, n_heads),
+        };
+        if let Some(vl) = opt("attention.value_length")? {
+            if vl != head_dim {
                 return Err(Error::InvalidConfig(format!(
-                    "GGUF: partial RoPE ({rot} dims) is not supported"
+                    "GGUF: {arch}.attention.value_length {vl} differs from the key length {head_dim} (not supported)"
                 )));
             }
         }
-        if let Some(kl) = g.get_u64(&format!("{arch}.attention.key_length")) {
-            if n_heads == 0 || kl as usize != dim / n_heads {
-                return Err(Error::InvalidConfig(
-                    "GGUF: key_length != embedding_length / head_count".into(),
-                ));
+        if let Some(rot) = opt("rope.dimension_count")? {
+            if rot != head_dim {
+                return Err(Error::InvalidConfig(format!(
+                    "GGUF: partial RoPE ({arch}.rope.dimension_count {rot} of head dimension {head_dim}) is not supported"
+                )));
             }
         }
         let c = Config {
@@ -200,6 +232,7 @@ impl Config {
             n_layers: u("block_count")?,
             n_heads,
             n_kv_heads,
+            head_dim,
             max_seq_len: u("context_length")?,
             rope_base: g
                 .get_f64(&format!("{arch}.rope.freq_base"))
@@ -225,6 +258,7 @@ mod tests {
             n_layers: 30,
             n_heads: 9,
             n_kv_heads: 3,
+            head_dim: 64,
             max_seq_len: 8192,
             rope_base: 100000.0,
             rms_eps: 1e-5,
@@ -237,6 +271,7 @@ mod tests {
         // a 1M-token context at head_dim 128 is accepted (2^27 floats)
         let big = Config {
             dim: 4096,
+            head_dim: 128,
             n_heads: 32,
             n_kv_heads: 8,
             n_layers: 1,
@@ -247,6 +282,7 @@ mod tests {
         // a tiny model with a context of 2^28 positions is not (8 GiB of tables)
         let hostile = Config {
             dim: 32,
+            head_dim: 8,
             hidden_dim: 32,
             n_heads: 4,
             n_kv_heads: 4,

@@ -1,17 +1,23 @@
-//! The LLaMA forward pass (spec §5.1 with the normative semantics of §5.3), over one or several
-//! sequences at once.
+//! The forward pass (spec §5.1 with the normative semantics of §5.3), over one or several
+//! sequences at once, for every model family: the layer loop below follows the model's
+//! [`Arch`](crate::engine::arch::Arch) through a few named branches (biases, per-head Q/K norms,
+//! RoPE style, pre-scaled queries, sliding window, post-norms, activation, embedding scale,
+//! logit soft-cap).
 //!
 //! All token rows of all sequences go through the matrix products together (a decode step of B
 //! sequences reads every weight once), in chunks of at most `CHUNK` rows; attention is per row
 //! over that row's own cache. Every temporary lives in one scratch buffer the caller provides (the
 //! C API takes it from the context's arena), so a step allocates nothing.
 //!
-//! For one row at position p, per layer:
-//! `u = rmsnorm(x)`, `q,k,v = Wq u, Wk u, Wv u`, RoPE on q and k (pairs (2i, 2i+1) per head),
-//! K/V stored at p, `o_h = softmax(q_h . K_g[0..=p] / sqrt(hd)) V_g[0..=p]` with `g = h / (H/G)`,
-//! `x += Wo o`, `u = rmsnorm(x)`, `x += Wdown (silu(Wgate u) * Wup u)`; at the end
-//! `logits = Wout rmsnorm(x)` for the last row of each sequence.
+//! For one row at position p, per layer (LLaMA; the family's variations in brackets):
+//! `u = rmsnorm(x)`, `q,k,v = Wq u, Wk u, Wv u` [+ biases] [per-head rmsnorm of q and k], RoPE
+//! on q and k (pairs (2i, 2i+1) per head [NEOX: (i, i+hd/2)]), K/V stored at p,
+//! `o_h = softmax(q_h . K_g[w..=p] * scale) V_g[w..=p]` with `g = h / (H/G)` and `w = 0`
+//! [sliding window: `p + 1 - window`], `a = Wo o` [+ bias] [rmsnorm(a)], `x += a`,
+//! `u = rmsnorm(x)`, `f = Wdown (act(Wgate u) * Wup u)` [+ biases] [rmsnorm(f)], `x += f`; at
+//! the end `logits = Wout rmsnorm(x)` [+ bias] [soft-cap] for the last row of each sequence.
 
+use crate::engine::arch::{Activation, RopeStyle};
 use crate::engine::kv_cache::KvCache;
 use crate::engine::model::{Mat, Model};
 use crate::engine::pool::Pool;
@@ -60,17 +66,17 @@ fn scratch_parts(
     kv_seq: usize,
 ) -> [usize; 17] {
     let c = &model.config;
-    let (d, h, kvd, v) = (c.dim, c.hidden_dim, c.kv_dim(), c.vocab_size);
-    let wide = d.max(h);
+    let (d, h, kvd, qd, v) = (c.dim, c.hidden_dim, c.kv_dim(), c.q_dim(), c.vocab_size);
+    let wide = d.max(h).max(qd);
     // Q8_K buffers only for models with matrices that take them.
     let kwide = if uses_q8k(model) { wide } else { 0 };
     [
         4 * rows * d,               // x: residual stream
         4 * rows * d,               // xb: normed input / matmul output
-        4 * rows * d,               // q
+        4 * rows * qd,              // q
         4 * rows * kvd,             // k
         4 * rows * kvd,             // v
-        4 * rows * d,               // att
+        4 * rows * qd,              // att
         4 * rows * h,               // gate / hb
         4 * rows * h,               // up
         4 * rows * h,               // hb = silu(gate) * up
@@ -86,12 +92,14 @@ fn scratch_parts(
 }
 
 /// Whether any matrix of `model` takes Q8_K activations (the 256-block types).
+/// (Called on every forward step: allocates nothing.)
 fn uses_q8k(model: &Model) -> bool {
-    let mut mats = vec![&model.output];
-    for l in &model.layers {
-        mats.extend([&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]);
-    }
-    mats.iter().any(|w| kernels::wants_q8k(w.ty))
+    kernels::wants_q8k(model.output.ty)
+        || model.layers.iter().any(|l| {
+            [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                .iter()
+                .any(|w| kernels::wants_q8k(w.ty))
+        })
 }
 
 /// Bytes of scratch a forward call over `n_rows` token rows needs with `n_threads` threads,
@@ -448,6 +456,15 @@ fn prepared<'a>(x: &'a [f32], n: usize, k: usize, ws: &[&Mat], q: QSlices<'a>) -
     }
 }
 
+/// `x += b` when there is a bias.
+fn add_bias(x: &mut [f32], b: &Option<Vec<f32>>) {
+    if let Some(b) = b {
+        for (x, b) in x.iter_mut().zip(b) {
+            *x += b;
+        }
+    }
+}
+
 fn run_chunk(
     model: &Model,
     seqs: &[SeqStep<'_>],
@@ -458,20 +475,30 @@ fn run_chunk(
     row_pos: &[usize],
 ) {
     let c = model.config;
-    let (d, h, kvd, hd) = (c.dim, c.hidden_dim, c.kv_dim(), c.head_dim());
+    let arch = &model.arch;
+    let (d, h, kvd, qd, hd) = (c.dim, c.hidden_dim, c.kv_dim(), c.q_dim(), c.head_dim());
     let (n_heads, n_kv) = (c.n_heads, c.n_kv_heads);
     let group = n_heads / n_kv;
     let n = tokens.len();
     let half = hd / 2;
-    let att_scale = 1.0 / (hd as f32).sqrt();
+    // Either the queries are scaled before the dot products, or the dot products are.
+    let (q_scale, att_scale) = match arch.prescale_q {
+        true => (Some(arch.attn_scale), 1.0),
+        false => (None, arch.attn_scale),
+    };
     let eps = c.rms_eps;
     let wants = needs;
+    // The context the caches were made for picks Phi-3's long or short RoPE factors.
+    let n_ctx = seqs.iter().map(|s| s.kv.layout.max_seq).max().unwrap_or(0);
 
     for (r, &t) in tokens.iter().enumerate() {
         let x = &mut s.x[r * d..(r + 1) * d];
         match model.tok_embd.packed() {
             Some(p) => packed::dequantize_row_packed(p, t as usize, x),
             None => kernels::dequantize_row(model.tok_embd.as_ref(), t as usize, x),
+        }
+        if let Some(e) = arch.embed_scale {
+            x.iter_mut().for_each(|v| *v *= e);
         }
     }
 
@@ -522,26 +549,47 @@ fn run_chunk(
             par_matmul(
                 pool,
                 &[
-                    (wq, p.acts(wq), pq, d),
+                    (wq, p.acts(wq), pq, qd),
                     (wk, p.acts(wk), pk, kvd),
                     (wv, p.acts(wv), pv, kvd),
                 ],
             );
         }
+        let rope = model.rope_for(li, n_ctx);
+        let window = if arch.is_swa(li) {
+            arch.sliding_window
+        } else {
+            usize::MAX
+        };
         for_rows(pool, n, &|r| {
             let pos = row_pos[r];
             let (cos, sin) = (
-                &model.rope_cos[pos * half..(pos + 1) * half],
-                &model.rope_sin[pos * half..(pos + 1) * half],
+                &rope.cos[pos * half..(pos + 1) * half],
+                &rope.sin[pos * half..(pos + 1) * half],
             );
             // SAFETY: row r of q, k, v belongs to this call alone.
-            let (q, k, v) = unsafe { (row(pq, r, d), row(pk, r, kvd), row(pv, r, kvd)) };
-            for hh in 0..n_heads {
-                kernels::rope(&mut q[hh * hd..(hh + 1) * hd], cos, sin);
+            let (q, k, v) = unsafe { (row(pq, r, qd), row(pk, r, kvd), row(pv, r, kvd)) };
+            add_bias(q, &layer.bq);
+            add_bias(k, &layer.bk);
+            add_bias(v, &layer.bv);
+            let rotate = |x: &mut [f32], norm: &Option<Vec<f32>>| {
+                if let Some(w) = norm {
+                    kernels::rmsnorm_in_place(x, w, eps);
+                }
+                match arch.rope_style {
+                    RopeStyle::Interleaved => kernels::rope(x, cos, sin),
+                    RopeStyle::Neox => kernels::rope_neox(x, cos, sin),
+                }
+            };
+            for qh in q.chunks_exact_mut(hd) {
+                rotate(qh, &layer.q_norm);
+                if let Some(sc) = q_scale {
+                    qh.iter_mut().for_each(|v| *v *= sc);
+                }
             }
             for g in 0..n_kv {
                 let o = g * hd;
-                kernels::rope(&mut k[o..o + hd], cos, sin);
+                rotate(&mut k[o..o + hd], &layer.k_norm);
                 // SAFETY: one row writes this (layer, head, position); nobody reads it yet.
                 unsafe {
                     seqs[row_seq[r]]
@@ -561,14 +609,16 @@ fn run_chunk(
                 let sc = unsafe { row(scores, tid, kv_seq) };
                 let (r, hh) = (task / n_heads, task % n_heads);
                 let g = hh / group;
-                let len = row_pos[r] + 1;
-                let qh = &q[r * d + hh * hd..r * d + (hh + 1) * hd];
+                let end = row_pos[r] + 1;
+                let start = end.saturating_sub(window);
+                let qh = &q[r * qd + hh * hd..r * qd + (hh + 1) * hd];
                 // SAFETY: all K/V of this chunk were written before this region started.
-                let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, len) };
+                let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, end) };
+                let kv = &kv[start * 2 * hd..];
                 // SAFETY: this task alone writes head hh of row r.
                 let out =
-                    unsafe { std::slice::from_raw_parts_mut(patt.get().add(r * d + hh * hd), hd) };
-                kernels::attn::attend(qh, kv, len, hd, att_scale, sc, out);
+                    unsafe { std::slice::from_raw_parts_mut(patt.get().add(r * qd + hh * hd), hd) };
+                kernels::attn::attend(qh, kv, end - start, hd, att_scale, sc, out);
             });
         }
         let wo = &layer.wo;
@@ -576,11 +626,11 @@ fn run_chunk(
         if q8.q8 || q8.q8k {
             // SAFETY: row r of att and of the Q8 buffers belongs to this call alone.
             for_rows(pool, n, &|r| unsafe {
-                quantize_row(row(patt, r, d), qp, q8, r, d)
+                quantize_row(row(patt, r, qd), qp, q8, r, qd)
             });
         }
         {
-            let p = prepared(s.att, n, d, &[wo], s.qslices());
+            let p = prepared(s.att, n, qd, &[wo], s.qslices());
             par_matmul(pool, &[(wo, p.acts(wo), pxb, d)]);
         }
 
@@ -591,6 +641,10 @@ fn run_chunk(
             // SAFETY: row r of x, xb and of the Q8 buffers belongs to this call alone.
             unsafe {
                 let (x, xb) = (row(px, r, d), row(pxb, r, d));
+                add_bias(xb, &layer.bo);
+                if let Some(w) = &layer.post_attn_norm {
+                    kernels::rmsnorm_in_place(xb, w, eps);
+                }
                 for (x, o) in x.iter_mut().zip(xb.iter()) {
                     *x += o;
                 }
@@ -612,8 +666,13 @@ fn run_chunk(
         for_rows(pool, n, &|r| {
             // SAFETY: row r of gate, up, hb and of the Q8 buffers belongs to this call alone.
             unsafe {
-                let hb = row(phb, r, h);
-                kernels::swiglu(row(pgate, r, h), row(pup, r, h), hb);
+                let (gate, up, hb) = (row(pgate, r, h), row(pup, r, h), row(phb, r, h));
+                add_bias(gate, &layer.b_gate);
+                add_bias(up, &layer.b_up);
+                match arch.activation {
+                    Activation::Silu => kernels::swiglu(gate, up, hb),
+                    Activation::GeluTanh => kernels::gelu::geglu(gate, up, hb),
+                }
                 quantize_row(hb, qp, q8, r, h);
             }
         });
@@ -628,6 +687,10 @@ fn run_chunk(
             // SAFETY: row r of x, xb and of the Q8 buffers belongs to this call alone.
             unsafe {
                 let (x, xb) = (row(px, r, d), row(pxb, r, d));
+                add_bias(xb, &layer.b_down);
+                if let Some(w) = &layer.post_ffn_norm {
+                    kernels::rmsnorm_in_place(xb, w, eps);
+                }
                 for (x, o) in x.iter_mut().zip(xb.iter()) {
                     *x += o;
                 }
@@ -675,11 +738,22 @@ fn lm_head(
     if m == 1 {
         let out = seqs[last[0].0].logits.as_mut().expect("logits wanted");
         par_matmul(pool, &[(w, p.acts(w), SendPtr(out.as_mut_ptr()), v)]);
+        finish_logits(model, &mut out[..v]);
     } else {
         par_matmul(pool, &[(w, p.acts(w), SendPtr(logits.as_mut_ptr()), v)]);
         for (i, &(sq, _)) in last.iter().enumerate() {
             let out = seqs[sq].logits.as_mut().expect("logits wanted");
             out[..v].copy_from_slice(&logits[i * v..(i + 1) * v]);
+            finish_logits(model, &mut out[..v]);
         }
+    }
+}
+
+/// The LM head's bias (Qwen2) and final soft-cap (`cap * tanh(logit / cap)`, Gemma) if any.
+fn finish_logits(model: &Model, logits: &mut [f32]) {
+    add_bias(logits, &model.output_bias);
+    if let Some(cap) = model.arch.final_softcap {
+        let inv = 1.0 / cap;
+        logits.iter_mut().for_each(|l| *l = (*l * inv).tanh() * cap);
     }
 }

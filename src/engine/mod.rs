@@ -3,6 +3,7 @@
 //! [`Session`] is the Rust API: a model, a KV cache and scratch memory of its own. The C API
 //! drives the same [`forward`](forward::forward) with the caller's KV cache and arena.
 
+pub mod arch;
 pub mod config;
 pub mod forward;
 pub mod kv_cache;
@@ -11,6 +12,7 @@ pub mod pool;
 
 use std::sync::Arc;
 
+pub use arch::Arch;
 pub use config::Config;
 pub use model::Model;
 

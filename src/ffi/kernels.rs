@@ -40,8 +40,39 @@ fn nonnull<T>(p: *const T, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether any `.qorus` Q4_0 block of `data` has an infinite or NaN scale.
+fn has_nonfinite_scale(data: &[u8]) -> bool {
+    data.chunks_exact(20)
+        .any(|b| !f32::from_le_bytes([b[16], b[17], b[18], b[19]]).is_finite())
+}
+
+/// `out = W · x` in the original's order: each weight dequantized (`(code - 8) · scale`) and
+/// then multiplied by its input. Used for matrices with a non-finite block scale, where the
+/// fast kernel's order (the codes' sum first, scaled once per block) would turn the original's
+/// `0 · Inf = NaN` for a code of 8 into an infinity.
+fn gemv_dequantized(data: &[u8], m: usize, n: usize, x: &[f32], out: &mut [f32]) {
+    let nb = n / 32;
+    for (r, o) in out.iter_mut().enumerate().take(m) {
+        let mut acc = 0f32;
+        for (b, blk) in data[r * nb * 20..(r + 1) * nb * 20]
+            .chunks_exact(20)
+            .enumerate()
+        {
+            let d = f32::from_le_bytes([blk[16], blk[17], blk[18], blk[19]]);
+            for (j, &xv) in x[b * 32..b * 32 + 32].iter().enumerate() {
+                let q = (blk[j / 2] >> (4 * (j % 2))) & 15;
+                acc += (q as i32 - 8) as f32 * d * xv;
+            }
+        }
+        *o = acc;
+    }
+}
+
 /// Dequantizes one block into `output[0..32]` (spec §3.3.1). NULL arguments: nothing happens.
 /// Any alignment of `output` is accepted.
+///
+/// Non-finite scale (as the original, `(code - 8) * scale`): +-Inf gives +-Inf and NaN for
+/// code 8 (`0 * Inf`); NaN gives NaN.
 ///
 /// # Safety
 /// Non-NULL `block` must point to 20 readable bytes and `output` to 32 writable floats.
@@ -68,6 +99,12 @@ pub unsafe extern "C" fn q_dequantize_q4_0_block_avx2_public(
 }
 
 /// `output = W · input` for a `.qorus` Q4_0 matrix (spec §3.3.2).
+///
+/// Infinities and NaN propagate as in the original's order (each weight dequantized, then
+/// multiplied by its input and summed): a NaN input or scale, `0 * Inf` (a weight of 0, i.e.
+/// code 8 or scale 0, against an infinite input; an infinite scale over code 8) or `Inf - Inf`
+/// in a row gives NaN for that row; otherwise an infinite term gives that row +-Inf. Rows are
+/// independent.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for the extents in `weights`.
@@ -115,12 +152,20 @@ pub unsafe extern "C" fn q_gemv_q4_f32_avx2(
         let data = std::slice::from_raw_parts(w.data as *const u8, m * (n / 32) * 20);
         let x = std::slice::from_raw_parts(input, n);
         let out = std::slice::from_raw_parts_mut(output, m);
-        kernels::gemv_qorus_f32(data, m, n, x, out);
+        if has_nonfinite_scale(data) {
+            gemv_dequantized(data, m, n, x, out);
+        } else {
+            kernels::gemv_qorus_f32(data, m, n, x, out);
+        }
         Ok(())
     })
 }
 
 /// `C = A · B` in F32 (spec §3.3.3). C may alias A or B (computed into a temporary).
+///
+/// Infinities and NaN propagate as IEEE sums of products, as in the original: `C(i,j)` is NaN
+/// when a product is NaN (a NaN, or `0 * Inf`) or products of both signs are infinite, else
+/// +-Inf when a product is infinite.
 ///
 /// # Safety
 /// Tensor pointers must be NULL or valid views of the extents and strides they declare; `ctx`
@@ -279,6 +324,7 @@ pub unsafe extern "C" fn q_matmul_f32_avx2(
 }
 
 /// Sets the strict upper triangle of a square score matrix to `mask_value` (spec §3.3.4).
+/// Any `mask_value` (-Inf, NaN, ...) is written as given; other elements are not read.
 ///
 /// # Safety
 /// `scores` must be NULL or a valid view.
@@ -380,7 +426,8 @@ unsafe fn binary_1d(
     Ok(())
 }
 
-/// `output = a + b` element-wise on 1-D tensors (spec §3.3.5).
+/// `output = a + b` element-wise on 1-D tensors (spec §3.3.5). IEEE on infinities and NaN, as
+/// the original (`Inf + -Inf` = NaN).
 ///
 /// # Safety
 /// Tensor pointers must be NULL or valid views.
@@ -393,7 +440,8 @@ pub unsafe extern "C" fn q_add_f32_avx2(
     guard_code("q_add_f32_avx2", || binary_1d(a, b, output, |x, y| x + y))
 }
 
-/// `output = a * b` element-wise on 1-D tensors (spec §3.3.6).
+/// `output = a * b` element-wise on 1-D tensors (spec §3.3.6). IEEE on infinities and NaN, as
+/// the original (`0 * Inf` = NaN).
 ///
 /// # Safety
 /// Tensor pointers must be NULL or valid views.
@@ -412,6 +460,11 @@ unsafe fn copied(p: *const f32, n: usize) -> Vec<f32> {
 }
 
 /// RMSNorm of one vector of length `n` (spec §3.3.7), exact `1/sqrtf`.
+///
+/// Non-finite values, as the original: unless `mean(x²) + eps` is a positive finite number (it
+/// is +Inf for an infinite element, squares overflowing f32 or `eps` = +Inf; NaN for a NaN; 0
+/// for zeros with `eps` = 0) every output is NaN (the original's rsqrt refinement computes
+/// `Inf * 0` there); an infinite or NaN gain affects its own element only.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for `n` floats.
@@ -436,12 +489,23 @@ pub unsafe extern "C" fn q_rmsnorm_f32_avx2(
         let n = n as usize;
         let (xv, wv) = (copied(x, n), copied(weight, n));
         let out = std::slice::from_raw_parts_mut(output, n);
+        // `mean(x²) + eps` as the kernel computes it. Unless it is a positive finite number
+        // the original's scale is NaN (its rsqrt Newton step computes `Inf * 0` for +Inf and
+        // for 0), so every output is NaN, as there (the exact scale would be 0 for +Inf).
+        let sum: f64 = xv.iter().map(|&v| (v * v) as f64).sum();
+        let a = (sum / n as f64) as f32 + eps;
+        if !(a > 0.0 && a.is_finite()) {
+            out.fill(f32::NAN);
+            return Ok(());
+        }
         kernels::rmsnorm(&xv, &wv, eps, out);
         Ok(())
     })
 }
 
-/// RoPE on interleaved pairs with duplicated cos/sin tables (spec §3.3.8).
+/// RoPE on interleaved pairs with duplicated cos/sin tables (spec §3.3.8). IEEE on infinities
+/// and NaN with the original's formulas: an infinite `x` at angle 0 gives `(Inf, x1 + Inf * 0 =
+/// NaN)`; a NaN spreads to both elements of its pair.
 ///
 /// # Safety
 /// Pointers must be NULL or valid for `n` floats.
@@ -477,6 +541,10 @@ pub unsafe extern "C" fn q_rope_f32_avx2(
 
 /// SiLU, `x / (1 + exp(-x))` with an exact exponential (spec §3.3.9).
 ///
+/// +Inf gives +Inf and NaN gives NaN, as the original. -Inf gives -0, the function's limit,
+/// which differs on purpose from the original (its vector path gives -Inf, from its capped
+/// exponential; its scalar path NaN, from `-Inf / Inf`).
+///
 /// # Safety
 /// Pointers must be NULL or valid for `n` floats.
 #[no_mangle]
@@ -493,13 +561,25 @@ pub unsafe extern "C" fn q_silu_f32_avx2(x: *const f32, output: *mut f32, n: u32
             );
         }
         for i in 0..n as usize {
-            *output.add(i) = scalar::silu(*x.add(i));
+            let v = *x.add(i);
+            // silu(-Inf) is its limit -0 (the formula gives -Inf / Inf = NaN).
+            *output.add(i) = if v == f32::NEG_INFINITY {
+                -0.0
+            } else {
+                scalar::silu(v)
+            };
         }
         Ok(())
     })
 }
 
 /// Softmax of `n` floats with an exact exponential; `x == output` allowed (spec §3.3.10).
+///
+/// Infinities, as the original: +Inf elements share the probability equally (one +Inf: a
+/// one-hot distribution) and every other element, -Inf included, gets exactly 0; all elements
+/// -Inf: uniform `1/n`; -Inf among finite values: 0. A NaN anywhere makes every output NaN,
+/// which differs on purpose from the original, whose result then depends on where the NaN is
+/// (its vector max may skip it). Extreme finite values do not overflow (`x - max` is used).
 ///
 /// # Safety
 /// Pointers must be NULL or valid for `n` floats.
@@ -522,8 +602,33 @@ pub unsafe extern "C" fn q_softmax_f32_avx2(
         }
         let n = n as usize;
         let mut v = copied(x, n);
-        kernels::softmax(&mut v);
+        softmax_nonfinite(&mut v);
         std::ptr::copy_nonoverlapping(v.as_ptr(), output, n);
         Ok(())
     })
+}
+
+/// Softmax with the original's results on infinities (spec §3.3.10: there `x - max` is NaN for
+/// an infinite maximum, and its exponential approximation maps NaN to one positive constant):
+/// +Inf elements share the probability equally and everything else gets 0; all elements -Inf:
+/// uniform. A NaN anywhere makes every output NaN (the original's result then depends on the
+/// NaN's position in its vector max). Otherwise the exact kernel.
+fn softmax_nonfinite(v: &mut [f32]) {
+    if v.iter().any(|x| x.is_nan()) {
+        v.fill(f32::NAN);
+        return;
+    }
+    let n_inf = v.iter().filter(|&&x| x == f32::INFINITY).count();
+    if n_inf > 0 {
+        let share = 1.0 / n_inf as f32;
+        v.iter_mut()
+            .for_each(|x| *x = if *x == f32::INFINITY { share } else { 0.0 });
+        return;
+    }
+    if v.iter().all(|&x| x == f32::NEG_INFINITY) {
+        let share = 1.0 / v.len() as f32;
+        v.fill(share);
+        return;
+    }
+    kernels::softmax(v);
 }

@@ -52,7 +52,8 @@ fn checked_alloc_size(size: usize) -> Result<usize> {
     Ok(align64(size))
 }
 
-/// Allocates the zero-filled, 64-aligned KV cache (spec §3.1.3).
+/// Allocates the zero-filled, 64-aligned KV cache (spec §3.1.3): an anonymous mapping whose
+/// pages cost memory only once used. Release it with `q_free_memory` only (not `free()`).
 ///
 /// # Safety
 /// `ctx` must be NULL or point to a writable `q_context`.
@@ -71,7 +72,13 @@ pub unsafe extern "C" fn q_alloc_kv_cache(ctx: *mut q_context, kv_size: usize) -
     })
 }
 
-/// Allocates the 64-aligned scratch arena (spec §3.1.4).
+/// Allocates the 64-aligned scratch arena (spec §3.1.4), not zeroed.
+///
+/// The arena is C heap memory from `aligned_alloc(64, A64(arena_size))`, as in the original: a
+/// caller may release `scratch_buffer` with `free()` instead of `q_free_memory` (then set it to
+/// NULL, as with the original, so that `q_free_memory` does not free it again). The KV cache,
+/// by contrast, is an anonymous mapping (its untouched pages cost no memory) and must be
+/// released by `q_free_memory`.
 ///
 /// # Safety
 /// `ctx` must be NULL or point to a writable `q_context`.
@@ -83,7 +90,7 @@ pub unsafe extern "C" fn q_alloc_arena(ctx: *mut q_context, arena_size: usize) -
             return Err(Error::InvalidArg("arena already allocated".into()));
         }
         let size = checked_alloc_size(arena_size)?;
-        let buf = AlignedBuf::uninit(size)?;
+        let buf = AlignedBuf::c_heap(size)?;
         ctx.scratch_buffer = buf.into_raw();
         ctx.scratch_size = size;
         ctx.scratch_head = 0;
@@ -146,7 +153,8 @@ pub unsafe extern "C" fn q_free_memory(ctx: *mut q_context) {
             ctx.kv_size = 0;
         }
         if !ctx.weights_mmap.is_null() {
-            // Only mappings we made are unmapped; a foreign pointer is forgotten, not freed.
+            // Only mappings we made are unmapped; a caller's buffer is forgotten (with the
+            // engine model built over it), not freed.
             registry::remove(ctx.weights_mmap);
             ctx.weights_mmap = std::ptr::null_mut();
             ctx.weights_size = 0;

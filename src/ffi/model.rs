@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::ffi::boundary::{check_mut, guard, guard_code};
 use crate::ffi::registry;
 use crate::ffi::types::*;
-use crate::memory::{arena_alloc, arena_slice, AlignedBuf};
+use crate::format::MappedFile;
+use crate::memory::{arena_alloc, arena_slice, is_mapped, AlignedBuf};
 use crate::quant::WeightType;
 
 /// The C dtype of a weight type.
@@ -24,7 +25,9 @@ pub fn dtype_of(ty: WeightType) -> q_dtype {
     ty.dtype()
 }
 
-fn config_of(c: &q_llama_config) -> Config {
+/// The engine configuration of a `q_llama_config` for a model of `file`: the head dimension,
+/// which `q_llama_config` cannot express, is the file's (`MappedFile::head_dim_for`).
+fn config_of(c: &q_llama_config, file: Option<&MappedFile>) -> Config {
     Config {
         vocab_size: c.vocab_size as usize,
         dim: c.dim as usize,
@@ -32,6 +35,10 @@ fn config_of(c: &q_llama_config) -> Config {
         n_layers: c.n_layers as usize,
         n_heads: c.n_heads as usize,
         n_kv_heads: c.n_kv_heads as usize,
+        head_dim: match file {
+            Some(f) => f.head_dim_for(c.dim as usize, c.n_heads as usize),
+            None => Config::split_heads(c.dim as usize, c.n_heads as usize),
+        },
         max_seq_len: c.max_seq_len as usize,
         rope_base: c.rope_freq_base,
         rms_eps: c.rms_norm_eps,
@@ -89,19 +96,156 @@ fn mat_view(ctx: &mut q_context, name: &str, m: &Mat) -> Result<*mut q_tensor> {
     new_view(ctx, name, m.data_ptr(), m.ty, m.rows, m.cols)
 }
 
-fn vec_view(ctx: &mut q_context, name: &str, v: &[f32]) -> Result<*mut q_tensor> {
+/// A 1-D view of a norm vector the engine holds as `v`: it points at the tensor's bytes in the
+/// weights (`in_weights`, as the original's views do) when those hold exactly `v`, else at the
+/// engine's copy.
+fn vec_view(
+    ctx: &mut q_context,
+    name: &str,
+    v: &[f32],
+    in_weights: Option<&[u8]>,
+) -> Result<*mut q_tensor> {
+    let same = in_weights.filter(|b| {
+        b.len() == 4 * v.len()
+            && b.chunks_exact(4)
+                .zip(v)
+                .all(|(c, x)| c == x.to_le_bytes().as_slice())
+    });
+    let data = same.map_or(v.as_ptr() as *const u8, |b| b.as_ptr());
     // 1-D views: spec layout [n, 1, 1, 1] with nb = [4, 4, 4, 4].
-    let p = new_view(
-        ctx,
-        name,
-        v.as_ptr() as *const u8,
-        WeightType::F32,
-        v.len(),
-        1,
-    )?;
+    let p = new_view(ctx, name, data, WeightType::F32, v.len(), 1)?;
     // SAFETY: just written by new_view.
     unsafe { (*p).nb = [4, 4, 4, 4] };
     Ok(p)
+}
+
+/// The bytes of the F32 tensor `name` (GGUF naming) in the context's weights, if it is there.
+fn f32_tensor<'a>(
+    weights: &Weights,
+    image: &'a [u8],
+    qorus: Option<&crate::format::qorus_file::QorusLayout>,
+    name: &str,
+) -> Option<&'a [u8]> {
+    match (weights, qorus) {
+        (_, Some(layout)) => {
+            let t = layout.get(name)?;
+            (t.ty == WeightType::F32).then(|| image.get(t.range()))?
+        }
+        (Weights::Mapping(file), None) => {
+            let g = file.gguf.as_ref()?;
+            let t = g.tensor(name)?;
+            (t.ty == Some(WeightType::F32))
+                .then(|| image.get(t.file_offset..t.file_offset.checked_add(t.size)?))?
+        }
+        (Weights::Caller, None) => None,
+    }
+}
+
+/// Where a context's weights are.
+enum Weights {
+    /// A live mapping made by `q_init_memory`.
+    Mapping(Arc<MappedFile>),
+    /// Memory the caller provides: `weights_size` bytes at `weights_mmap`, a `.qorus` image.
+    Caller,
+}
+
+/// Decides what `ctx->weights_mmap` names before anything reads the header: one of the library's
+/// live mappings (whose size `weights_size` may not exceed); a mapping the library released (a
+/// stale copy of a freed context), refused; or else caller memory, whose `weights_size` bytes
+/// must be mapped. The header's 64 bytes must be mapped memory as well.
+fn weights_of(ctx: &q_context) -> Result<Weights> {
+    let w = match registry::mapping(ctx.weights_mmap) {
+        Some(file) => {
+            if ctx.weights_size > file.map.len() {
+                return Err(Error::InvalidArg(format!(
+                    "weights_size {} exceeds the {}-byte mapping",
+                    ctx.weights_size,
+                    file.map.len()
+                )));
+            }
+            Weights::Mapping(file)
+        }
+        None if registry::was_released(ctx.weights_mmap) => {
+            return Err(Error::InvalidArg(
+                "weights_mmap is a mapping q_free_memory released (a stale copy of a freed \
+                 context)"
+                    .into(),
+            ))
+        }
+        None => {
+            if !is_mapped(ctx.weights_mmap, ctx.weights_size) {
+                return Err(Error::InvalidArg(format!(
+                    "the {} bytes at weights_mmap are not mapped memory (a mapping \
+                     q_free_memory released, i.e. a stale copy of a freed context, or a bad \
+                     pointer or size)",
+                    ctx.weights_size
+                )));
+            }
+            Weights::Caller
+        }
+    };
+    if !is_mapped(
+        ctx.header as *const std::ffi::c_void,
+        Q_HEADER_SIZE as usize,
+    ) {
+        return Err(Error::InvalidArg(
+            "ctx->header does not point to mapped memory".into(),
+        ));
+    }
+    Ok(w)
+}
+
+/// The header checks of spec §3.4.1 steps 2-3, in order.
+fn check_header(h: &q_model_header) -> Result<()> {
+    if h.magic != Q_MAGIC {
+        return Err(Error::InvalidMagic(format!("header magic {:#010x}", {
+            h.magic
+        })));
+    }
+    if h.n_layers == 0 || h.dim == 0 || h.vocab_size == 0 || h.n_heads == 0 || h.n_kv_heads == 0 {
+        return Err(Error::InvalidConfig("zero dimension in the header".into()));
+    }
+    if h.dim % 32 != 0 || h.hidden_dim % 32 != 0 {
+        return Err(Error::InvalidConfig(
+            "dim and hidden_dim must be multiples of 32".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A `weights_size` the caller shrank below the file size must still hold every tensor the
+/// header describes (spec §3.4.1 step 5: `Q_ERR_INVALID_CONFIG`, as the original).
+fn check_mapping_size(file: &MappedFile, h: &q_model_header, size: usize) -> Result<()> {
+    match &file.gguf {
+        None => crate::format::qorus_file::layout(h, size).map(|_| ()),
+        Some(g) => {
+            let need = g
+                .tensors
+                .iter()
+                .map(|t| t.file_offset.saturating_add(t.size))
+                .max()
+                .unwrap_or(0);
+            if need > size {
+                return Err(Error::InvalidConfig(format!(
+                    "weights_size {size} is smaller than the {need} bytes the GGUF's tensors span"
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Builds the engine model over a caller's `.qorus` image and registers it for `llama_forward`.
+fn caller_model(ctx: &q_context, h: &q_model_header, config: Config) -> Result<Arc<Model>> {
+    // SAFETY: `weights_of` checked that these bytes are mapped; the caller's contract is that
+    // they are its buffer, valid while the model is used. Nothing past the header is read until
+    // `model_over_image` has validated the layout against `weights_size`.
+    let image =
+        unsafe { std::slice::from_raw_parts(ctx.weights_mmap as *const u8, ctx.weights_size) };
+    // SAFETY: as above: the buffer outlives the model by the caller's contract.
+    let engine = Arc::new(unsafe { crate::format::model_over_image(image, h, config)? });
+    registry::set_caller_model(ctx.weights_mmap, ctx.weights_size, engine.clone());
+    Ok(engine)
 }
 
 fn build(ctx: &mut q_context, model: &mut q_llama_model) -> Result<()> {
@@ -110,52 +254,59 @@ fn build(ctx: &mut q_context, model: &mut q_llama_model) -> Result<()> {
             "context has no model mapping (call q_init_memory first)",
         ));
     }
-    // First the mapping: a stale copy of a freed context names a mapping (and, for GGUF, a
-    // header) that no longer exists, and must be refused before its header is read.
-    let file = registry::lookup(ctx.weights_mmap, ctx.weights_size)?;
-    // SAFETY: the caller guarantees `header` points to a readable header (it may be anywhere).
+    // First what the weights are: a stale copy of a freed context names a mapping (and, for
+    // GGUF, a header) that no longer exists, and must be refused before its header is read.
+    let weights = weights_of(ctx)?;
+    // SAFETY: `weights_of` checked that the header's bytes are mapped (it may be anywhere).
     let header = unsafe { std::ptr::read_unaligned(ctx.header) };
-    if header.magic != Q_MAGIC {
-        return Err(Error::InvalidMagic(format!(
-            "header magic {:#010x}",
-            header.magic
-        )));
+    check_header(&header)?;
+    let mut config = Config::from_header(&header);
+    if let Weights::Mapping(file) = &weights {
+        config.head_dim = file.head_dim_for(config.dim, config.n_heads);
     }
-    if header.n_layers == 0
-        || header.dim == 0
-        || header.vocab_size == 0
-        || header.n_heads == 0
-        || header.n_kv_heads == 0
-    {
-        return Err(Error::InvalidConfig("zero dimension in the header".into()));
-    }
-    if header.dim % 32 != 0 || header.hidden_dim % 32 != 0 {
-        return Err(Error::InvalidConfig(
-            "dim and hidden_dim must be multiples of 32".into(),
-        ));
-    }
-    let config = Config::from_header(&header);
     model.config = c_config(&config);
     model.ctx = ctx as *mut q_context;
     config.validate()?;
-    let engine: Arc<Model> = crate::format::build_model(&file, Some(config))?;
+    let engine: Arc<Model> = match &weights {
+        Weights::Mapping(file) => {
+            check_mapping_size(file, &header, ctx.weights_size)?;
+            crate::format::build_model(file, Some(config))?
+        }
+        Weights::Caller => caller_model(ctx, &header, config)?,
+    };
+
+    // The weights' own norm vectors, for the views (validated above against weights_size).
+    // SAFETY: a live mapping of at least weights_size bytes, or caller memory checked by
+    // `weights_of` (the caller's contract: valid for weights_size bytes).
+    let image =
+        unsafe { std::slice::from_raw_parts(ctx.weights_mmap as *const u8, ctx.weights_size) };
+    let qorus_layout = match &weights {
+        Weights::Mapping(file) if file.gguf.is_some() => None,
+        _ => crate::format::qorus_file::layout(&header, image.len()).ok(),
+    };
+    let norm = |name: &str| f32_tensor(&weights, image, qorus_layout.as_ref(), name);
 
     let l_count = config.n_layers;
     model.token_embd = mat_view(ctx, "token_embd.weight", &engine.tok_embd)?;
-    model.output_norm = vec_view(ctx, "output_norm.weight", &engine.output_norm)?;
+    let n = "output_norm.weight";
+    model.output_norm = vec_view(ctx, n, &engine.output_norm, norm(n))?;
     model.output = mat_view(ctx, "output.weight", &engine.output)?;
     // SAFETY: arena memory of the right size; q_llama_layer is plain data (zeroed below).
     let layers: &mut [q_llama_layer] = unsafe { arena_slice(ctx, l_count, "layer array")? };
     // SAFETY: zeroing plain data.
     unsafe { std::ptr::write_bytes(layers.as_mut_ptr(), 0, l_count) };
     for (i, (lv, lw)) in layers.iter_mut().zip(&engine.layers).enumerate() {
+        let (an, fname) = (
+            format!("blk.{i}.attn_norm.weight"),
+            format!("blk.{i}.ffn_norm.weight"),
+        );
         lv.layer_idx = i as u32;
-        lv.attn_norm = vec_view(ctx, "attn_norm.weight", &lw.attn_norm)?;
+        lv.attn_norm = vec_view(ctx, "attn_norm.weight", &lw.attn_norm, norm(&an))?;
         lv.wq = mat_view(ctx, "wq.weight", &lw.wq)?;
         lv.wk = mat_view(ctx, "wk.weight", &lw.wk)?;
         lv.wv = mat_view(ctx, "wv.weight", &lw.wv)?;
         lv.wo = mat_view(ctx, "wo.weight", &lw.wo)?;
-        lv.ffn_norm = vec_view(ctx, "ffn_norm.weight", &lw.ffn_norm)?;
+        lv.ffn_norm = vec_view(ctx, "ffn_norm.weight", &lw.ffn_norm, norm(&fname))?;
         lv.w_gate = mat_view(ctx, "w_gate.weight", &lw.w_gate)?;
         lv.w_up = mat_view(ctx, "w_up.weight", &lw.w_up)?;
         lv.w_down = mat_view(ctx, "w_down.weight", &lw.w_down)?;
@@ -200,14 +351,32 @@ fn build(ctx: &mut q_context, model: &mut q_llama_model) -> Result<()> {
 }
 
 /// Creates the model's views in the arena (spec §3.4.1): the engine model for the context's
-/// mapping is built (or reused) and every `q_tensor` points into the mapping.
+/// weights is built (or reused) and every `q_tensor` points into those weights.
 ///
-/// Extra validation (spec §5.3): `dim % n_heads`, `n_heads % n_kv_heads`, `head_dim % 8` and the
-/// tensor shapes of GGUF files give `Q_ERR_INVALID_CONFIG`.
+/// The weights are either a mapping made by `q_init_memory` or, as in the original, any buffer
+/// the caller sets: `weights_mmap` / `weights_size` / `header` of a hand-built context, a
+/// `.qorus` image of `weights_size` bytes (the header may live elsewhere). Checks, in order:
+/// NULL `ctx`, `model`, `weights_mmap` or `header` → `Q_ERR_NULL_PTR`; `weights_mmap` a mapping
+/// `q_free_memory` released (a stale copy of a freed context), `weights_size` larger than the
+/// library's mapping, or caller memory that is not mapped → `Q_ERR_INVALID_ARG`; bad magic →
+/// `Q_ERR_INVALID_MAGIC`; a zero `n_layers`, `dim`, `vocab_size`, `n_heads` or `n_kv_heads`,
+/// `dim` or `hidden_dim` not multiples of 32 → `Q_ERR_INVALID_CONFIG`; `model->config` and
+/// `model->ctx` are then set; extra validation (spec §5.3: `dim % n_heads`, `n_heads %
+/// n_kv_heads`, `head_dim % 8`, `max_seq_len` 0, a non-positive RoPE base, GGUF tensor shapes)
+/// → `Q_ERR_INVALID_CONFIG`; tensors the header describes that do not fit in `weights_size`
+/// (a caller buffer, or a library mapping whose `weights_size` was shrunk) →
+/// `Q_ERR_INVALID_CONFIG`; arena exhausted → `Q_ERR_ARENA_OOM`. Nothing past the header is read
+/// before the image's layout is validated against `weights_size`.
+///
+/// Over a caller buffer the engine reads the weights at build time (its repacked copies of the
+/// matrices are made then): rebuild after changing them. The engine model is kept until the
+/// next build over the same buffer or `q_free_memory` on a context naming it.
 ///
 /// # Safety
 /// `ctx` and `model` must be NULL or valid, writable, properly aligned structs; `ctx->header`
-/// must be NULL or readable; `ctx`'s arena fields must describe the library's arena.
+/// must be NULL or point to 64 readable bytes; a `weights_mmap` that is not the library's
+/// mapping must point to `weights_size` readable bytes that stay valid and unchanged while
+/// the model is used; `ctx`'s arena fields must describe the library's arena.
 #[no_mangle]
 pub unsafe extern "C" fn llama_build_graph(
     ctx: *mut q_context,
@@ -251,18 +420,27 @@ pub(crate) fn engine_model(model: &q_llama_model) -> Result<Arc<Model>> {
     }
     // SAFETY: `model->ctx` is documented to point at the build context, which outlives the model.
     let bctx = unsafe { check_mut(model.ctx, "model->ctx")? };
-    let file = registry::lookup(bctx.weights_mmap, bctx.weights_size)?;
-    let config = config_of(&model.config);
-    let cache = file.models.lock().unwrap_or_else(|p| p.into_inner());
-    cache
-        .iter()
-        .find(|m| m.config == config)
-        .cloned()
-        .ok_or_else(|| {
-            Error::InvalidArg(
-                "model configuration differs from what llama_build_graph built".into(),
-            )
-        })
+    let mapping = registry::mapping(bctx.weights_mmap);
+    let config = config_of(&model.config, mapping.as_deref());
+    let found = match mapping {
+        Some(file) if bctx.weights_size <= file.map.len() => {
+            let cache = file.models.lock().unwrap_or_else(|p| p.into_inner());
+            cache.iter().find(|m| m.config == config).cloned()
+        }
+        Some(_) => {
+            return Err(Error::InvalidArg(
+                "weights_size exceeds the model mapping".into(),
+            ))
+        }
+        None => registry::caller_model(bctx.weights_mmap, bctx.weights_size, &config),
+    };
+    found.ok_or_else(|| {
+        Error::InvalidArg(
+            "no model was built over this context's weights with this configuration \
+             (weights freed, or model->config edited since llama_build_graph)"
+                .into(),
+        )
+    })
 }
 
 /// Validates a forward call's arguments (spec §3.4.3 with §5.3) and returns the engine model.

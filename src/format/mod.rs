@@ -4,6 +4,7 @@ pub mod fileio;
 pub mod gguf;
 pub mod gguf_write;
 pub mod qorus_file;
+pub mod quant_mix;
 pub mod requantize;
 pub mod tokenizer_file;
 
@@ -26,6 +27,9 @@ pub struct MappedFile {
     pub header: Option<Box<q_model_header>>,
     /// For GGUF files: the parsed metadata and tensor directory.
     pub gguf: Option<Arc<gguf::Gguf>>,
+    /// For GGUF files: the hyperparameters read from the metadata (with the head dimension,
+    /// which the `q_model_header` cannot carry).
+    pub gguf_config: Option<Config>,
     /// Engine models built from this file, one per distinct configuration.
     pub models: Mutex<Vec<Arc<Model>>>,
 }
@@ -140,19 +144,34 @@ pub fn open_mapping(map: memmap2::Mmap, shown: &str) -> Result<MappedFile> {
             map: Arc::new(map),
             header: None,
             gguf: None,
+            gguf_config: None,
             models,
         }),
         gguf::MAGIC => {
             let g = gguf::Gguf::parse(&map).map_err(|e| annotate(e, shown))?;
             let config = Config::from_gguf(&g).map_err(|e| annotate(e, shown))?;
+            crate::engine::Arch::from_gguf(&g, &config).map_err(|e| annotate(e, shown))?;
             Ok(MappedFile {
                 map: Arc::new(map),
                 header: Some(Box::new(config.to_header())),
                 gguf: Some(Arc::new(g)),
+                gguf_config: Some(config),
                 models,
             })
         }
         _ => Err(Error::InvalidMagic(format!("{shown}: magic {magic:#010x}"))),
+    }
+}
+
+impl MappedFile {
+    /// The head dimension for a configuration of `dim` and `n_heads` given through the C API
+    /// (`q_model_header` and `q_llama_config` have no field for it): the GGUF file's own
+    /// (`attention.key_length`) when `dim` and `n_heads` are the file's, else `dim / n_heads`.
+    pub fn head_dim_for(&self, dim: usize, n_heads: usize) -> usize {
+        match &self.gguf_config {
+            Some(c) if c.dim == dim && c.n_heads == n_heads => c.head_dim,
+            _ => Config::split_heads(dim, n_heads),
+        }
     }
 }
 
@@ -178,12 +197,34 @@ pub fn build_model(file: &MappedFile, config: Option<Config>) -> Result<Arc<Mode
                 layout: &layout,
                 file: &file.map[..],
             };
-            Model::from_source(config, &src, file.map.clone())?
+            let arch = crate::engine::arch::Arch::llama(&config);
+            Model::from_source(config, arch, &src, file.map.clone())?
         }
     };
     let model = Arc::new(model);
     cache.push(model.clone());
     Ok(model)
+}
+
+/// A model over a `.qorus` image in memory the caller owns (`llama_build_graph` over a
+/// hand-built context): `header` (which may live outside `image`) is validated against
+/// `image.len()` as for a file, then the matrices point into `image` (repacked copies aside).
+///
+/// # Safety
+/// `image` must stay valid, and unchanged where the model points into it, as long as the
+/// returned model is used: the model does not keep it alive.
+pub unsafe fn model_over_image(
+    image: &[u8],
+    header: &q_model_header,
+    config: Config,
+) -> Result<Model> {
+    let layout = qorus_file::layout(header, image.len())?;
+    let src = QorusTensors {
+        layout: &layout,
+        file: image,
+    };
+    let arch = crate::engine::arch::Arch::llama(&config);
+    Model::from_source(config, arch, &src, Arc::new(()))
 }
 
 /// A `.qorus` file's tensors inside its mapping (names as in GGUF).

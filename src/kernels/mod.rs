@@ -15,6 +15,7 @@ use crate::quant::{WeightType, QK, QK_K};
 
 pub mod attn;
 pub mod dispatch;
+pub mod gelu;
 pub mod kdot;
 pub mod packed;
 pub mod packed_k;
@@ -420,6 +421,22 @@ pub fn rope_at(lv: Level, x: &mut [f32], cos: &[f32], sin: &[f32]) {
     );
     let _ = dispatch::clamp(lv);
     scalar::rope(x, cos, sin)
+}
+
+/// RoPE on one head, NEOX style: `(x[i], x[i + len/2])` rotated by `(cos[i], sin[i])`.
+pub fn rope_neox(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let h = x.len() / 2;
+    assert!(
+        cos.len() >= h && sin.len() >= h,
+        "rope_neox: tables shorter than {h}"
+    );
+    scalar::rope_neox(x, cos, sin)
+}
+
+/// [`rmsnorm`] in place (per-head Q/K norms, post-attention and post-FFN norms).
+pub fn rmsnorm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    assert!(weight.len() >= x.len(), "rmsnorm: length mismatch");
+    scalar::rmsnorm_in_place(x, &weight[..x.len()], eps)
 }
 
 /// The public `q_gemv_q4_f32_avx2` product: `out[r] = Σ_c W[r][c] x[c]` for a `.qorus` Q4_0

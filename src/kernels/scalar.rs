@@ -328,6 +328,28 @@ pub fn rope(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
+/// Rotates pairs `(x[i], x[i + hd/2])` by `(cos[i], sin[i])` (ggml's NEOX rope).
+pub fn rope_neox(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = x.len() / 2;
+    let (lo, hi) = x.split_at_mut(half);
+    for i in 0..half {
+        let (x0, x1) = (lo[i], hi[i]);
+        let (c, s) = (cos[i], sin[i]);
+        lo[i] = x0 * c - x1 * s;
+        hi[i] = x0 * s + x1 * c;
+    }
+}
+
+/// [`rmsnorm`] with the output over its input (same arithmetic).
+pub fn rmsnorm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0f32 / (mean + eps).sqrt();
+    for (v, &g) in x.iter_mut().zip(weight) {
+        *v = (*v * scale) * g;
+    }
+}
+
 /// `.qorus` Q4_0 matrix (`m` rows of `n` values) times F32 vector, in f32 (the public
 /// `q_gemv_q4_f32_avx2`): per block `Σ (q-8)·x` times the scale, accumulated in f32.
 pub fn gemv_qorus_f32(w: &[u8], m: usize, n: usize, x: &[f32], out: &mut [f32]) {

@@ -292,10 +292,7 @@ fn check_lengths(ty: WeightType, n: usize, bytes: usize, what: &str) -> Result<(
 pub fn quantize_row(ty: WeightType, src: &[f32], dst: &mut [u8]) -> Result<()> {
     check_lengths(ty, src.len(), dst.len(), "quantize_row")?;
     if ty.is_kquant_family() {
-        return Err(Error::InvalidDtype(format!(
-            "quantize_row: {} is not supported yet",
-            ty.name()
-        )));
+        return crate::quant::quantize_blocks::quantize_row_issue12(ty, src, dst);
     }
     let bb = ty.block_bytes();
     match ty {

@@ -508,7 +508,15 @@ impl Tokenizer {
     pub fn add_space_prefix(&self) -> bool {
         self.add_space_prefix
     }
-    /// The chat template (`tokenizer.chat_template`), if any.
+    /// The token that ends a chat turn, if the vocabulary has one (`<end_of_turn>` for Gemma,
+    /// `<|im_end|>` for ChatML models, `<|eot_id|>` for Llama 3, `<|end|>` for Phi-3).
+    pub fn end_of_turn(&self) -> Option<u32> {
+        ["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>"]
+            .iter()
+            .find_map(|t| self.token_id(t.as_bytes()))
+    }
+
+    /// The chat template, if the file has one.
     pub fn chat_template(&self) -> Option<&str> {
         self.chat_template.as_deref()
     }

