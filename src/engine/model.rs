@@ -252,7 +252,6 @@ impl Loader<'_> {
             .src
             .tensor(name)?
             .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
-        reject_unsupported(name, t.0)?;
         self.used.borrow_mut().insert(name.to_string());
         Ok(t)
     }
@@ -347,17 +346,6 @@ impl Loader<'_> {
         }
         Ok(())
     }
-}
-
-/// Types the file format knows but the kernels do not run yet.
-fn reject_unsupported(name: &str, ty: WeightType) -> Result<()> {
-    if ty.is_kquant_family() {
-        return Err(Error::InvalidDtype(format!(
-            "tensor {name}: type {} is not supported yet",
-            ty.name()
-        )));
-    }
-    Ok(())
 }
 
 /// Repacks every packable matrix into one buffer (`kernels::packed`), and when the tensors lie
