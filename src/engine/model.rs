@@ -132,12 +132,15 @@ pub struct Layer {
     pub post_ffn_norm: Option<Vec<f32>>,
 }
 
+/// A tensor as a source holds it: (type, rows, cols, bytes).
+pub type TensorView<'a> = (WeightType, usize, usize, &'a [u8]);
+
 /// Where a model's tensors are: implemented for GGUF files and `.qorus` files.
 pub trait TensorSource {
     /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes); `Ok(None)` if the file
     /// has no such tensor, an error naming the tensor if it is there but unusable (a type qorus
     /// does not support, data outside the file).
-    fn tensor(&self, name: &str) -> Result<Option<(WeightType, usize, usize, &[u8])>>;
+    fn tensor(&self, name: &str) -> Result<Option<TensorView<'_>>>;
 
     /// Every tensor name the source holds (those the model does not use are refused), or
     /// `None` when the source has a fixed set (`.qorus`).
@@ -161,7 +164,7 @@ pub struct GgufTensors<'a> {
 }
 
 impl TensorSource for GgufTensors<'_> {
-    fn tensor(&self, name: &str) -> Result<Option<(WeightType, usize, usize, &[u8])>> {
+    fn tensor(&self, name: &str) -> Result<Option<TensorView<'_>>> {
         let Some(t) = self.gguf.tensor(name) else {
             return Ok(None);
         };
@@ -249,7 +252,6 @@ impl Loader<'_> {
             .src
             .tensor(name)?
             .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
-        reject_unsupported(name, t.0)?;
         self.used.borrow_mut().insert(name.to_string());
         Ok(t)
     }
@@ -344,17 +346,6 @@ impl Loader<'_> {
         }
         Ok(())
     }
-}
-
-/// Types the file format knows but the kernels do not run yet.
-fn reject_unsupported(name: &str, ty: WeightType) -> Result<()> {
-    if ty.is_kquant_family() {
-        return Err(Error::InvalidDtype(format!(
-            "tensor {name}: type {} is not supported yet",
-            ty.name()
-        )));
-    }
-    Ok(())
 }
 
 /// Repacks every packable matrix into one buffer (`kernels::packed`), and when the tensors lie

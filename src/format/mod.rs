@@ -234,10 +234,7 @@ struct QorusTensors<'a> {
 }
 
 impl crate::engine::model::TensorSource for QorusTensors<'_> {
-    fn tensor(
-        &self,
-        name: &str,
-    ) -> Result<Option<(crate::quant::WeightType, usize, usize, &[u8])>> {
+    fn tensor(&self, name: &str) -> Result<Option<crate::engine::model::TensorView<'_>>> {
         let Some(t) = self.layout.get(name) else {
             return Ok(None);
         };

@@ -26,6 +26,10 @@
 //! `acc = fma(f32(sumi), d_w * d_a, acc)` (and for Q4_1 `acc = fma(m_w, s_a, acc)`), blocks in
 //! order; the result is `acc`. So the logits do not depend on the thread count or on how many
 //! activation rows go through together.
+//!
+//! The K-quant family (Q5_0, Q5_1, IQ4_NL, Q2_K..Q6_K, IQ4_XS) has its own layout and kernels
+//! (`packed_k.rs`, `x86_packed_k.rs`) behind the same entry points (`packable`, `pack_into`,
+//! `dequantize_row_packed`, `matmul_packed_at`).
 
 use std::ops::Range;
 

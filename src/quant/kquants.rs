@@ -12,6 +12,8 @@
 //! Q5_1 is the exception: its minimum is an f16 value `m` added as is (`value = q * d + m`), as
 //! for Q4_1; [`Decoded::add_min`] holds it.
 
+#![allow(clippy::needless_range_loop)] // bit fields unpacked by index, as ggml-common.h lays them out
+
 use super::blocks::{WeightType, QK, QK_K};
 use super::reference::f16_bits_to_f32;
 
