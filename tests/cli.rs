@@ -353,3 +353,32 @@ fn user_mistakes_are_one_clear_line() {
     assert_eq!(o.status.code(), Some(2), "clap usage error");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `qorus info` on GGUF files qorus cannot run: the metadata and tensor table, then what it
+/// cannot run and why (an unknown architecture, a tensor the family does not use), exit status 1.
+#[test]
+fn info_lists_what_it_cannot_run() {
+    let dir = common::root().join("tests/data/fuzz_regressions/gguf_reader");
+    for (file, why) in [
+        ("unknown-architecture", "unsupported architecture \"mamba\""),
+        (
+            "qwen2-unknown-tensor",
+            "tensor blk.0.attn_output.bias is not used by qorus's qwen2 model",
+        ),
+    ] {
+        let o = qorus(&["info", dir.join(file).to_str().unwrap()]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(!o.status.success(), "{file}: {out}");
+        assert!(
+            out.contains("metadata:") && out.contains("tensors:"),
+            "{out}"
+        );
+        assert!(out.contains("qorus cannot run this model"), "{out}");
+        assert!(out.contains(why), "{file}: {out}");
+    }
+    let ok = common::root().join("fuzz/corpus/gguf_reader/family-gemma3");
+    let o = qorus(&["info", ok.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("family:         gemma3") && out.contains("qorus can run this model"));
+}
