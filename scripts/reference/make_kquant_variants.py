@@ -4,7 +4,7 @@ matrix, default mixes, 2 threads), and their digests:
 
   SmolLM2-135M-Instruct.F16.gguf (qorus's pinned F16, see tests/data/README.md) ->
       Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K, IQ4_XS
-  random-llama-d512.F16.gguf (scripts/reference/make_random_llama.py) -> Q4_K_M, Q6_K
+  random-llama-d512.F16.gguf (scripts/reference/make_portable_random_llama.py) -> Q4_K_M, Q6_K
 
     python3 scripts/reference/make_kquant_variants.py F16_DIR OUT_DIR
 
@@ -75,7 +75,7 @@ def main() -> None:
     os.makedirs(a.out_dir, exist_ok=True)
     smol_f16 = os.path.join(a.f16_dir, f"{SMOL}.F16.gguf")
     rnd_f16 = os.path.join(a.out_dir, f"{RANDOM}.F16.gguf")
-    subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "make_random_llama.py"),
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "make_portable_random_llama.py"),
                     "--tokenizer-from", a.tokenizer_from or smol_f16, rnd_f16], check=True)
     jobs = [(smol_f16, SMOL, m) for m in SMOL_MIXES] + [(rnd_f16, RANDOM, m) for m in RANDOM_MIXES]
     print(f"{'file':40s} {'sha256':64s} {'tensor digest':64s} types")

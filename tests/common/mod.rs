@@ -495,7 +495,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
     },
 ];
 
-/// sha256 of `random-llama-d512.F16.gguf` as scripts/reference/make_random_llama.py writes it
+/// sha256 of `random-llama-d512.F16.gguf` as scripts/reference/make_portable_random_llama.py writes it
 /// (pure integer/IEEE arithmetic and its own GGUF writer: the same bytes everywhere).
 const RND512_F16_SHA256: &str = "0391f14e54b80a30f4771adad17b5d0f1fd7c698dfbdb04b6c4f5b5d72602d68";
 
@@ -562,14 +562,14 @@ pub fn tensor_digest(path: &Path) -> String {
     h
 }
 
-/// The random-weight F16 LLaMA (dim 512, hidden 1536), written by make_random_llama.py with
+/// The random-weight F16 LLaMA (dim 512, hidden 1536), written by make_portable_random_llama.py with
 /// SmolLM2's tokenizer; the caller holds the derive lock.
 fn ensure_rnd512_f16(original: &Path) -> PathBuf {
     let path = original.with_file_name("random-llama-d512.F16.gguf");
     if path.is_file() && sha256_file(&path) == RND512_F16_SHA256 {
         return path;
     }
-    let script = root().join("scripts/reference/make_random_llama.py");
+    let script = root().join("scripts/reference/make_portable_random_llama.py");
     let o = Command::new("python3")
         .arg(&script)
         .arg("--tokenizer-from")

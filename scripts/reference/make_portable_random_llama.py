@@ -3,7 +3,7 @@
 llama-quantize's K-quant mixes quantize every matrix with the K-quant types themselves (SmolLM2's
 rows of 576 make llama.cpp fall back to Q5_0/Q8_0 per tensor).
 
-    python3 scripts/reference/make_random_llama.py --tokenizer-from SmolLM2-135M-Instruct.Q4_1.gguf OUT.gguf
+    python3 scripts/reference/make_portable_random_llama.py --tokenizer-from SmolLM2-135M-Instruct.Q4_1.gguf OUT.gguf
 
 Shape: dim 512, hidden 1536, 4 layers, 8 query heads and 4 KV heads of 64, RoPE base 10000, RMSNorm
 eps 1e-5, an untied output.weight; the vocabulary (and every `tokenizer.*` metadata key, copied byte
@@ -12,7 +12,10 @@ for byte) is SmolLM2's, so that llama.cpp and qorus tokenize the reference promp
 Deterministic and portable: the weights come from splitmix64 (integer arithmetic) mapped to uniform
 values with IEEE float64 operations only (no log/cos), rounded to F16 (matrices) or F32 (norm gains),
 and the GGUF bytes are written here (no gguf-py), so the file's sha256 is the same on every machine
-with any numpy. Only numpy is needed.
+with any numpy. Only numpy is needed, which is why the tests derive this model rather than the one
+of scripts/reference/make_random_llama.py (the quantizer comparison's: 2 KV heads, Gaussian weights
+with outliers and edge blocks, written with gguf-py, whose bytes depend on numpy's and gguf-py's
+versions).
 """
 import argparse
 import hashlib
