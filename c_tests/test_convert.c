@@ -199,6 +199,28 @@ int main(void) {
             QCHECK(rc == Q_OK, "q_quantize_model to q_dtype %d, pure %d -> %d", (int)types[i], pure, (int)rc);
         }
     }
+    /* the types and mixes of issue 12 (rows of 64 and 96 are not multiples of 256: llama.cpp's
+     * fallbacks to 32-blocks are taken); their bytes are compared with llama-quantize's by
+     * scripts/compare_quantize_with_llamacpp.py */
+    const q_dtype more[] = {Q_Q5_0, Q_Q5_1, Q_Q2_K, Q_Q3_K, Q_Q4_K, Q_Q5_K, Q_Q6_K, Q_IQ4_NL, Q_IQ4_XS};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        for (int pure = 0; pure < 2; pure++) {
+            q_error_code rc = q_quantize_model(src, "convert_tiny.q.gguf", more[i], pure);
+            QCHECK(rc == Q_OK, "q_quantize_model to q_dtype %d, pure %d -> %d", (int)more[i], pure, (int)rc);
+        }
+    }
+    const q_quant_mix mixes[] = {Q_MIX_F16,    Q_MIX_Q4_0,   Q_MIX_Q3_K_S, Q_MIX_Q3_K_L,
+                                 Q_MIX_Q4_K_S, Q_MIX_Q4_K_M, Q_MIX_Q5_K_S, Q_MIX_IQ4_XS};
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++) {
+        q_error_code rc = q_quantize_model_mix(src, "convert_tiny.q.gguf", mixes[i], false);
+        QCHECK(rc == Q_OK, "q_quantize_model_mix to mix %d -> %d", (int)mixes[i], (int)rc);
+    }
+    /* llama.cpp's IQ2_XXS (19) needs an importance matrix: not a mix qorus writes */
+    QCHECK_CODE(q_quantize_model_mix(src, "x.gguf", 19, false), Q_ERR_INVALID_DTYPE);
+    QCHECK_CODE(q_quantize_model_mix(src, "x.gguf", -1, false), Q_ERR_INVALID_DTYPE);
+    QCHECK_CODE(q_quantize_model_mix(NULL, "x.gguf", Q_MIX_Q4_K_M, false), Q_ERR_INVALID_ARG);
+    QCHECK_CODE(q_quantize_model_mix(src, NULL, Q_MIX_Q4_K_M, false), Q_ERR_INVALID_ARG);
+    QCHECK_CODE(q_quantize_model_mix("no-such-model.gguf", "x.gguf", Q_MIX_Q4_K_M, false), Q_ERR_FILE_OPEN);
     QCHECK_CODE(q_quantize_model(src, "convert_tiny.q8.gguf", Q_Q8_0, true), Q_OK);
     QCHECK_CODE(q_convert_to_qorus("convert_tiny.q8.gguf", "convert_tiny.q8.qorus"), Q_OK);
     long s1 = 0, s2 = 0;

@@ -125,6 +125,10 @@ typedef int32_t q_error_code;
 // Element type of a `q_tensor`.
 typedef int32_t q_dtype;
 
+// qorus addition: a quantization mix as llama.cpp's `llama_ftype` numbers it (`LLAMA_FTYPE_MOSTLY_*`
+// values can be passed as they are).
+typedef int32_t q_quant_mix;
+
 // The 64-byte header of a `.qorus` model file (also filled by the library for GGUF models).
 typedef struct QORUS_ALIGNED(64) q_model_header {
     // Must equal `Q_MAGIC`.
@@ -428,26 +432,131 @@ typedef int32_t q_mmap_strategy;
 // qorus addition: bfloat16.
 #define Q_BF16 6
 
+// qorus addition: ggml Q5_0 (22-byte blocks of 32: f16 d, 4 bytes of high bits, 16 bytes of nibbles).
+#define Q_Q5_0 7
+
+// qorus addition: ggml Q5_1 (24-byte blocks of 32: f16 d, f16 m, 4 bytes of high bits, 16 bytes).
+#define Q_Q5_1 8
+
+// qorus addition: ggml Q2_K (84-byte super-blocks of 256).
+#define Q_Q2_K 9
+
+// qorus addition: ggml Q3_K (110-byte super-blocks of 256).
+#define Q_Q3_K 10
+
+// qorus addition: ggml Q4_K (144-byte super-blocks of 256).
+#define Q_Q4_K 11
+
+// qorus addition: ggml Q5_K (176-byte super-blocks of 256).
+#define Q_Q5_K 12
+
+// qorus addition: ggml Q6_K (210-byte super-blocks of 256).
+#define Q_Q6_K 13
+
+// qorus addition: ggml IQ4_NL (18-byte blocks of 32: f16 d + 16 bytes of non-linear 4-bit codes).
+#define Q_IQ4_NL 14
+
+// qorus addition: ggml IQ4_XS (136-byte super-blocks of 256).
+#define Q_IQ4_XS 15
+
+// Every weight matrix F32.
+#define Q_MIX_F32 0
+
+// Every weight matrix F16.
+#define Q_MIX_F16 1
+
+// Q4_0 (the output matrix Q6_K, or Q8_0 when its rows are not multiples of 256).
+#define Q_MIX_Q4_0 2
+
+// Q4_1 (output as Q4_0's).
+#define Q_MIX_Q4_1 3
+
+// Q8_0.
+#define Q_MIX_Q8_0 7
+
+// Q5_0 (output as Q4_0's).
+#define Q_MIX_Q5_0 8
+
+// Q5_1 (output as Q4_0's).
+#define Q_MIX_Q5_1 9
+
+// llama.cpp's Q2_K mix.
+#define Q_MIX_Q2_K 10
+
+// llama.cpp's Q3_K_S mix.
+#define Q_MIX_Q3_K_S 11
+
+// llama.cpp's Q3_K_M mix.
+#define Q_MIX_Q3_K_M 12
+
+// llama.cpp's Q3_K_L mix.
+#define Q_MIX_Q3_K_L 13
+
+// llama.cpp's Q4_K_S mix.
+#define Q_MIX_Q4_K_S 14
+
+// llama.cpp's Q4_K_M mix.
+#define Q_MIX_Q4_K_M 15
+
+// llama.cpp's Q5_K_S mix.
+#define Q_MIX_Q5_K_S 16
+
+// llama.cpp's Q5_K_M mix.
+#define Q_MIX_Q5_K_M 17
+
+// llama.cpp's Q6_K mix.
+#define Q_MIX_Q6_K 18
+
+// llama.cpp's IQ4_NL mix.
+#define Q_MIX_IQ4_NL 25
+
+// llama.cpp's IQ4_XS mix.
+#define Q_MIX_IQ4_XS 30
+
+// Every weight matrix BF16.
+#define Q_MIX_BF16 32
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 // Rewrites the GGUF model `in_path` into `out_path` with weights of `type` (qorus addition), like
-// llama.cpp's `llama-quantize`: `Q_F32`, `Q_F16`, `Q_BF16`, `Q_Q8_0`, `Q_Q4_0_GGML` or `Q_Q4_1`
-// (`Q_Q4_0`, the `.qorus` block, cannot be stored in GGUF: `Q_ERR_INVALID_DTYPE`).
+// llama.cpp's `llama-quantize` without an importance matrix: `Q_F32`, `Q_F16`, `Q_BF16`,
+// `Q_Q8_0`, `Q_Q4_0_GGML`, `Q_Q4_1`, `Q_Q5_0`, `Q_Q5_1`, `Q_Q2_K`, `Q_Q6_K`, `Q_IQ4_NL`,
+// `Q_IQ4_XS`, and `Q_Q3_K`/`Q_Q4_K`/`Q_Q5_K` for the `_M` mixes (llama-quantize's aliases).
+// `Q_Q4_0`, the `.qorus` block, cannot be stored in GGUF: `Q_ERR_INVALID_DTYPE`. The other mixes
+// (`Q3_K_S`, `Q4_K_S`, ...) are reached through `q_quantize_model_mix`.
 //
-// With `pure`, every weight matrix (the embedding and output too) takes `type`; otherwise a 4-bit
-// target keeps the output matrix (or the tied embedding) at Q8_0. Norms and other 1-D tensors are
-// kept. `general.file_type` is set as llama.cpp sets it. The output is written under a temporary
-// name and renamed into place, so `out_path` may equal `in_path`.
+// Without `pure`, tensors get llama.cpp's per-tensor types for that file type (the output
+// matrix Q6_K or Q8_0, more bits for some `attn_v`/`ffn_down` layers of the K-quant mixes, and
+// fallbacks such as Q4_K -> Q5_0 for rows that are not multiples of 256); with `pure`, every
+// quantizable matrix takes `type` (still with the fallbacks). Norms and other 1-D tensors are
+// kept. Every tensor's type and bytes equal `llama-quantize`'s. `general.file_type` is set as
+// llama.cpp sets it. The output is written under a temporary name and renamed into place, so
+// `out_path` may equal `in_path`.
 //
 // Errors: NULL path `Q_ERR_INVALID_ARG`; unknown `type` `Q_ERR_INVALID_DTYPE`; unreadable input
 // or unwritable output `Q_ERR_FILE_OPEN`; not a GGUF file `Q_ERR_INVALID_MAGIC`; malformed GGUF
-// `Q_ERR_INVALID_CONFIG`. The message is available from `q_last_error()`.
+// `Q_ERR_INVALID_CONFIG`; a tensor of a type qorus cannot read `Q_ERR_INVALID_DTYPE`. The message
+// is available from `q_last_error()`.
 //
 // # Safety
 // `in_path` and `out_path` must be NULL or NUL-terminated strings.
 q_error_code q_quantize_model(const char *in_path, const char *out_path, q_dtype type, bool pure);
+
+// Rewrites the GGUF model `in_path` into `out_path` as a file of quantization mix `mix`
+// (qorus addition): one of the `Q_MIX_*` values, which are llama.cpp's `llama_ftype` numbers
+// (`Q_MIX_Q4_K_M` = `LLAMA_FTYPE_MOSTLY_Q4_K_M` = 15, ...). Otherwise as `q_quantize_model`:
+// llama.cpp's per-tensor types unless `pure`, no importance matrix, bytes equal to
+// `llama-quantize`'s, `out_path` may equal `in_path`.
+//
+// Errors: NULL path `Q_ERR_INVALID_ARG`; a `mix` that is not a `Q_MIX_*` value (including the
+// llama.cpp file types qorus cannot write, such as the IQ2/IQ3 mixes that need an importance
+// matrix) `Q_ERR_INVALID_DTYPE`; then as `q_quantize_model`.
+//
+// # Safety
+// `in_path` and `out_path` must be NULL or NUL-terminated strings.
+q_error_code q_quantize_model_mix(const char *in_path, const char *out_path, q_quant_mix mix, bool pure);
 
 // Converts the LLaMA GGUF model `gguf_path` into a `.qorus` model file (qorus addition; spec
 // §4.1 with the `[out, in]` orientation of §5.3): header version 2 with the model's RMS epsilon,

@@ -309,7 +309,7 @@ fn user_mistakes_are_one_clear_line() {
             "quantize",
             m.to_str().unwrap(),
             dir.join("o.gguf").to_str().unwrap(),
-            "q3_k",
+            "q2_k_s",
         ]),
         "unknown type",
     );

@@ -91,8 +91,10 @@ pub struct Layer {
 
 /// Where a model's tensors are: implemented for GGUF files and `.qorus` files.
 pub trait TensorSource {
-    /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes), if present.
-    fn tensor(&self, name: &str) -> Option<(WeightType, usize, usize, &[u8])>;
+    /// The tensor called `name` (GGUF naming) as (type, rows, cols, bytes); `Ok(None)` if the file
+    /// has no such tensor, an error naming the tensor if it is there but unusable (a type qorus
+    /// does not support, data outside the file).
+    fn tensor(&self, name: &str) -> Result<Option<(WeightType, usize, usize, &[u8])>>;
 
     /// Whether the tensor bytes lie in a read-only private file mapping, whose pages may be
     /// released (MADV_DONTNEED) once a matrix is repacked. Default: no.
@@ -110,12 +112,20 @@ pub struct GgufTensors<'a> {
 }
 
 impl TensorSource for GgufTensors<'_> {
-    fn tensor(&self, name: &str) -> Option<(WeightType, usize, usize, &[u8])> {
-        let t = self.gguf.tensor(name)?;
-        let ty = t.ty?;
+    fn tensor(&self, name: &str) -> Result<Option<(WeightType, usize, usize, &[u8])>> {
+        let Some(t) = self.gguf.tensor(name) else {
+            return Ok(None);
+        };
+        let ty = t.ty.ok_or_else(|| {
+            Error::InvalidDtype(format!(
+                "tensor {name}: type {} (ggml type {}) is not supported",
+                WeightType::ggml_id_name(t.ggml_type),
+                t.ggml_type
+            ))
+        })?;
         let (rows, cols) = t.rows_cols();
-        let bytes = self.gguf.tensor_bytes(self.file, t).ok()?;
-        Some((ty, rows as usize, cols as usize, bytes))
+        let bytes = self.gguf.tensor_bytes(self.file, t)?;
+        Ok(Some((ty, rows as usize, cols as usize, bytes)))
     }
 
     fn file_backed(&self) -> bool {
@@ -155,8 +165,9 @@ impl std::fmt::Debug for Model {
 
 fn vector_f32(src: &dyn TensorSource, name: &str, len: usize) -> Result<Vec<f32>> {
     let (ty, rows, cols, bytes) = src
-        .tensor(name)
+        .tensor(name)?
         .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
+    reject_unsupported(name, ty)?;
     if rows * cols != len {
         return Err(Error::InvalidConfig(format!(
             "{name}: {rows}x{cols}, expected {len} values"
@@ -173,10 +184,22 @@ fn vector_f32(src: &dyn TensorSource, name: &str, len: usize) -> Result<Vec<f32>
     Ok(out)
 }
 
+/// Types the file format knows but the kernels do not run yet.
+fn reject_unsupported(name: &str, ty: WeightType) -> Result<()> {
+    if ty.is_kquant_family() {
+        return Err(Error::InvalidDtype(format!(
+            "tensor {name}: type {} is not supported yet",
+            ty.name()
+        )));
+    }
+    Ok(())
+}
+
 fn matrix(src: &dyn TensorSource, name: &str, rows: usize, cols: usize) -> Result<Mat> {
     let (ty, r, c, bytes) = src
-        .tensor(name)
+        .tensor(name)?
         .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
+    reject_unsupported(name, ty)?;
     if (r, c) != (rows, cols) {
         return Err(Error::InvalidConfig(format!(
             "{name}: {r}x{c}, expected {rows}x{cols}"
@@ -318,7 +341,7 @@ impl Model {
             config.vocab_size,
         );
         let mut tok_embd = matrix(src, "token_embd.weight", v, d)?;
-        let mut output = match src.tensor("output.weight") {
+        let mut output = match src.tensor("output.weight")? {
             Some(_) => Some(matrix(src, "output.weight", v, d)?),
             None => None,
         };

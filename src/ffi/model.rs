@@ -21,15 +21,7 @@ use crate::quant::WeightType;
 
 /// The C dtype of a weight type.
 pub fn dtype_of(ty: WeightType) -> q_dtype {
-    match ty {
-        WeightType::F32 => Q_F32,
-        WeightType::F16 => Q_F16,
-        WeightType::BF16 => Q_BF16,
-        WeightType::Q4_0 => Q_Q4_0_GGML,
-        WeightType::Q4_1 => Q_Q4_1,
-        WeightType::Q8_0 => Q_Q8_0,
-        WeightType::QorusQ4_0 => Q_Q4_0,
-    }
+    ty.dtype()
 }
 
 fn config_of(c: &q_llama_config) -> Config {

@@ -118,6 +118,69 @@ pub const Q_Q4_1: q_dtype = 5;
 /// qorus addition: bfloat16.
 pub const Q_BF16: q_dtype = 6;
 
+// qorus additions (issue 12): ggml's other block types, layouts as in `ggml-common.h`.
+/// qorus addition: ggml Q5_0 (22-byte blocks of 32: f16 d, 4 bytes of high bits, 16 bytes of nibbles).
+pub const Q_Q5_0: q_dtype = 7;
+/// qorus addition: ggml Q5_1 (24-byte blocks of 32: f16 d, f16 m, 4 bytes of high bits, 16 bytes).
+pub const Q_Q5_1: q_dtype = 8;
+/// qorus addition: ggml Q2_K (84-byte super-blocks of 256).
+pub const Q_Q2_K: q_dtype = 9;
+/// qorus addition: ggml Q3_K (110-byte super-blocks of 256).
+pub const Q_Q3_K: q_dtype = 10;
+/// qorus addition: ggml Q4_K (144-byte super-blocks of 256).
+pub const Q_Q4_K: q_dtype = 11;
+/// qorus addition: ggml Q5_K (176-byte super-blocks of 256).
+pub const Q_Q5_K: q_dtype = 12;
+/// qorus addition: ggml Q6_K (210-byte super-blocks of 256).
+pub const Q_Q6_K: q_dtype = 13;
+/// qorus addition: ggml IQ4_NL (18-byte blocks of 32: f16 d + 16 bytes of non-linear 4-bit codes).
+pub const Q_IQ4_NL: q_dtype = 14;
+/// qorus addition: ggml IQ4_XS (136-byte super-blocks of 256).
+pub const Q_IQ4_XS: q_dtype = 15;
+
+// qorus additions (issue 12, quantizer): the quantization mixes of `q_quantize_model_mix`.
+/// qorus addition: a quantization mix as llama.cpp's `llama_ftype` numbers it (`LLAMA_FTYPE_MOSTLY_*`
+/// values can be passed as they are).
+pub type q_quant_mix = i32;
+/// Every weight matrix F32.
+pub const Q_MIX_F32: q_quant_mix = 0;
+/// Every weight matrix F16.
+pub const Q_MIX_F16: q_quant_mix = 1;
+/// Q4_0 (the output matrix Q6_K, or Q8_0 when its rows are not multiples of 256).
+pub const Q_MIX_Q4_0: q_quant_mix = 2;
+/// Q4_1 (output as Q4_0's).
+pub const Q_MIX_Q4_1: q_quant_mix = 3;
+/// Q8_0.
+pub const Q_MIX_Q8_0: q_quant_mix = 7;
+/// Q5_0 (output as Q4_0's).
+pub const Q_MIX_Q5_0: q_quant_mix = 8;
+/// Q5_1 (output as Q4_0's).
+pub const Q_MIX_Q5_1: q_quant_mix = 9;
+/// llama.cpp's Q2_K mix.
+pub const Q_MIX_Q2_K: q_quant_mix = 10;
+/// llama.cpp's Q3_K_S mix.
+pub const Q_MIX_Q3_K_S: q_quant_mix = 11;
+/// llama.cpp's Q3_K_M mix.
+pub const Q_MIX_Q3_K_M: q_quant_mix = 12;
+/// llama.cpp's Q3_K_L mix.
+pub const Q_MIX_Q3_K_L: q_quant_mix = 13;
+/// llama.cpp's Q4_K_S mix.
+pub const Q_MIX_Q4_K_S: q_quant_mix = 14;
+/// llama.cpp's Q4_K_M mix.
+pub const Q_MIX_Q4_K_M: q_quant_mix = 15;
+/// llama.cpp's Q5_K_S mix.
+pub const Q_MIX_Q5_K_S: q_quant_mix = 16;
+/// llama.cpp's Q5_K_M mix.
+pub const Q_MIX_Q5_K_M: q_quant_mix = 17;
+/// llama.cpp's Q6_K mix.
+pub const Q_MIX_Q6_K: q_quant_mix = 18;
+/// llama.cpp's IQ4_NL mix.
+pub const Q_MIX_IQ4_NL: q_quant_mix = 25;
+/// llama.cpp's IQ4_XS mix.
+pub const Q_MIX_IQ4_XS: q_quant_mix = 30;
+/// Every weight matrix BF16.
+pub const Q_MIX_BF16: q_quant_mix = 32;
+
 // ---------------------------------------------------------------------------------------------
 // §2.4–2.14 Structs
 // ---------------------------------------------------------------------------------------------

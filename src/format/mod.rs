@@ -4,6 +4,7 @@ pub mod fileio;
 pub mod gguf;
 pub mod gguf_write;
 pub mod qorus_file;
+pub mod quant_mix;
 pub mod requantize;
 pub mod tokenizer_file;
 
@@ -193,9 +194,17 @@ struct QorusTensors<'a> {
 }
 
 impl crate::engine::model::TensorSource for QorusTensors<'_> {
-    fn tensor(&self, name: &str) -> Option<(crate::quant::WeightType, usize, usize, &[u8])> {
-        let t = self.layout.get(name)?;
-        Some((t.ty, t.rows, t.cols, self.file.get(t.range())?))
+    fn tensor(
+        &self,
+        name: &str,
+    ) -> Result<Option<(crate::quant::WeightType, usize, usize, &[u8])>> {
+        let Some(t) = self.layout.get(name) else {
+            return Ok(None);
+        };
+        let bytes = self.file.get(t.range()).ok_or_else(|| {
+            Error::InvalidConfig(format!("tensor {name}: data past the end of the file"))
+        })?;
+        Ok(Some((t.ty, t.rows, t.cols, bytes)))
     }
 }
 

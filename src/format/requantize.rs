@@ -1,73 +1,45 @@
-//! Rewriting a GGUF model with another weight type, like llama.cpp's `llama-quantize` without an
-//! importance matrix.
+//! Rewriting a GGUF model with another weight type or quantization mix, like llama.cpp's
+//! `llama-quantize` without an importance matrix.
 //!
-//! Which tensors change: the "weight matrices" — tensors of two or more dimensions whose name ends
-//! in `weight` and does not contain `_norm.weight` (llama.cpp's rule for the tensors of LLaMA
-//! models). Everything else (norms, 1-D tensors) is copied unchanged.
-//!
-//! Type of each weight matrix:
-//! * `pure`: the target type, `token_embd` and `output` included.
-//! * default: the target type, except that for a 4-bit target (`Q4_0`, `Q4_1`) the output matrix —
-//!   `output.weight`, or `token_embd.weight` when the output is tied to it — is `Q8_0`.
-//!   llama.cpp gives that tensor `Q6_K`, or `Q8_0` when its rows are not a multiple of 256 (as in
-//!   SmolLM2, whose rows are 576 long); qorus has no K-quants, so it always uses `Q8_0`. For `Q8_0`,
-//!   `F16`, `BF16` and `F32` targets every matrix takes the target type, as in llama.cpp.
-//! * In both modes, a matrix whose rows are not a whole number of blocks of the chosen type falls
-//!   back to `F16` (llama.cpp's fallback for 32-value block types).
-//!
-//! Each changed tensor is dequantized to f32 row by row and quantized with the reference
-//! quantizers of [`crate::quant::reference`] (bit-identical to ggml's); a tensor whose type does
-//! not change is copied byte for byte. Metadata is copied in order, with `general.file_type` set as
-//! llama.cpp sets it (F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, BF16 = 32) and
-//! `general.quantization_version` = 2.
+//! The type of every tensor comes from [`crate::format::quant_mix::plan`] (llama.cpp's mix
+//! rules: which tensors are quantized, the output and `attn_v`/`ffn_down` upgrades of the K-quant
+//! mixes, the fallbacks for rows that are not whole blocks). Each changed tensor is dequantized to
+//! f32 row by row and quantized with qorus's ports of ggml's quantizers ([`crate::quant`],
+//! bit-identical to `llama-quantize`'s); a tensor whose type does not change is copied byte for
+//! byte. Metadata is copied in order, with `general.file_type` set to llama.cpp's file type
+//! number for the mix and `general.quantization_version` = 2.
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::format::fileio::{map_input, OutFile};
-use crate::format::gguf::{Gguf, TensorInfo, Value};
+use crate::format::gguf::{Gguf, Value};
 use crate::format::gguf_write::{GgufWriter, TensorSpec};
+use crate::format::quant_mix::{plan, Mix, ModelShape, PlanTensor};
 use crate::quant::{dequantize_row, quantize_row, WeightType};
 
-/// llama.cpp's `llama_ftype` for a file whose weights are mostly `ty`.
+/// llama.cpp's `llama_ftype` for a file requantized to `ty` (see [`Mix::for_type`]).
 pub fn file_type(ty: WeightType) -> Option<u32> {
-    Some(match ty {
-        WeightType::F32 => 0,
-        WeightType::F16 => 1,
-        WeightType::Q4_0 => 2,
-        WeightType::Q4_1 => 3,
-        WeightType::Q8_0 => 7,
-        WeightType::BF16 => 32,
-        WeightType::QorusQ4_0 => return None,
-    })
+    Mix::for_type(ty).map(Mix::ftype)
 }
 
-/// Whether llama-quantize would requantize this tensor of a LLaMA model.
-pub fn is_weight_matrix(t: &TensorInfo) -> bool {
-    t.dims.len() >= 2 && t.name.ends_with("weight") && !t.name.contains("_norm.weight")
-}
-
-/// The type `t` gets in a file requantized to `target` (see the module documentation).
-pub fn chosen_type(g: &Gguf, t: &TensorInfo, target: WeightType, pure: bool) -> Result<WeightType> {
-    let src = t.ty.ok_or_else(|| {
-        Error::InvalidDtype(format!(
-            "tensor {}: ggml type {} is not supported",
-            t.name, t.ggml_type
-        ))
-    })?;
-    if !is_weight_matrix(t) {
-        return Ok(src);
+/// The type of every tensor of `g` (in file order) in a file of `mix`.
+pub fn planned_types(g: &Gguf, mix: Mix, pure: bool) -> Result<Vec<WeightType>> {
+    let mut tensors = Vec::with_capacity(g.tensors.len());
+    for t in &g.tensors {
+        let ty = t.ty.ok_or_else(|| {
+            Error::InvalidDtype(format!(
+                "tensor {}: ggml type {} is not supported",
+                t.name, t.ggml_type
+            ))
+        })?;
+        tensors.push(PlanTensor {
+            name: &t.name,
+            dims: &t.dims,
+            ty,
+        });
     }
-    let is_output = t.name == "output.weight"
-        || (t.name == "token_embd.weight" && g.tensor("output.weight").is_none());
-    let mut ty = target;
-    if !pure && is_output && matches!(target, WeightType::Q4_0 | WeightType::Q4_1) {
-        ty = WeightType::Q8_0;
-    }
-    if t.dims[0] as usize % ty.block_len() != 0 {
-        ty = WeightType::F16;
-    }
-    Ok(ty)
+    plan(&ModelShape::from_gguf(g), &tensors, mix, pure)
 }
 
 /// Converts the data of one tensor from its type to `to`, row by row.
@@ -94,24 +66,52 @@ pub fn convert_tensor(
     }
     let rows = src.len() / in_row;
     let mut out = vec![0u8; rows * out_row];
-    let mut tmp = vec![0f32; cols];
-    for (i, o) in src.chunks_exact(in_row).zip(out.chunks_exact_mut(out_row)) {
-        dequantize_row(from, i, &mut tmp)?;
-        quantize_row(to, &tmp, o)?;
+    let convert = |src: &[u8], out: &mut [u8]| -> Result<()> {
+        let mut tmp = vec![0f32; cols];
+        for (i, o) in src.chunks_exact(in_row).zip(out.chunks_exact_mut(out_row)) {
+            dequantize_row(from, i, &mut tmp)?;
+            quantize_row(to, &tmp, o)?;
+        }
+        Ok(())
+    };
+    // Rows are independent, so threads (each on a run of whole rows) give the same bytes.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+    if threads < 2 || rows * cols < (1 << 16) {
+        convert(src, &mut out)?;
+        return Ok(out);
     }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|s| {
+        let jobs: Vec<_> = src
+            .chunks(per * in_row)
+            .zip(out.chunks_mut(per * out_row))
+            .map(|(i, o)| s.spawn(move || convert(i, o)))
+            .collect();
+        jobs.into_iter().try_for_each(|j| {
+            j.join()
+                .map_err(|_| Error::Internal("a quantizer thread panicked".into()))?
+        })
+    })?;
     Ok(out)
 }
 
-/// Rewrites the GGUF model `in_path` into `out_path` with weight type `target` (see the module
-/// documentation). `out_path` may equal `in_path`: the output is written under a temporary name
-/// and renamed into place when complete.
+/// Rewrites the GGUF model `in_path` into `out_path` with weight type `target`: the mix of that
+/// type ([`Mix::for_type`]; `Q3_K`/`Q4_K`/`Q5_K` are the `_M` mixes). `out_path` may equal
+/// `in_path`.
 pub fn requantize(in_path: &Path, out_path: &Path, target: WeightType, pure: bool) -> Result<()> {
-    let ftype = file_type(target).ok_or_else(|| {
+    let mix = Mix::for_type(target).ok_or_else(|| {
         Error::InvalidDtype(format!(
             "{} is not a GGUF tensor type (use ggml Q4_0)",
             target.name()
         ))
     })?;
+    requantize_mix(in_path, out_path, mix, pure)
+}
+
+/// Rewrites the GGUF model `in_path` into `out_path` as a file of `mix` (see the module
+/// documentation). `out_path` may equal `in_path`: the output is written under a temporary name
+/// and renamed into place when complete.
+pub fn requantize_mix(in_path: &Path, out_path: &Path, mix: Mix, pure: bool) -> Result<()> {
     let map = map_input(in_path)?;
     let shown = in_path.display().to_string();
     let g = Gguf::parse(&map).map_err(|e| match e {
@@ -121,7 +121,7 @@ pub fn requantize(in_path: &Path, out_path: &Path, target: WeightType, pure: boo
 
     let mut metadata: Vec<(String, Value)> = g.metadata.clone();
     for (key, value) in [
-        ("general.file_type", Value::U32(ftype)),
+        ("general.file_type", Value::U32(mix.ftype())),
         ("general.quantization_version", Value::U32(2)),
     ] {
         match metadata.iter_mut().find(|(k, _)| k == key) {
@@ -130,22 +130,24 @@ pub fn requantize(in_path: &Path, out_path: &Path, target: WeightType, pure: boo
         }
     }
 
-    let mut plan = Vec::with_capacity(g.tensors.len());
-    for t in &g.tensors {
-        let ty = chosen_type(&g, t, target, pure)?;
-        plan.push(TensorSpec {
+    let types = planned_types(&g, mix, pure)?;
+    let plan: Vec<TensorSpec> = g
+        .tensors
+        .iter()
+        .zip(&types)
+        .map(|(t, &ty)| TensorSpec {
             name: t.name.clone(),
             dims: t.dims.clone(),
             ty,
-        });
-    }
+        })
+        .collect();
 
     let mut out = OutFile::create(out_path)?;
     let shown_out = out.shown();
     let mut w = GgufWriter::new(&mut out, &shown_out, &metadata, &plan)?;
     for (t, spec) in g.tensors.iter().zip(&plan) {
         let src = g.tensor_bytes(&map, t)?;
-        // `chosen_type` rejected tensors of unsupported types.
+        // `planned_types` rejected tensors of unsupported types.
         let from = t.ty.unwrap_or(spec.ty);
         let data = convert_tensor(src, from, t.dims[0] as usize, spec.ty)?;
         w.write_tensor(&data)?;
@@ -285,6 +287,56 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn threaded_conversion_equals_row_by_row() {
+        // 512 rows of 256: large enough for the threaded path
+        let (rows, cols) = (512, 256);
+        let x = sample(rows * cols, 7);
+        let f32_bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        for to in [WeightType::Q4_K, WeightType::IQ4_XS, WeightType::Q5_0] {
+            let got = convert_tensor(&f32_bytes, WeightType::F32, cols, to).unwrap();
+            let rb = to.row_bytes(cols).unwrap();
+            let mut want = vec![0u8; rows * rb];
+            for (r, o) in x.chunks_exact(cols).zip(want.chunks_exact_mut(rb)) {
+                quantize_row(to, r, o).unwrap();
+            }
+            assert_eq!(got, want, "{}", to.name());
+        }
+    }
+
+    #[test]
+    fn model_shape_from_metadata() {
+        let dir = tmpdir("shape");
+        let path = dir.join("m.gguf");
+        let meta = vec![
+            (
+                "general.architecture".to_string(),
+                Value::String(b"llama".to_vec()),
+            ),
+            ("llama.block_count".to_string(), Value::U32(80)),
+            ("llama.attention.head_count".to_string(), Value::U32(64)),
+            ("llama.attention.head_count_kv".to_string(), Value::U32(8)),
+        ];
+        let mut f = std::fs::File::create(&path).unwrap();
+        GgufWriter::new(&mut f, "m", &meta, &[])
+            .unwrap()
+            .finish()
+            .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let s = ModelShape::from_gguf(&Gguf::parse(&bytes).unwrap());
+        assert_eq!(
+            s,
+            ModelShape {
+                arch: "llama".into(),
+                n_layer: 80,
+                n_gqa: 8,
+                n_expert: 0,
+                is_70b: true,
+            }
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -93,6 +93,15 @@ pub fn wants_q8(ty: WeightType) -> bool {
     match ty {
         WeightType::F32 | WeightType::F16 | WeightType::BF16 => false,
         WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::QorusQ4_0 => true,
+        WeightType::Q5_0
+        | WeightType::Q5_1
+        | WeightType::Q2_K
+        | WeightType::Q3_K
+        | WeightType::Q4_K
+        | WeightType::Q5_K
+        | WeightType::Q6_K
+        | WeightType::IQ4_NL
+        | WeightType::IQ4_XS => true,
     }
 }
 

@@ -228,6 +228,7 @@ pub fn dequantize_row(w: MatRef<'_>, row: usize, out: &mut [f32]) {
                 }
             }
         }
+        ty => crate::quant::kquants::dequantize_blocks(ty, r, out),
     }
 }
 

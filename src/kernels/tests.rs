@@ -225,6 +225,7 @@ fn dequantize_row_matches_block_definitions() {
                     let q = if j % 2 == 0 { byte & 15 } else { byte >> 4 };
                     (q as f32 - 8.0) * scalar::f32_at(blk, 16)
                 }
+                other => unreachable!("{other:?} is not in this test's type list"),
             };
             assert_eq!(out[c], expect, "{ty:?} col {c}");
         }

@@ -2,7 +2,16 @@
 //! their sizes, and reference quantizers/dequantizers.
 
 pub mod blocks;
+pub mod kquants;
+pub mod quantize_blocks;
+pub mod quantize_iq4;
+pub mod quantize_k;
+pub mod quantize_legacy;
 pub mod reference;
+pub mod scale_search;
 
 pub use blocks::*;
 pub use reference::{dequantize_row, quantize_row};
+
+#[cfg(test)]
+mod quantize_tests;

@@ -291,6 +291,9 @@ fn check_lengths(ty: WeightType, n: usize, bytes: usize, what: &str) -> Result<(
 /// `ty.row_bytes(src.len())` bytes. Works for any number of consecutive rows.
 pub fn quantize_row(ty: WeightType, src: &[f32], dst: &mut [u8]) -> Result<()> {
     check_lengths(ty, src.len(), dst.len(), "quantize_row")?;
+    if ty.is_kquant_family() {
+        return crate::quant::quantize_blocks::quantize_row_issue12(ty, src, dst);
+    }
     let bb = ty.block_bytes();
     match ty {
         WeightType::F32 => {
@@ -317,6 +320,7 @@ pub fn quantize_row(ty: WeightType, src: &[f32], dst: &mut [u8]) -> Result<()> {
                     WeightType::Q8_0 => write_q8_0(&quantize_block_q8_0(x), o),
                     WeightType::QorusQ4_0 => write_qorus_q4_0(&quantize_block_qorus_q4_0(x), o),
                     WeightType::F32 | WeightType::F16 | WeightType::BF16 => unreachable!(),
+                    _ => unreachable!("rejected above"),
                 }
             }
         }
@@ -327,6 +331,10 @@ pub fn quantize_row(ty: WeightType, src: &[f32], dst: &mut [u8]) -> Result<()> {
 /// Dequantizes `src` into `dst` (`dst.len()` values; `src` must be exactly their encoded size).
 pub fn dequantize_row(ty: WeightType, src: &[u8], dst: &mut [f32]) -> Result<()> {
     check_lengths(ty, dst.len(), src.len(), "dequantize_row")?;
+    if ty.is_kquant_family() {
+        crate::quant::kquants::dequantize_blocks(ty, src, dst);
+        return Ok(());
+    }
     let bb = ty.block_bytes();
     match ty {
         WeightType::F32 => {
@@ -354,6 +362,7 @@ pub fn dequantize_row(ty: WeightType, src: &[u8], dst: &mut [f32]) -> Result<()>
                     WeightType::Q8_0 => dequantize_block_q8_0(&read_q8_0(b), y),
                     WeightType::QorusQ4_0 => dequantize_block_qorus_q4_0(&read_qorus_q4_0(b), y),
                     WeightType::F32 | WeightType::F16 | WeightType::BF16 => unreachable!(),
+                    _ => unreachable!("rejected above"),
                 }
             }
         }
@@ -462,6 +471,7 @@ mod tests {
                                     let d = (mx - mn) / 15.0;
                                     d * 0.5 * 1.0001 + 15.0 * h(d) + h(mn)
                                 }
+                                other => unreachable!("{other:?} is not in ALL"),
                             };
                             assert!(
                                 err <= bound,

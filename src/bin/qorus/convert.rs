@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use qorus::format::quant_mix::Mix;
 use qorus::format::{gguf::Gguf, map_file, qorus_file, requantize, tokenizer_file};
-use qorus::quant::WeightType;
 
 /// Arguments of `qorus convert`.
 #[derive(clap::Args)]
@@ -26,7 +26,9 @@ pub struct QuantizeArgs {
     input: PathBuf,
     /// Output GGUF model.
     output: PathBuf,
-    /// Target type: f32, f16, bf16, q8_0, q4_0, q4_1.
+    /// Target type or mix, as llama-quantize names them: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0,
+    /// q5_1, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs
+    /// (q3_k, q4_k, q5_k = the _m mixes).
     #[arg(value_name = "TYPE")]
     ty: String,
     /// Every matrix takes TYPE, token embeddings and output too (like llama-quantize --pure).
@@ -80,27 +82,18 @@ pub fn run_convert(a: ConvertArgs) -> Result<(), String> {
 }
 
 pub fn run_quantize(a: QuantizeArgs) -> Result<(), String> {
-    let ty = match a.ty.to_ascii_lowercase().as_str() {
-        "f32" => WeightType::F32,
-        "f16" => WeightType::F16,
-        "bf16" => WeightType::BF16,
-        "q8_0" => WeightType::Q8_0,
-        "q4_0" => WeightType::Q4_0,
-        "q4_1" => WeightType::Q4_1,
-        other => {
-            return Err(format!(
-                "unknown type {other:?} (choose f32, f16, bf16, q8_0, q4_0, q4_1)"
-            ))
-        }
-    };
+    let mix = Mix::from_name(&a.ty).ok_or_else(|| {
+        let names: Vec<&str> = Mix::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown type {:?} (choose {})", a.ty, names.join(", "))
+    })?;
     let t = Instant::now();
     let pb = spinner(format!(
         "quantizing {} to {}{}",
         a.input.display(),
-        ty.name(),
+        mix.name(),
         if a.pure { " (pure)" } else { "" }
     ));
-    let r = requantize::requantize(&a.input, &a.output, ty, a.pure);
+    let r = requantize::requantize_mix(&a.input, &a.output, mix, a.pure);
     pb.finish_and_clear();
     r.map_err(|e| format!("{}: {e}", a.input.display()))?;
     eprintln!(
