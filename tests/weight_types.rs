@@ -155,3 +155,37 @@ fn unsupported_type_is_named_not_missing() {
         );
     }
 }
+
+fn logits_of(bytes: &[u8], tokens: &[u32], prefill: bool) -> Vec<f32> {
+    let f = open_bytes(bytes, "tiny.gguf").unwrap();
+    let m = build_model(&f, None).unwrap();
+    let mut s = qorus::engine::Session::new(m, 0).unwrap();
+    if prefill {
+        return s.forward(tokens).unwrap().to_vec();
+    }
+    let mut last = Vec::new();
+    for &t in tokens {
+        last = s.forward(&[t]).unwrap().to_vec();
+    }
+    last
+}
+
+#[test]
+fn every_new_type_runs_and_prefill_equals_token_by_token() {
+    use WeightType::*;
+    let tokens = [1u32, 5, 9, 30, 2, 17];
+    for ty in [Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS] {
+        // the embedding (and tied LM head) of the same type too
+        let f = tiny_llama(ty, ty);
+        let a = logits_of(&f, &tokens, true);
+        let b = logits_of(&f, &tokens, false);
+        assert_eq!(a.len(), V as usize);
+        assert!(a.iter().all(|v| v.is_finite()), "{ty:?}");
+        assert!(a.iter().any(|&v| v != a[0]), "{ty:?}: constant logits");
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{ty:?}: prefill != token by token"
+        );
+    }
+}

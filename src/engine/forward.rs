@@ -17,7 +17,7 @@ use crate::engine::model::{Mat, Model};
 use crate::engine::pool::Pool;
 use crate::error::{Error, Result};
 use crate::kernels::packed::{self, GROUP};
-use crate::kernels::{self, Acts};
+use crate::kernels::{self, ActKind, Acts};
 
 /// Rows processed together through the matrix products.
 pub const CHUNK: usize = 64;
@@ -58,10 +58,12 @@ fn scratch_parts(
     n_threads: usize,
     n_logit_rows: usize,
     kv_seq: usize,
-) -> [usize; 14] {
+) -> [usize; 17] {
     let c = &model.config;
     let (d, h, kvd, v) = (c.dim, c.hidden_dim, c.kv_dim(), c.vocab_size);
     let wide = d.max(h);
+    // Q8_K buffers only for models with matrices that take them.
+    let kwide = if uses_q8k(model) { wide } else { 0 };
     [
         4 * rows * d,               // x: residual stream
         4 * rows * d,               // xb: normed input / matmul output
@@ -77,7 +79,19 @@ fn scratch_parts(
         4 * rows * wide / 32 + 4,   // q8 block sums
         4 * n_threads * kv_seq,     // attention scores, one row per thread
         4 * n_logit_rows * (d + v), // final normed rows + logits for batched heads
+        rows * kwide,               // q8_K activations: values
+        4 * rows * kwide / 256 + 4, // q8_K scales
+        2 * rows * kwide / 16 + 4,  // q8_K sums per 16
     ]
+}
+
+/// Whether any matrix of `model` takes Q8_K activations (the 256-block types).
+fn uses_q8k(model: &Model) -> bool {
+    let mut mats = vec![&model.output];
+    for l in &model.layers {
+        mats.extend([&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]);
+    }
+    mats.iter().any(|w| kernels::wants_q8k(w.ty))
 }
 
 /// Bytes of scratch a forward call over `n_rows` token rows needs with `n_threads` threads,
@@ -129,23 +143,75 @@ struct Scratch<'a> {
     as_: &'a mut [f32],
     scores: &'a mut [f32],
     heads: &'a mut [f32],
+    kq: &'a mut [i8],
+    kd: &'a mut [f32],
+    ks: &'a mut [i16],
+}
+
+/// The activation buffers, shared: Q8 (values, scales, sums) and Q8_K (values, scales, sums).
+type QSlices<'a> = (
+    &'a [i8],
+    &'a [f32],
+    &'a [f32],
+    &'a [i8],
+    &'a [f32],
+    &'a [i16],
+);
+
+impl Scratch<'_> {
+    fn qslices(&self) -> QSlices<'_> {
+        (self.aq, self.ad, self.as_, self.kq, self.kd, self.ks)
+    }
+}
+
+/// Pointers to the activation buffers for the row-wise steps.
+#[derive(Clone, Copy)]
+struct QPtrs {
+    aq: SendPtr<i8>,
+    ad: SendPtr<f32>,
+    as_: SendPtr<f32>,
+    kq: SendPtr<i8>,
+    kd: SendPtr<f32>,
+    ks: SendPtr<i16>,
+}
+
+/// Which quantized forms of an input its matrices take.
+#[derive(Clone, Copy, Default)]
+struct Needs {
+    q8: bool,
+    q8k: bool,
+}
+
+fn needs(ws: &[&Mat]) -> Needs {
+    Needs {
+        q8: ws.iter().any(|w| kernels::wants_q8(w.ty)),
+        q8k: ws.iter().any(|w| kernels::wants_q8k(w.ty)),
+    }
 }
 
 /// Quantized (or plain) activations for the matrices that read `x` (`n` rows of `k`).
 struct Prepared<'a> {
     x: &'a [f32],
     q8: Option<(&'a [i8], &'a [f32], &'a [f32])>,
+    q8k: Option<(&'a [i8], &'a [f32], &'a [i16])>,
     n: usize,
     k: usize,
 }
 
 impl<'a> Prepared<'a> {
     fn acts(&self, w: &Mat) -> Acts<'a> {
-        match (kernels::wants_q8(w.ty), self.q8) {
-            (true, Some((qs, d, s))) => Acts::Q8 {
+        match (kernels::act_kind(w.ty), self.q8, self.q8k) {
+            (ActKind::Q8, Some((qs, d, s)), _) => Acts::Q8 {
                 qs,
                 d,
                 s,
+                n: self.n,
+                k: self.k,
+            },
+            (ActKind::Q8K, _, Some((qs, d, bsums))) => Acts::Q8K {
+                qs,
+                d,
+                bsums,
                 n: self.n,
                 k: self.k,
             },
@@ -274,6 +340,9 @@ pub fn forward(
         as_: cv.take(parts[11]),
         scores: cv.take(parts[12]),
         heads: cv.take(parts[13]),
+        kq: cv.take(parts[14]),
+        kd: cv.take(parts[15]),
+        ks: cv.take(parts[16]),
     };
 
     // Row index -> (sequence, position), walked chunk by chunk.
@@ -340,41 +409,40 @@ unsafe fn row<'a, T>(p: SendPtr<T>, r: usize, len: usize) -> &'a mut [T] {
     std::slice::from_raw_parts_mut(p.get().add(r * len), len)
 }
 
-/// Quantizes row `r` of `x` (`k` wide) into the Q8 activation buffers.
+/// Quantizes row `r` of `x` (`k` wide) into the activation buffers its matrices need.
 ///
 /// # Safety
-/// As [`row`], for row `r` of `x`, `aq`, `ad`, `as_` (`k % 32 == 0`).
-unsafe fn quantize_row(
-    x: &[f32],
-    aq: SendPtr<i8>,
-    ad: SendPtr<f32>,
-    as_: SendPtr<f32>,
-    r: usize,
-    k: usize,
-) {
-    let nb = k / 32;
-    kernels::quantize_acts(x, row(aq, r, k), row(ad, r, nb), row(as_, r, nb));
+/// As [`row`], for row `r` of `x` and of the buffers of `q` (`k % 32 == 0`; `k % 256 == 0` when
+/// Q8_K is needed).
+unsafe fn quantize_row(x: &[f32], q: QPtrs, need: Needs, r: usize, k: usize) {
+    if need.q8 {
+        let nb = k / 32;
+        kernels::quantize_acts(x, row(q.aq, r, k), row(q.ad, r, nb), row(q.as_, r, nb));
+    }
+    if need.q8k {
+        kernels::quantize_acts_k(
+            x,
+            row(q.kq, r, k),
+            row(q.kd, r, k / 256),
+            row(q.ks, r, k / 16),
+        );
+    }
 }
 
-/// Activations for matrices `ws` from `x` (`n` rows of `k`), whose Q8 form (if any of `ws`
-/// wants it) the caller already wrote into `aq`, `ad`, `as_` (row-wise steps, LM head).
-fn prepared<'a>(
-    x: &'a [f32],
-    n: usize,
-    k: usize,
-    ws: &[&Mat],
-    aq: &'a [i8],
-    ad: &'a [f32],
-    as_: &'a [f32],
-) -> Prepared<'a> {
+/// Activations for matrices `ws` from `x` (`n` rows of `k`), whose quantized forms (those `ws`
+/// want) the caller already wrote into the buffers of `q` (row-wise steps, LM head).
+fn prepared<'a>(x: &'a [f32], n: usize, k: usize, ws: &[&Mat], q: QSlices<'a>) -> Prepared<'a> {
+    let (aq, ad, as_, kq, kd, ks) = q;
+    let need = needs(ws);
     let nb = n * k / 32;
-    let q8 = ws
-        .iter()
-        .any(|w| kernels::wants_q8(w.ty))
-        .then(|| (&aq[..n * k], &ad[..nb], &as_[..nb]));
+    let q8 = need.q8.then(|| (&aq[..n * k], &ad[..nb], &as_[..nb]));
+    let q8k = need
+        .q8k
+        .then(|| (&kq[..n * k], &kd[..n * k / 256], &ks[..n * k / 16]));
     Prepared {
         x: &x[..n * k],
         q8,
+        q8k,
         n,
         k,
     }
@@ -397,7 +465,7 @@ fn run_chunk(
     let half = hd / 2;
     let att_scale = 1.0 / (hd as f32).sqrt();
     let eps = c.rms_eps;
-    let wants = |ws: &[&Mat]| ws.iter().any(|w| kernels::wants_q8(w.ty));
+    let wants = needs;
 
     for (r, &t) in tokens.iter().enumerate() {
         let x = &mut s.x[r * d..(r + 1) * d];
@@ -423,11 +491,14 @@ fn run_chunk(
         SendPtr(s.up.as_mut_ptr()),
         SendPtr(s.hb.as_mut_ptr()),
     );
-    let (paq, pad, pas) = (
-        SendPtr(s.aq.as_mut_ptr()),
-        SendPtr(s.ad.as_mut_ptr()),
-        SendPtr(s.as_.as_mut_ptr()),
-    );
+    let qp = QPtrs {
+        aq: SendPtr(s.aq.as_mut_ptr()),
+        ad: SendPtr(s.ad.as_mut_ptr()),
+        as_: SendPtr(s.as_.as_mut_ptr()),
+        kq: SendPtr(s.kq.as_mut_ptr()),
+        kd: SendPtr(s.kd.as_mut_ptr()),
+        ks: SendPtr(s.ks.as_mut_ptr()),
+    };
 
     // u = rmsnorm(x) (+ its Q8 form) for the first layer; later layers get it from the
     // previous layer's last row-wise step.
@@ -438,9 +509,7 @@ fn run_chunk(
             unsafe {
                 let xb = row(pxb, r, d);
                 kernels::rmsnorm(row(px, r, d), &l0.attn_norm, eps, xb);
-                if q8 {
-                    quantize_row(xb, paq, pad, pas, r, d);
-                }
+                quantize_row(xb, qp, q8, r, d);
             }
         });
     }
@@ -449,7 +518,7 @@ fn run_chunk(
         // --- attention ---
         let (wq, wk, wv) = (&layer.wq, &layer.wk, &layer.wv);
         {
-            let p = prepared(s.xb, n, d, &[wq, wk, wv], s.aq, s.ad, s.as_);
+            let p = prepared(s.xb, n, d, &[wq, wk, wv], s.qslices());
             par_matmul(
                 pool,
                 &[
@@ -503,14 +572,15 @@ fn run_chunk(
             });
         }
         let wo = &layer.wo;
-        if wants(&[wo]) {
+        let q8 = wants(&[wo]);
+        if q8.q8 || q8.q8k {
             // SAFETY: row r of att and of the Q8 buffers belongs to this call alone.
             for_rows(pool, n, &|r| unsafe {
-                quantize_row(row(patt, r, d), paq, pad, pas, r, d)
+                quantize_row(row(patt, r, d), qp, q8, r, d)
             });
         }
         {
-            let p = prepared(s.att, n, d, &[wo], s.aq, s.ad, s.as_);
+            let p = prepared(s.att, n, d, &[wo], s.qslices());
             par_matmul(pool, &[(wo, p.acts(wo), pxb, d)]);
         }
 
@@ -525,13 +595,11 @@ fn run_chunk(
                     *x += o;
                 }
                 kernels::rmsnorm(x, &layer.ffn_norm, eps, xb);
-                if q8 {
-                    quantize_row(xb, paq, pad, pas, r, d);
-                }
+                quantize_row(xb, qp, q8, r, d);
             }
         });
         {
-            let p = prepared(s.xb, n, d, &[wg, wu], s.aq, s.ad, s.as_);
+            let p = prepared(s.xb, n, d, &[wg, wu], s.qslices());
             par_matmul(
                 pool,
                 &[(wg, p.acts(wg), pgate, h), (wu, p.acts(wu), pup, h)],
@@ -546,18 +614,16 @@ fn run_chunk(
             unsafe {
                 let hb = row(phb, r, h);
                 kernels::swiglu(row(pgate, r, h), row(pup, r, h), hb);
-                if q8 {
-                    quantize_row(hb, paq, pad, pas, r, h);
-                }
+                quantize_row(hb, qp, q8, r, h);
             }
         });
         {
-            let p = prepared(s.hb, n, h, &[wd], s.aq, s.ad, s.as_);
+            let p = prepared(s.hb, n, h, &[wd], s.qslices());
             par_matmul(pool, &[(wd, p.acts(wd), pxb, d)]);
         }
         // x += down; then the next layer's normed input (and its Q8 form).
         let next = model.layers.get(li + 1);
-        let q8 = next.is_some_and(|l| wants(&[&l.wq, &l.wk, &l.wv]));
+        let q8 = next.map_or(Needs::default(), |l| wants(&[&l.wq, &l.wk, &l.wv]));
         for_rows(pool, n, &|r| {
             // SAFETY: row r of x, xb and of the Q8 buffers belongs to this call alone.
             unsafe {
@@ -567,9 +633,7 @@ fn run_chunk(
                 }
                 if let Some(l) = next {
                     kernels::rmsnorm(x, &l.attn_norm, eps, xb);
-                    if q8 {
-                        quantize_row(xb, paq, pad, pas, r, d);
-                    }
+                    quantize_row(xb, qp, q8, r, d);
                 }
             }
         });
@@ -602,7 +666,12 @@ fn lm_head(
         let nb = m * d / 32;
         kernels::quantize_acts(xn, &mut s.aq[..m * d], &mut s.ad[..nb], &mut s.as_[..nb]);
     }
-    let p = prepared(xn, m, d, &[w], s.aq, s.ad, s.as_);
+    if kernels::wants_q8k(w.ty) {
+        let (kd, ks) = (&mut s.kd[..m * d / 256], &mut s.ks[..m * d / 16]);
+        kernels::quantize_acts_k(xn, &mut s.kq[..m * d], kd, ks);
+    }
+    let q = (&*s.aq, &*s.ad, &*s.as_, &*s.kq, &*s.kd, &*s.ks);
+    let p = prepared(xn, m, d, &[w], q);
     if m == 1 {
         let out = seqs[last[0].0].logits.as_mut().expect("logits wanted");
         par_matmul(pool, &[(w, p.acts(w), SendPtr(out.as_mut_ptr()), v)]);

@@ -167,7 +167,6 @@ fn vector_f32(src: &dyn TensorSource, name: &str, len: usize) -> Result<Vec<f32>
     let (ty, rows, cols, bytes) = src
         .tensor(name)?
         .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
-    reject_unsupported(name, ty)?;
     if rows * cols != len {
         return Err(Error::InvalidConfig(format!(
             "{name}: {rows}x{cols}, expected {len} values"
@@ -184,22 +183,10 @@ fn vector_f32(src: &dyn TensorSource, name: &str, len: usize) -> Result<Vec<f32>
     Ok(out)
 }
 
-/// Types the file format knows but the kernels do not run yet.
-fn reject_unsupported(name: &str, ty: WeightType) -> Result<()> {
-    if ty.is_kquant_family() {
-        return Err(Error::InvalidDtype(format!(
-            "tensor {name}: type {} is not supported yet",
-            ty.name()
-        )));
-    }
-    Ok(())
-}
-
 fn matrix(src: &dyn TensorSource, name: &str, rows: usize, cols: usize) -> Result<Mat> {
     let (ty, r, c, bytes) = src
         .tensor(name)?
         .ok_or_else(|| Error::InvalidConfig(format!("missing tensor {name}")))?;
-    reject_unsupported(name, ty)?;
     if (r, c) != (rows, cols) {
         return Err(Error::InvalidConfig(format!(
             "{name}: {r}x{c}, expected {rows}x{cols}"

@@ -11,10 +11,11 @@
 
 use std::ops::Range;
 
-use crate::quant::{WeightType, QK};
+use crate::quant::{WeightType, QK, QK_K};
 
 pub mod attn;
 pub mod dispatch;
+pub mod kdot;
 pub mod packed;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -77,32 +78,86 @@ pub enum Acts<'a> {
         /// Values per row.
         k: usize,
     },
+    /// Quantized per 256-block by [`quantize_acts_k`] (ggml's Q8_K): `qs[i * k + c]`, `d` per
+    /// block (`i * k / 256 + b`), `bsums` per 16 values (`i * k / 16 + j`).
+    Q8K {
+        /// Quantized values.
+        qs: &'a [i8],
+        /// Block scales (f32).
+        d: &'a [f32],
+        /// Sums of 16 consecutive codes.
+        bsums: &'a [i16],
+        /// Rows.
+        n: usize,
+        /// Values per row.
+        k: usize,
+    },
 }
 
 impl Acts<'_> {
     /// (rows, values per row).
     pub fn shape(&self) -> (usize, usize) {
         match *self {
-            Acts::F32 { n, k, .. } | Acts::Q8 { n, k, .. } => (n, k),
+            Acts::F32 { n, k, .. } | Acts::Q8 { n, k, .. } | Acts::Q8K { n, k, .. } => (n, k),
         }
     }
 }
 
-/// Whether weights of type `ty` take Q8 (`true`) or F32 activations.
-pub fn wants_q8(ty: WeightType) -> bool {
+/// The activation form a weight type's matrix products take (llama.cpp's `vec_dot_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActKind {
+    /// Plain f32 (float weights).
+    F32,
+    /// Q8_0 / Q8_1 per 32 values ([`quantize_acts`]).
+    Q8,
+    /// Q8_K per 256 values ([`quantize_acts_k`]).
+    Q8K,
+}
+
+/// The activation form of `ty`.
+pub const fn act_kind(ty: WeightType) -> ActKind {
     match ty {
-        WeightType::F32 | WeightType::F16 | WeightType::BF16 => false,
-        WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::QorusQ4_0 => true,
-        WeightType::Q5_0
+        WeightType::F32 | WeightType::F16 | WeightType::BF16 => ActKind::F32,
+        WeightType::Q4_0
+        | WeightType::Q4_1
+        | WeightType::Q8_0
+        | WeightType::QorusQ4_0
+        | WeightType::Q5_0
         | WeightType::Q5_1
-        | WeightType::Q2_K
+        | WeightType::IQ4_NL => ActKind::Q8,
+        WeightType::Q2_K
         | WeightType::Q3_K
         | WeightType::Q4_K
         | WeightType::Q5_K
         | WeightType::Q6_K
-        | WeightType::IQ4_NL
-        | WeightType::IQ4_XS => true,
+        | WeightType::IQ4_XS => ActKind::Q8K,
     }
+}
+
+/// Whether weights of type `ty` take Q8 (32-block) activations.
+pub fn wants_q8(ty: WeightType) -> bool {
+    act_kind(ty) == ActKind::Q8
+}
+
+/// Whether weights of type `ty` take Q8_K (256-block) activations.
+pub fn wants_q8k(ty: WeightType) -> bool {
+    act_kind(ty) == ActKind::Q8K
+}
+
+/// Quantizes activations per 256-block like ggml's `quantize_row_q8_K` (see
+/// [`kdot::quantize_acts_k`]). `x.len()` must be a multiple of 256; `qs` holds `x.len()` values,
+/// `d` `x.len()/256`, `bsums` `x.len()/16`.
+pub fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+    assert!(
+        x.len() % QK_K == 0,
+        "quantize_acts_k: length {} is not a multiple of 256",
+        x.len()
+    );
+    assert!(
+        qs.len() >= x.len() && d.len() >= x.len() / QK_K && bsums.len() >= x.len() / 16,
+        "quantize_acts_k: output too small"
+    );
+    kdot::quantize_acts_k(x, qs, d, bsums)
 }
 
 /// Quantizes activations per 32-block like ggml's `quantize_row_q8_0` / `q8_1` (AVX path):
@@ -167,12 +222,25 @@ fn check_matmul(w: &MatRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
                 qs.len() >= n * k && d.len() >= n * k / QK,
                 "matmul: Q8 activations too short"
             );
-            if w.ty == WeightType::Q4_1 {
+            if matches!(w.ty, WeightType::Q4_1 | WeightType::Q5_1) {
                 assert!(
                     s.len() >= n * k / QK,
-                    "matmul: Q4_1 needs the block sums `s`"
+                    "matmul: {} needs the block sums `s`",
+                    w.ty.name()
                 );
             }
+        }
+        Acts::Q8K { qs, d, bsums, .. } => {
+            assert!(
+                wants_q8k(w.ty),
+                "matmul: {} weights do not take Q8_K activations",
+                w.ty.name()
+            );
+            assert!(k % QK_K == 0, "matmul: k = {k} not a multiple of 256");
+            assert!(
+                qs.len() >= n * k && d.len() >= n * k / QK_K && bsums.len() >= n * k / 16,
+                "matmul: Q8_K activations too short"
+            );
         }
     }
 }
@@ -206,7 +274,7 @@ pub unsafe fn matmul_at(
     }
     let lv = dispatch::clamp(lv);
     #[cfg(target_arch = "x86_64")]
-    if lv >= Level::Avx2 {
+    if lv >= Level::Avx2 && !w.ty.is_kquant_family() {
         let use512 = lv == Level::Avx512 && dispatch::vnni();
         let rb = w.row_bytes();
         match a {
@@ -224,6 +292,7 @@ pub unsafe fn matmul_at(
                     x86::avx2::matmul_f32(w.ty, w.data, rb, x, n, k, rows, out, ldo)
                 }
             }
+            Acts::Q8K { .. } => unreachable!("checked: only K-quant family types take Q8_K"),
         }
         return;
     }

@@ -424,7 +424,7 @@ fn check(p: &PackedRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
                 assert!(s.len() >= n * k / QK, "matmul_packed: Q4_1 needs `s`");
             }
         }
-        Acts::F32 { .. } => panic!("matmul_packed: needs Q8 activations"),
+        Acts::F32 { .. } | Acts::Q8K { .. } => panic!("matmul_packed: needs Q8 activations"),
     }
 }
 

@@ -152,6 +152,38 @@ pub unsafe fn matmul(
                 }
             }
         }
+        Acts::Q8 { qs, d, s, n, k } if w.ty.is_kquant_family() => {
+            let nb = k / QK;
+            for i in 0..n {
+                let a = super::kdot::ActRow::Q8 {
+                    qs: &qs[i * k..(i + 1) * k],
+                    d: &d[i * nb..(i + 1) * nb],
+                    s: if s.is_empty() {
+                        &[][..]
+                    } else {
+                        &s[i * nb..(i + 1) * nb]
+                    },
+                };
+                for j in rows.clone() {
+                    let v = super::kdot::dot_row(w.ty, &w.data[j * rb..(j + 1) * rb], a);
+                    *out.add(i * ldo + j) = v;
+                }
+            }
+        }
+        Acts::Q8K { qs, d, bsums, n, k } => {
+            let nb = k / crate::quant::QK_K;
+            for i in 0..n {
+                let a = super::kdot::ActRow::Q8K {
+                    qs: &qs[i * k..(i + 1) * k],
+                    d: &d[i * nb..(i + 1) * nb],
+                    bsums: &bsums[i * k / 16..(i + 1) * k / 16],
+                };
+                for j in rows.clone() {
+                    let v = super::kdot::dot_row(w.ty, &w.data[j * rb..(j + 1) * rb], a);
+                    *out.add(i * ldo + j) = v;
+                }
+            }
+        }
         Acts::Q8 { qs, d, s, n, k } => {
             let nb = k / QK;
             for i in 0..n {
