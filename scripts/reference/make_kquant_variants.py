@@ -12,7 +12,8 @@ F16_DIR holds SmolLM2-135M-Instruct.F16.gguf (`cargo test --release --test model
 model directory); the random model's F16 is written to OUT_DIR. Prints, per file, its sha256, its
 tensor digest (below) and the tensor types it holds; tests/common/mod.rs pins both.
 
-Tensor digest: sha256 over the tensors in file order, each as its name (UTF-8), one 0 byte, the ggml
+Tensor digest: sha256 over the tensors sorted by name (bytewise; llama-quantize writes them sorted
+by layer, qorus in its input's order), each as its name (UTF-8), one 0 byte, the ggml
 type (u32 LE), the number of dimensions (u32 LE), each dimension (u64 LE, innermost first) and its
 data bytes (without alignment padding). It covers exactly what scripts/compare_quantize_with_llamacpp.py
 compares (types, shapes, data) and not the metadata, which a quantizer other than llama.cpp writes
@@ -50,7 +51,7 @@ def tensor_digest(path: str):
     _, tensors = read_gguf(path)
     h = hashlib.sha256()
     types = collections.Counter()
-    for name in tensors:  # file order
+    for name in sorted(tensors, key=lambda n: n.encode()):
         ty, dims, raw = dict.__getitem__(tensors, name)
         h.update(name.encode() + b"\0" + struct.pack("<II", ty, len(dims)))
         h.update(b"".join(struct.pack("<Q", d) for d in dims))

@@ -427,7 +427,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
         file: "SmolLM2-135M-Instruct.Q4_K_M.gguf",
         source: "f16",
         qtype: "q4_k_m",
-        tensor_digest: "3d35543ae2990a876b17b15154261d14a3038420aad4a2ac94b493f8c5e7ca43",
+        tensor_digest: "28d6c794651c1dd4daae253d03b911d13998cf62c2bddc91bdfc0eef1349718d",
         llama_file_sha256: "27e1496775b07d69415cc5b6658f448ded3829cd2d769473cf2781e77d020b19",
     },
     KquantModel {
@@ -436,7 +436,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
         file: "SmolLM2-135M-Instruct.Q5_K_M.gguf",
         source: "f16",
         qtype: "q5_k_m",
-        tensor_digest: "2dbde6733f2393f89dcf2e14e48b018e58dc45ec01f62d8c51a3ba54c1a1f4b7",
+        tensor_digest: "1ceb1a857dc50d8e2378590d8fe94f417031dccae475ffc987ec08adae2c5063",
         llama_file_sha256: "7378a40b95ecd219f48a7edbc743dc58dc5adb9923460f70fb4843c681bb0289",
     },
     KquantModel {
@@ -445,7 +445,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
         file: "SmolLM2-135M-Instruct.Q6_K.gguf",
         source: "f16",
         qtype: "q6_k",
-        tensor_digest: "836182682874dc1a25e8de5c2d870cc23de7c7d9ae311e09e4ffb337939ea920",
+        tensor_digest: "edf510f9d0060a4009161cfb59359d1a15a5e2f01217e083e3adbd0d40cf77e1",
         llama_file_sha256: "e02e2a90bcca06262eec989c276d985b15c3f307a65304b64e213748367ef948",
     },
     KquantModel {
@@ -454,7 +454,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
         file: "SmolLM2-135M-Instruct.Q3_K_M.gguf",
         source: "f16",
         qtype: "q3_k_m",
-        tensor_digest: "c776a092ace8e79fab3bc1c5827d49aac6fd18729599b59b611f40e0bebaa7ca",
+        tensor_digest: "9e678fdef515893ec49903c8b01d2c6f5580de661fe10b960c972d9346e25d84",
         llama_file_sha256: "5b429f751e69e6de05185492bd40ae38f33fc17a87c59954e616d4afc086ea1c",
     },
     KquantModel {
@@ -463,7 +463,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
         file: "SmolLM2-135M-Instruct.Q2_K.gguf",
         source: "f16",
         qtype: "q2_k",
-        tensor_digest: "1dc5785c4b8f9e68d7a4a8c84f49987bde78b55773cc8559d76b4a0086ae44ca",
+        tensor_digest: "8173a89a85b5e46a172c814865a88140b47174fe63831de4434e81c3c36447cf",
         llama_file_sha256: "c7c9a27bc9b5004eaa297bc6ed0296f70a2783d0680f02315d9ec262362b6f44",
     },
     KquantModel {
@@ -472,7 +472,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
         file: "SmolLM2-135M-Instruct.IQ4_XS.gguf",
         source: "f16",
         qtype: "iq4_xs",
-        tensor_digest: "5875fd191ce7d3392bf54df40f5cb0ec4eb84c076f032993c0e7c05d275c43e7",
+        tensor_digest: "e577747f37b9834d53a460b5e7852d9898d4eb467e9901d0eedc0bb8272e8a0d",
         llama_file_sha256: "55774849f739670f6843cc6f1e5cce50b4fda4a44e2bea59138ddbc272400998",
     },
     KquantModel {
@@ -481,7 +481,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
         file: "random-llama-d512.Q4_K_M.gguf",
         source: "rnd512_f16",
         qtype: "q4_k_m",
-        tensor_digest: "2f998f534cb7c082fa1a5cf51921adc4c3e2a63c7c73a04bdb1e778c42706578",
+        tensor_digest: "658be03bc36b84d43b58fb7d752006b594c27d3207650d238f1437c556fba5f5",
         llama_file_sha256: "7e1923347712dd7005cbe9455aadafcf8b130b18b8da4b5df4f4911ca3134f85",
     },
     KquantModel {
@@ -490,7 +490,7 @@ pub const KQUANT_MODELS: &[KquantModel] = &[
         file: "random-llama-d512.Q6_K.gguf",
         source: "rnd512_f16",
         qtype: "q6_k",
-        tensor_digest: "9cadbe83d6aa545523e8d7a9c5079f999054416eddd276f446f63b79441ca2b7",
+        tensor_digest: "e960078bb87a5985824089435ed528c64d9a16fa46df40acf66f27c76c7f9919",
         llama_file_sha256: "057d882fffb782c7d4ac9d82dbb38893d1e5d30e85e9b2c3f60f772c64a61866",
     },
 ];
@@ -522,14 +522,17 @@ fn ggml_block(ty: u32) -> Option<(u64, u64)> {
 }
 
 /// Tensor digest of a GGUF file, as scripts/reference/make_kquant_variants.py computes it: sha256
-/// over the tensors in file order, each as its name, a 0 byte, the ggml type (u32 LE), the number
+/// over the tensors sorted by name (llama-quantize sorts them by layer, qorus keeps its input's
+/// order), each as its name, a 0 byte, the ggml type (u32 LE), the number
 /// of dimensions (u32 LE), each dimension (u64 LE) and its data bytes. Metadata is not included.
 pub fn tensor_digest(path: &Path) -> String {
     let file = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let g = qorus::format::gguf::Gguf::parse(&file)
         .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
     let mut buf = Vec::with_capacity(file.len());
-    for t in &g.tensors {
+    let mut tensors: Vec<_> = g.tensors.iter().collect();
+    tensors.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    for t in tensors {
         let (blk, size) = ggml_block(t.ggml_type).unwrap_or_else(|| {
             panic!(
                 "{}: tensor {} has ggml type {}, not one of issue 12's",
