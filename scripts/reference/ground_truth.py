@@ -100,6 +100,8 @@ def measure(model, variant, ref_path, threads):
           file=sys.stderr)
     for tag, kw in (("tbt", dict(n_batch=1)), ("flash", dict(flash=True)), ("kvf16", dict(kv_f32=False))):
         rows = llamacpp_tool.logits(model, prompts, nv, threads=threads, **kw)
+        kt = np.concatenate([kld_rows(t, b) for t, b in zip(tr, rows)])
+        print(f"  {tag:5s} vs float64: mean KLD {kt.mean():.3e}, max {kt.max():.3e} (not in the TSV)", file=sys.stderr)
         m, mx, t1, dl = spread(ref, rows)
         row.update({f"{tag}_kld_mean": m, f"{tag}_kld_max": mx, f"{tag}_top1": t1, f"{tag}_dlogit": dl})
         print(f"  {tag:5s} vs one batch: top-{ref.top_k} KLD mean {m:.3e} max {mx:.3e}, top-1 {t1:.2f} %, "
