@@ -15,6 +15,18 @@ single tokens). The KV cache is F32 and flash attention off (our cache is F32, s
   python3 scripts/reference/make_reference_logits.py MODEL.gguf VARIANT [--out-dir tests/data/reference]
 
 VARIANT is a label (F16, Q8_0, Q4_0) stored in the file and used in its name.
+
+Without llama-cpp-python, llama.cpp's own build tree can run the same configuration (llamacpp_tool.py:
+same n_ctx, one batch of every prompt, logits at every position, F32 KV cache, no flash attention;
+it reproduces logits_F16/Q8_0/Q4_0.bin byte for byte). It does not tokenize: the prompts' token ids
+are taken from an existing reference file, which llama.cpp tokenized (every model here has SmolLM2's
+tokenizer):
+
+  python3 scripts/reference/make_reference_logits.py MODEL.gguf VARIANT --llama-build \
+      --prompts-from tests/data/reference/logits_Q8_0.bin --full-at none
+
+--full-at none stores no full-logit rows (only the top-64 at every position: ~330 KB instead of ~3 MB),
+for the K-quant variants whose files would otherwise make the committed data too large.
 """
 import argparse
 import os
@@ -136,7 +148,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kv-f16", action="store_true", help="llama.cpp's default F16 KV cache")
     ap.add_argument("--print-tokens", action="store_true")
+    ap.add_argument("--llama-build", action="store_true",
+                    help="run llama.cpp's build tree (llamacpp_tool.py) instead of llama-cpp-python")
+    ap.add_argument("--prompts-from", help="with --llama-build: the reference file whose token ids to use")
+    ap.add_argument("--full-at", choices=["prompts", "none"], default="prompts",
+                    help="where to store full logits: each prompt's FULL_AT positions (default) or nowhere")
     a = ap.parse_args()
+    if a.llama_build:
+        return main_llama_build(a)
 
     llm = load(a.model, 512, a.kv_f16, a.threads)
     n_vocab = llm.n_vocab()
@@ -149,7 +168,8 @@ def main() -> None:
         llm.eval(toks)  # n_batch = n_ubatch = n_ctx: one batch
         logits = np.array(llm.scores[: len(toks)], dtype=np.float32)
         n = len(toks)
-        pos = sorted({{"first": 0, "mid": n // 2, "last": n - 1}[w] for w in full_at})
+        pos = sorted({{"first": 0, "mid": n // 2, "last": n - 1}[w] for w in full_at}) \
+            if a.full_at == "prompts" else []
         ids, vals = refdata.top_k_of(logits, TOP_K)
         f.prompts.append(refdata.LogitsPrompt(np.array(toks, np.int32), np.array(pos, np.uint32), logits[pos],
                                               ids, vals))
@@ -157,6 +177,33 @@ def main() -> None:
               f"{llm.detokenize([int(ids[-1, 0])])!r}")
         if a.print_tokens:
             print("   ", toks)
+    finish(f, a)
+
+
+def main_llama_build(a) -> None:
+    import llamacpp_tool
+
+    if not a.prompts_from:
+        raise SystemExit("--llama-build needs --prompts-from (it does not tokenize)")
+    src = refdata.read_logits(a.prompts_from)
+    names = [name for name, _, _ in PROMPTS]
+    if len(src.prompts) != len(PROMPTS):
+        raise SystemExit(f"{a.prompts_from} has {len(src.prompts)} prompts, this script {len(PROMPTS)}")
+    flags = (src.flags & refdata.FLAG_ADD_BOS) | (0 if a.kv_f16 else refdata.FLAG_KV_F32)
+    f = refdata.LogitsFile(a.variant, llamacpp_tool.GENERATOR, src.n_vocab, TOP_K, flags)
+    rows = llamacpp_tool.logits(a.model, [p.tokens for p in src.prompts], src.n_vocab, n_batch=512,
+                                kv_f32=not a.kv_f16, threads=a.threads)
+    for name, p, logits, (_, _, full_at) in zip(names, src.prompts, rows, PROMPTS):
+        n = len(p.tokens)
+        pos = sorted({{"first": 0, "mid": n // 2, "last": n - 1}[w] for w in full_at}) \
+            if a.full_at == "prompts" else []
+        ids, vals = refdata.top_k_of(logits, TOP_K)
+        f.prompts.append(refdata.LogitsPrompt(p.tokens.copy(), np.array(pos, np.uint32), logits[pos], ids, vals))
+        print(f"{name:16s} {n:4d} tokens, full logits at {pos}, argmax(last) = {int(ids[-1, 0])}")
+    finish(f, a)
+
+
+def finish(f, a) -> None:
     n_pos = sum(len(p.tokens) for p in f.prompts)
     assert len(f.prompts) >= 8 and n_pos >= 256 and max(len(p.tokens) for p in f.prompts) >= 128, \
         "prompt set too small for the forward-pass issue"
