@@ -57,37 +57,41 @@ fn a64(x: usize) -> usize {
     (x + 63) & !63
 }
 
+/// Token rows of one sequence whose queries attend together (each K/V tile is read once for
+/// all of them and all the query heads of its KV head).
+const ATT_ROWS: usize = 16;
+
+/// Floats of attention work space per thread.
+fn att_work(c: &crate::engine::config::Config) -> usize {
+    kernels::attn::work_floats(ATT_ROWS * (c.n_heads / c.n_kv_heads.max(1)), c.head_dim())
+}
+
 /// Sizes (bytes) of the scratch regions, in carving order.
-fn scratch_parts(
-    model: &Model,
-    rows: usize,
-    n_threads: usize,
-    n_logit_rows: usize,
-    kv_seq: usize,
-) -> [usize; 14] {
+fn scratch_parts(model: &Model, rows: usize, n_threads: usize, n_logit_rows: usize) -> [usize; 14] {
     let c = &model.config;
     let (d, h, kvd, qd, v) = (c.dim, c.hidden_dim, c.kv_dim(), c.q_dim(), c.vocab_size);
     let wide = d.max(h).max(qd);
     [
-        4 * rows * d,               // x: residual stream
-        4 * rows * d,               // xb: normed input / matmul output
-        4 * rows * qd,              // q
-        4 * rows * kvd,             // k
-        4 * rows * kvd,             // v
-        4 * rows * qd,              // att
-        4 * rows * h,               // gate / hb
-        4 * rows * h,               // up
-        4 * rows * h,               // hb = silu(gate) * up
-        rows * wide,                // q8 activations: values
-        4 * rows * wide / 32 + 4,   // q8 scales
-        4 * rows * wide / 32 + 4,   // q8 block sums
-        4 * n_threads * kv_seq,     // attention scores, one row per thread
-        4 * n_logit_rows * (d + v), // final normed rows + logits for batched heads
+        4 * rows * d,                // x: residual stream
+        4 * rows * d,                // xb: normed input / matmul output
+        4 * rows * qd,               // q
+        4 * rows * kvd,              // k
+        4 * rows * kvd,              // v
+        4 * rows * qd,               // att
+        4 * rows * h,                // gate / hb
+        4 * rows * h,                // up
+        4 * rows * h,                // hb = silu(gate) * up
+        rows * wide,                 // q8 activations: values
+        4 * rows * wide / 32 + 4,    // q8 scales
+        4 * rows * wide / 32 + 4,    // q8 block sums
+        4 * n_threads * att_work(c), // attention work space, one part per thread
+        4 * n_logit_rows * (d + v),  // final normed rows + logits for batched heads
     ]
 }
 
 /// Bytes of scratch a forward call over `n_rows` token rows needs with `n_threads` threads,
-/// `n_seqs` sequences wanting logits, and caches of `kv_seq` positions.
+/// `n_seqs` sequences wanting logits, and caches of `kv_seq` positions (attention works in
+/// tiles, so the scratch no longer grows with `kv_seq`; the argument is kept for callers).
 pub fn scratch_bytes(
     model: &Model,
     n_rows: usize,
@@ -95,8 +99,9 @@ pub fn scratch_bytes(
     n_seqs: usize,
     kv_seq: usize,
 ) -> usize {
+    let _ = kv_seq;
     let rows = n_rows.clamp(1, CHUNK);
-    scratch_parts(model, rows, n_threads, n_seqs, kv_seq)
+    scratch_parts(model, rows, n_threads, n_seqs)
         .iter()
         .map(|&b| a64(b))
         .sum::<usize>()
@@ -263,7 +268,7 @@ pub fn forward(
         )));
     }
     let rows_cap = n_rows.min(CHUNK);
-    let parts = scratch_parts(model, rows_cap, nt, n_logit, kv_seq);
+    let parts = scratch_parts(model, rows_cap, nt, n_logit);
     let mut cv = Carver { rest: scratch };
     let mut s = Scratch {
         x: cv.take(parts[0]),
@@ -529,25 +534,49 @@ fn run_chunk(
         });
         {
             let q = &*s.q;
-            let scores = SendPtr(s.scores.as_mut_ptr());
-            let kv_seq = s.scores.len() / pool.n_threads();
-            // One chunk per (row, head); the longest rows (last positions) first.
-            pool.run_chunks(n * n_heads, &|tid, c| {
-                let task = n * n_heads - 1 - c;
-                // SAFETY: thread `tid` owns scores row `tid`.
-                let sc = unsafe { row(scores, tid, kv_seq) };
-                let (r, hh) = (task / n_heads, task % n_heads);
-                let g = hh / group;
-                let end = row_pos[r] + 1;
-                let start = end.saturating_sub(window);
-                let qh = &q[r * qd + hh * hd..r * qd + (hh + 1) * hd];
+            let work = SendPtr(s.scores.as_mut_ptr());
+            let wlen = s.scores.len() / pool.n_threads();
+            // Blocks of at most ATT_ROWS consecutive rows of one sequence; one task per (block,
+            // KV head), the last blocks (longest spans) first.
+            let mut blocks = [(0usize, 0usize); CHUNK];
+            let (mut nb, mut r0) = (0, 0);
+            for r in 1..=n {
+                if r == n || row_seq[r] != row_seq[r0] || r - r0 == ATT_ROWS {
+                    blocks[nb] = (r0, r);
+                    nb += 1;
+                    r0 = r;
+                }
+            }
+            let n_tasks = nb * n_kv;
+            let gw = group * hd;
+            pool.run_chunks(n_tasks, &|tid, c| {
+                let task = n_tasks - 1 - c;
+                let ((r0, r1), g) = (blocks[task / n_kv], task % n_kv);
+                let mut spans = [(0usize, 0usize); ATT_ROWS];
+                for (sp, &pos) in spans.iter_mut().zip(&row_pos[r0..r1]) {
+                    *sp = ((pos + 1).saturating_sub(window), pos + 1);
+                }
+                let spans = &spans[..r1 - r0];
+                let end = spans.iter().map(|s| s.1).max().unwrap_or(0);
                 // SAFETY: all K/V of this chunk were written before this region started.
-                let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, end) };
-                let kv = &kv[start * 2 * hd..];
-                // SAFETY: this task alone writes head hh of row r.
-                let out =
-                    unsafe { std::slice::from_raw_parts_mut(patt.get().add(r * qd + hh * hd), hd) };
-                kernels::attn::attend(qh, kv, end - start, hd, att_scale, sc, out);
+                let src = unsafe { seqs[row_seq[r0]].kv.tiles(li, g, end) };
+                // SAFETY: thread `tid` owns work part `tid`.
+                let w = unsafe { row(work, tid, wlen) };
+                let blk = kernels::attn::Block {
+                    q: &q[r0 * qd..r1 * qd],
+                    stride: qd,
+                    off: g * gw,
+                    heads: group,
+                    spans,
+                };
+                kernels::attn::attend_block(&src, att_scale, &blk, w);
+                for (i, r) in (r0..r1).enumerate() {
+                    // SAFETY: this task alone writes the heads of KV head g in rows r0..r1.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(patt.get().add(r * qd + g * gw), gw)
+                    };
+                    out.copy_from_slice(&w[i * gw..(i + 1) * gw]);
+                }
             });
         }
         let wo = &layer.wo;

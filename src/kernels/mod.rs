@@ -21,6 +21,8 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_attn;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_packed;
 
 pub use dispatch::{level, Level};

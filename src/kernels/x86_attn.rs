@@ -1,0 +1,134 @@
+//! AVX2 + FMA twin of `attn::scalar_tile_step` (bit-identical: same dot-product blocks, the same
+//! `exp` polynomial, the same sums in the same order).
+//!
+//! # Safety
+//! Every function here requires a CPU with AVX2 and FMA (callers check `dispatch::level`).
+#![allow(clippy::missing_safety_doc)]
+
+use core::arch::x86_64::*;
+
+use super::attn::{State, TILE};
+use super::x86::vec::exp8;
+
+/// `((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7))`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Scores of `U` consecutive positions from `k` (stride `st`): 8-column blocks alternate
+/// between two accumulators per position.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scores<const U: usize>(
+    q: *const f32,
+    k: *const f32,
+    st: usize,
+    hd: usize,
+    scale: f32,
+    out: *mut f32,
+) {
+    let mut a = [_mm256_setzero_ps(); U];
+    let mut b = [_mm256_setzero_ps(); U];
+    let mut c = 0;
+    while c + 16 <= hd {
+        let qa = _mm256_loadu_ps(q.add(c));
+        let qb = _mm256_loadu_ps(q.add(c + 8));
+        for u in 0..U {
+            a[u] = _mm256_fmadd_ps(qa, _mm256_loadu_ps(k.add(u * st + c)), a[u]);
+            b[u] = _mm256_fmadd_ps(qb, _mm256_loadu_ps(k.add(u * st + c + 8)), b[u]);
+        }
+        c += 16;
+    }
+    if c < hd {
+        let qa = _mm256_loadu_ps(q.add(c));
+        for u in 0..U {
+            a[u] = _mm256_fmadd_ps(qa, _mm256_loadu_ps(k.add(u * st + c)), a[u]);
+        }
+    }
+    for u in 0..U {
+        *out.add(u) = hsum(_mm256_add_ps(a[u], b[u])) * scale;
+    }
+}
+
+/// One tile step of one query (see `attn`'s module documentation). `hd % 8 == 0`, `1 <= n <=
+/// TILE`, `kv` holds `n` positions, `q` and `acc` `hd` floats, `sc` `TILE` floats.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn tile_step(
+    q: &[f32],
+    kv: &[f32],
+    n: usize,
+    hd: usize,
+    scale: f32,
+    first: bool,
+    st: &mut State,
+    acc: &mut [f32],
+    sc: &mut [f32],
+) {
+    debug_assert!(hd % 8 == 0 && n >= 1 && n <= TILE && sc.len() >= TILE);
+    let s2 = 2 * hd;
+    let (qp, kp, sp) = (q.as_ptr(), kv.as_ptr(), sc.as_mut_ptr());
+    let mut t = 0;
+    while t + 4 <= n {
+        scores::<4>(qp, kp.add(t * s2), s2, hd, scale, sp.add(t));
+        t += 4;
+    }
+    while t < n {
+        scores::<1>(qp, kp.add(t * s2), s2, hd, scale, sp.add(t));
+        t += 1;
+    }
+    let mt = sc[..n].iter().fold(sc[0], |m, &v| m.max(v));
+    let m_new = if first { mt } else { st.m.max(mt) };
+    // p = exp(s - m'), lanes past n zeroed; the sum in 8 lanes by t mod 8.
+    let mv = _mm256_set1_ps(m_new);
+    let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mut sum = _mm256_setzero_ps();
+    let mut t = 0;
+    while t < n {
+        let live = _mm256_cmpgt_epi32(_mm256_set1_epi32((n - t) as i32), idx);
+        let p = exp8(_mm256_sub_ps(_mm256_loadu_ps(sp.add(t)), mv));
+        let p = _mm256_and_ps(p, _mm256_castsi256_ps(live));
+        _mm256_storeu_ps(sp.add(t), p);
+        sum = _mm256_add_ps(sum, p);
+        t += 8;
+    }
+    let lsum = hsum(sum);
+    let alpha = if first {
+        st.l = lsum;
+        0.0
+    } else {
+        let alpha = _mm256_cvtss_f32(exp8(_mm256_set1_ps(st.m - m_new)));
+        st.l = st.l * alpha + lsum;
+        alpha
+    };
+    st.m = m_new;
+    let av = _mm256_set1_ps(alpha);
+    let vp = kp.add(hd);
+    let ap = acc.as_mut_ptr();
+    let mut c0 = 0;
+    while c0 < hd {
+        let w = (hd - c0).min(64) / 8;
+        let mut a = [_mm256_setzero_ps(); 8];
+        if !first {
+            for (u, r) in a.iter_mut().enumerate().take(w) {
+                *r = _mm256_mul_ps(_mm256_loadu_ps(ap.add(c0 + 8 * u)), av);
+            }
+        }
+        for t in 0..n {
+            let pv = _mm256_set1_ps(*sp.add(t));
+            let row = vp.add(t * s2 + c0);
+            for (u, r) in a.iter_mut().enumerate().take(w) {
+                *r = _mm256_fmadd_ps(pv, _mm256_loadu_ps(row.add(8 * u)), *r);
+            }
+        }
+        for (u, r) in a.iter().enumerate().take(w) {
+            _mm256_storeu_ps(ap.add(c0 + 8 * u), *r);
+        }
+        c0 += 64;
+    }
+}
