@@ -4,8 +4,10 @@
 //!
 //! `cargo run --release --example bench_attn [DEPTH [ROWS [ROUNDS]]]` (defaults 4096, 1, 7):
 //! SmolLM2-135M's shape (head dim 64, 3 query heads per KV head); ROWS token rows at the last
-//! positions (1 = decode, 16 = a prefill block).
+//! positions (1 = decode, 16 = a prefill block). Then the tiled kernel over F16 and Q8_0 caches
+//! (tiles converted to f32 once per block) against the F32 cache.
 
+use qorus::engine::kv_cache::{KvCache, KvLayout, KvType};
 use qorus::kernels::{self, attn};
 
 /// This thread's CPU time in seconds.
@@ -101,6 +103,66 @@ fn main() {
         }
         t_new.push((cpu_now() - t) / reps as f64);
     }
+    // The same K/V in caches of each type (layer 0, 3 KV heads).
+    let layout = KvLayout {
+        n_layers: 1,
+        n_kv_heads: 3,
+        max_seq: depth + rows,
+        head_dim: hd,
+    };
+    let caches: Vec<(KvType, Vec<u32>)> = KvType::ALL
+        .iter()
+        .map(|&ty| {
+            let mut buf = vec![0u32; layout.bytes(ty).unwrap().div_ceil(4)];
+            // SAFETY: the buffer holds the layout's bytes for `ty`, 4-byte aligned.
+            let c = unsafe {
+                KvCache::from_raw_typed(buf.as_mut_ptr() as *mut u8, buf.len() * 4, layout, ty)
+            }
+            .unwrap();
+            for (g, kv) in kvs.iter().enumerate() {
+                for t in 0..depth + rows {
+                    let p = &kv[t * 2 * hd..(t + 1) * 2 * hd];
+                    // SAFETY: single-threaded, position in range.
+                    unsafe { c.write(0, g, t, &p[..hd], &p[hd..]) };
+                }
+            }
+            (ty, buf)
+        })
+        .collect();
+    let typed = |buf: &mut Vec<u32>, ty: KvType, out: &mut [f32], work: &mut [f32]| {
+        // SAFETY: as above; read only.
+        let c = unsafe {
+            KvCache::from_raw_typed(buf.as_mut_ptr() as *mut u8, buf.len() * 4, layout, ty)
+        }
+        .unwrap();
+        for g in 0..3 {
+            let blk = attn::Block {
+                q: &q,
+                stride: qd,
+                off: g * heads * hd,
+                heads,
+                spans: &spans,
+            };
+            // SAFETY: nothing writes the cache meanwhile.
+            let src = unsafe { c.tiles(0, g, depth + rows) };
+            attn::attend_block_at(lv, &src, scale, &blk, work);
+            for r in 0..rows {
+                out[r * qd + g * heads * hd..][..heads * hd]
+                    .copy_from_slice(&work[r * heads * hd..][..heads * hd]);
+            }
+        }
+    };
+    let mut t_typed: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    for _ in 0..rounds {
+        for (i, (ty, buf)) in caches.iter().enumerate() {
+            let mut buf = buf.clone();
+            let t = cpu_now();
+            for _ in 0..reps {
+                typed(&mut buf, *ty, &mut out, &mut work);
+            }
+            t_typed[i].push((cpu_now() - t) / reps as f64);
+        }
+    }
     let med = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
@@ -115,4 +177,15 @@ fn main() {
         bytes / b / 1e9,
         a / b
     );
+    for (i, (ty, _)) in caches.iter().enumerate() {
+        let m = med(&mut t_typed[i]);
+        let by =
+            bytes * layout.bytes(*ty).unwrap() as f64 / layout.bytes(KvType::F32).unwrap() as f64;
+        println!(
+            "tiled, {:>4} cache: {:8.1} us  ({:5.1} GB/s of its K/V)",
+            ty.name(),
+            m * 1e6,
+            by / m / 1e9
+        );
+    }
 }

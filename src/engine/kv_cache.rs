@@ -282,6 +282,12 @@ impl KvTiles for Tiles<'_> {
             }
             KvType::Q8_0 => {
                 let out = &mut buf[..n];
+                #[cfg(target_arch = "x86_64")]
+                if crate::kernels::level() >= crate::kernels::Level::Avx2 {
+                    // SAFETY: AVX2 + FMA + F16C present (level); `src` holds the blocks of `out`.
+                    unsafe { crate::kernels::x86_attn::dequant_q8_0(src, out) };
+                    return out;
+                }
                 for (ob, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(2 + QK)) {
                     let d = half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
                     for (o, &q) in ob.iter_mut().zip(&b[2..]) {

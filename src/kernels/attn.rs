@@ -14,7 +14,9 @@
 //! * `alpha = exp(m - m')`, `l = l * alpha + ls` (`ls` first), `acc = acc * alpha` (0 first),
 //!   then `acc = fma(p[t], V[t], acc)` for `t` in order;
 //!
-//! and at the end `out = acc / l`. `hsum8(v) = ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7))`.
+//! Tiles are grouped in segments of [`SEG`] keys (absolute positions): each segment's state
+//! starts afresh and the segments are folded in order (see [`fold`]); at the end
+//! `out = acc / l`. `hsum8(v) = ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7))`.
 //!
 //! That arithmetic depends only on the query, its span and the cache, never on which other
 //! queries share the block, the block size or the thread that runs it: a prefill computes
@@ -70,9 +72,93 @@ pub struct Block<'a> {
     pub spans: &'a [(usize, usize)],
 }
 
-/// Floats of work space [`attend_block_at`] needs for `nq` queries of head dimension `hd`.
+/// Keys per segment: the tiles of each segment (absolute positions `k*SEG .. (k+1)*SEG`) run
+/// from a fresh state and the segments' states are then merged in order ([`fold`]), so a long
+/// span can be split across threads ([`segment_at`], [`merge_segments_at`]) without changing a
+/// bit (a numerics-defining constant, a multiple of [`TILE`]).
+pub const SEG: usize = 512;
+
+/// Floats of one query state set (`acc`, `l`, `m` of `nq` queries).
+pub fn state_floats(nq: usize, hd: usize) -> usize {
+    nq * (hd + 2)
+}
+
+/// Floats of work space [`attend_block_at`] needs for `nq` queries of head dimension `hd`
+/// ([`segment_at`] needs less).
 pub fn work_floats(nq: usize, hd: usize) -> usize {
-    nq * hd + 2 * nq + TILE + TILE * 2 * hd
+    2 * state_floats(nq, hd) + TILE + TILE * 2 * hd
+}
+
+/// (`acc`, `l`, `m`) of `nq` queries at the head of `w`.
+fn states(w: &mut [f32], nq: usize, hd: usize) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
+    let (acc, rest) = w.split_at_mut(nq * hd);
+    let (l, rest) = rest.split_at_mut(nq);
+    let (m, rest) = rest.split_at_mut(nq);
+    (acc, l, m, rest)
+}
+
+/// Merges a segment's state `(m2, l2, acc2)` into `(m, l, acc)` (`l == 0`: empty, takes it;
+/// `l2 == 0`: the segment had no key of this query): `m' = max(m, m2)`, `a = exp(m - m')`,
+/// `b = exp(m2 - m')`, `l = l*a + l2*b`, `acc = fma(acc2, b, acc*a)`.
+#[allow(clippy::too_many_arguments)]
+pub fn fold(simd: bool, m: &mut f32, l: &mut f32, acc: &mut [f32], m2: f32, l2: f32, acc2: &[f32]) {
+    if l2 == 0.0 {
+        return;
+    }
+    if *l == 0.0 {
+        *m = m2;
+        *l = l2;
+        acc.copy_from_slice(acc2);
+        return;
+    }
+    let mn = m.max(m2);
+    let (a, b) = (exp(*m - mn), exp(m2 - mn));
+    *l = *l * a + l2 * b;
+    *m = mn;
+    #[cfg(target_arch = "x86_64")]
+    if simd && acc.len() % 8 == 0 {
+        // SAFETY: the caller's level check found AVX2 + FMA; equal lengths, a multiple of 8.
+        unsafe { super::x86_attn::fold_acc(acc, &acc2[..acc.len()], a, b) };
+        return;
+    }
+    let _ = simd;
+    for (x, &y) in acc.iter_mut().zip(acc2) {
+        *x = y.mul_add(b, *x * a);
+    }
+}
+
+/// Which kernel runs the tile steps. (An AVX-512 twin with 16-column steps and eight positions
+/// at a time was bit-identical but slower on Zen 4 in examples/bench_attn, and was dropped.)
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Simd {
+    None,
+    Avx2,
+}
+
+impl Simd {
+    fn any(self) -> bool {
+        self != Simd::None
+    }
+}
+
+/// The kernel for level `lv` and head dimension `hd`.
+fn use_simd(lv: Level, hd: usize) -> Simd {
+    let lv = dispatch::clamp(lv);
+    if !cfg!(target_arch = "x86_64") || lv < Level::Avx2 || hd % 8 != 0 {
+        Simd::None
+    } else {
+        Simd::Avx2
+    }
+}
+
+fn check(blk: &Block<'_>, hd: usize, work: usize, need: usize) {
+    let rows = blk.spans.len();
+    assert!(
+        work >= need
+            && blk.spans.iter().all(|&(s, e)| s < e)
+            && (rows == 0 || blk.q.len() >= (rows - 1) * blk.stride + blk.off + blk.heads * hd),
+        "attend_block: lengths"
+    );
 }
 
 /// Runs the block; the outputs (query `(r, h)` at `work[(r * heads + h) * hd ..][..hd]`) are
@@ -85,28 +171,107 @@ pub fn attend_block_at<S: KvTiles>(
     work: &mut [f32],
 ) {
     let hd = kv.head_dim();
-    let rows = blk.spans.len();
-    let nq = rows * blk.heads;
-    assert!(
-        work.len() >= work_floats(nq, hd)
-            && blk.spans.iter().all(|&(s, e)| s < e)
-            && (rows == 0 || blk.q.len() >= (rows - 1) * blk.stride + blk.off + blk.heads * hd),
-        "attend_block: lengths"
-    );
-    let lv = dispatch::clamp(lv);
-    let simd = cfg!(target_arch = "x86_64") && lv >= Level::Avx2 && hd % 8 == 0;
-    let (acc, rest) = work.split_at_mut(nq * hd);
-    let (ls, rest) = rest.split_at_mut(nq);
-    let (ms, rest) = rest.split_at_mut(nq);
-    let (sc, buf) = rest.split_at_mut(TILE);
+    let nq = blk.spans.len() * blk.heads;
+    check(blk, hd, work.len(), work_floats(nq, hd));
+    let simd = use_simd(lv, hd);
+    let (acc, ls, ms, rest) = states(work, nq, hd);
+    ls.fill(0.0);
     let lo_all = blk.spans.iter().map(|s| s.0).min().unwrap_or(0);
     let hi_all = blk.spans.iter().map(|s| s.1).max().unwrap_or(0);
+    for seg in lo_all / SEG..hi_all.div_ceil(SEG) {
+        segment_run(simd, kv, scale, blk, seg, rest);
+        let (acc2, l2, m2, _) = states(rest, nq, hd);
+        for qi in 0..nq {
+            let r = qi * hd..(qi + 1) * hd;
+            fold(
+                simd.any(),
+                &mut ms[qi],
+                &mut ls[qi],
+                &mut acc[r.clone()],
+                m2[qi],
+                l2[qi],
+                &acc2[r],
+            );
+        }
+    }
+    for (a, &l) in acc.chunks_exact_mut(hd).zip(ls.iter()) {
+        a.iter_mut().for_each(|v| *v /= l);
+    }
+}
+
+/// The state of every query of the block over the keys of segment `seg` alone (`l = 0` for a
+/// query with none there), left at the head of `work` (`acc` of query `qi` at `qi * hd`, then
+/// the `l`s, then the `m`s; [`state_floats`] of them). `work`: [`work_floats`] floats.
+pub fn segment_at<S: KvTiles>(
+    lv: Level,
+    kv: &S,
+    scale: f32,
+    blk: &Block<'_>,
+    seg: usize,
+    work: &mut [f32],
+) {
+    let hd = kv.head_dim();
+    let nq = blk.spans.len() * blk.heads;
+    check(blk, hd, work.len(), work_floats(nq, hd));
+    segment_run(use_simd(lv, hd), kv, scale, blk, seg, work)
+}
+
+/// Folds `n_seg` segment states (each [`state_floats`]`(nq, hd)` floats, in segment order, as
+/// [`segment_at`] leaves them) into the outputs `out[qi * hd ..][..hd]`.
+pub fn merge_segments_at(
+    lv: Level,
+    segs: &[f32],
+    n_seg: usize,
+    nq: usize,
+    hd: usize,
+    out: &mut [f32],
+) {
+    let simd = use_simd(lv, hd);
+    let sf = state_floats(nq, hd);
+    assert!(
+        segs.len() >= n_seg * sf && out.len() >= nq * hd,
+        "merge_segments: lengths"
+    );
+    for qi in 0..nq {
+        let (mut m, mut l) = (0f32, 0f32);
+        let acc = &mut out[qi * hd..(qi + 1) * hd];
+        for k in 0..n_seg {
+            let st = &segs[k * sf..(k + 1) * sf];
+            let (a2, l2, m2) = (
+                &st[qi * hd..(qi + 1) * hd],
+                st[nq * hd + qi],
+                st[nq * hd + nq + qi],
+            );
+            fold(simd.any(), &mut m, &mut l, acc, m2, l2, a2);
+        }
+        acc.iter_mut().for_each(|v| *v /= l);
+    }
+}
+
+fn segment_run<S: KvTiles>(
+    simd: Simd,
+    kv: &S,
+    scale: f32,
+    blk: &Block<'_>,
+    seg: usize,
+    work: &mut [f32],
+) {
+    let hd = kv.head_dim();
+    let nq = blk.spans.len() * blk.heads;
+    let (acc, ls, ms, rest) = states(work, nq, hd);
+    let (sc, buf) = rest.split_at_mut(TILE);
+    ls.fill(0.0);
+    let (k0, k1) = (seg * SEG, (seg + 1) * SEG);
+    let clip = |(s, e): (usize, usize)| (s.max(k0), e.min(k1));
+    let lo_all = blk.spans.iter().map(|&sp| clip(sp).0).min().unwrap_or(k0);
+    let hi_all = blk.spans.iter().map(|&sp| clip(sp).1).max().unwrap_or(k0);
     let mut j0 = lo_all / TILE * TILE;
     while j0 < hi_all {
         let j1 = j0 + TILE;
         let (t0, t1) = (j0.max(lo_all), j1.min(hi_all));
         let tile = kv.tile(t0, t1, buf);
-        for (r, &(s, e)) in blk.spans.iter().enumerate() {
+        for (r, &sp) in blk.spans.iter().enumerate() {
+            let (s, e) = clip(sp);
             let (lo, hi) = (s.max(j0), e.min(j1));
             if lo >= hi {
                 continue;
@@ -139,9 +304,6 @@ pub fn attend_block_at<S: KvTiles>(
         }
         j0 = j1;
     }
-    for (a, &l) in acc.chunks_exact_mut(hd).zip(ls.iter()) {
-        a.iter_mut().for_each(|v| *v /= l);
-    }
 }
 
 /// [`attend_block_at`] at the detected level.
@@ -161,7 +323,7 @@ pub struct State {
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn tile_step(
-    simd: bool,
+    simd: Simd,
     q: &[f32],
     kv: &[f32],
     n: usize,
@@ -174,9 +336,9 @@ fn tile_step(
 ) {
     debug_assert!(n >= 1 && n <= TILE && kv.len() >= n * 2 * hd && acc.len() >= hd);
     #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: the level check found AVX2 + FMA; hd % 8 == 0; lengths asserted above
-        // (q and acc hold hd floats, kv n positions, sc TILE floats).
+    if simd != Simd::None {
+        // SAFETY: the level check found AVX2 + FMA; hd % 8 == 0; lengths asserted above (q and
+        // acc hold hd floats, kv n positions, sc TILE floats).
         unsafe { super::x86_attn::tile_step(q, kv, n, hd, scale, first, st, acc, sc) };
         return;
     }
@@ -326,6 +488,7 @@ mod tests {
             (24, 70, 1),
             (72, 33, 4),
             (20, 9, 2),
+            (64, 1100, 3),
         ] {
             let kv = rand_vec(2 * hd * len, &mut rng, Fill::Random);
             let rows = len.min(9);
@@ -377,6 +540,45 @@ mod tests {
                         assert_eq!(one[..], want[(r * heads + h) * hd..][..hd], "{lv:?} single");
                     }
                 }
+            }
+        }
+    }
+
+    /// Segments computed apart (as threads do for a long decode) and merged == the whole block.
+    #[test]
+    fn segments_split_and_merged_match_the_block() {
+        let mut rng = Rng::new(5);
+        let (hd, heads, len) = (64usize, 3usize, 1500usize);
+        let kv = rand_vec(2 * hd * len, &mut rng, Fill::Random);
+        for spans in [
+            vec![(0usize, len)],
+            vec![(700, 1499), (0, 1500)],
+            vec![(3, 513)],
+        ] {
+            let rows = spans.len();
+            let q = rand_vec(rows * heads * hd, &mut rng, Fill::Random);
+            let nq = rows * heads;
+            let want = run(Level::Scalar, &kv, hd, &q, heads, &spans);
+            let blk = Block {
+                q: &q,
+                stride: heads * hd,
+                off: 0,
+                heads,
+                spans: &spans,
+            };
+            let lo = spans.iter().map(|s| s.0).min().unwrap() / SEG;
+            let hi = spans.iter().map(|s| s.1).max().unwrap().div_ceil(SEG);
+            for lv in available() {
+                let sf = state_floats(nq, hd);
+                let mut segs = vec![0f32; (hi - lo) * sf];
+                let mut work = vec![0f32; work_floats(nq, hd)];
+                for (k, seg) in (lo..hi).enumerate() {
+                    segment_at(lv, &F32Tiles { kv: &kv, hd }, 0.125, &blk, seg, &mut work);
+                    segs[k * sf..(k + 1) * sf].copy_from_slice(&work[..sf]);
+                }
+                let mut out = vec![0f32; nq * hd];
+                merge_segments_at(lv, &segs, hi - lo, nq, hd, &mut out);
+                assert_eq!(out, want, "{lv:?} {spans:?}");
             }
         }
     }

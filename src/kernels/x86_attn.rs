@@ -82,11 +82,23 @@ pub unsafe fn tile_step(
         scores::<1>(qp, kp.add(t * s2), s2, hd, scale, sp.add(t));
         t += 1;
     }
-    let mt = sc[..n].iter().fold(sc[0], |m, &v| m.max(v));
+    // The tile's maximum (exact, so any order gives the scalar fold's value for scores that are
+    // not NaN); lanes past n read as -inf.
+    let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut mx = ninf;
+    let mut t = 0;
+    while t < n {
+        let live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((n - t) as i32), idx));
+        mx = _mm256_max_ps(mx, _mm256_blendv_ps(ninf, _mm256_loadu_ps(sp.add(t)), live));
+        t += 8;
+    }
+    let mx = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    let mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
+    let mt = _mm_cvtss_f32(_mm_max_ss(mx, _mm_movehdup_ps(mx)));
     let m_new = if first { mt } else { st.m.max(mt) };
     // p = exp(s - m'), lanes past n zeroed; the sum in 8 lanes by t mod 8.
     let mv = _mm256_set1_ps(m_new);
-    let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let mut sum = _mm256_setzero_ps();
     let mut t = 0;
     while t < n {
@@ -130,5 +142,38 @@ pub unsafe fn tile_step(
             _mm256_storeu_ps(ap.add(c0 + 8 * u), *r);
         }
         c0 += 64;
+    }
+}
+
+/// `acc = fma(acc2, b, acc * a)` (the vector part of `attn::fold`; `acc.len() % 8 == 0`,
+/// `acc2` as long).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn fold_acc(acc: &mut [f32], acc2: &[f32], a: f32, b: f32) {
+    let (av, bv) = (_mm256_set1_ps(a), _mm256_set1_ps(b));
+    let (p, q) = (acc.as_mut_ptr(), acc2.as_ptr());
+    let mut i = 0;
+    while i + 8 <= acc.len() {
+        let x = _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), av);
+        _mm256_storeu_ps(p.add(i), _mm256_fmadd_ps(_mm256_loadu_ps(q.add(i)), bv, x));
+        i += 8;
+    }
+}
+
+/// Q8_0 blocks (`2 + 32` bytes each: f16 scale, int8 values) to f32, `d * q` (exact, so the
+/// same values as the scalar conversion). `out.len()` is a multiple of 32, `src` holds its blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dequant_q8_0(src: &[u8], out: &mut [f32]) {
+    debug_assert!(out.len() % 32 == 0 && src.len() >= out.len() / 32 * 34);
+    let (mut s, mut o) = (src.as_ptr(), out.as_mut_ptr());
+    for _ in 0..out.len() / 32 {
+        let h = (s as *const u16).read_unaligned();
+        let d = _mm256_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32))));
+        for k in 0..4 {
+            let b = _mm_loadl_epi64(s.add(2 + 8 * k) as *const __m128i);
+            let v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+            _mm256_storeu_ps(o.add(8 * k), _mm256_mul_ps(v, d));
+        }
+        s = s.add(34);
+        o = o.add(32);
     }
 }
