@@ -275,6 +275,12 @@ impl KvTiles for Tiles<'_> {
             KvType::F16 => {
                 use half::slice::HalfFloatSliceExt;
                 let out = &mut buf[..n];
+                #[cfg(target_arch = "x86_64")]
+                if crate::kernels::level() >= crate::kernels::Level::Avx2 {
+                    // SAFETY: AVX2 + FMA + F16C present (level); `src` holds 2 bytes per value.
+                    unsafe { crate::kernels::x86_attn::f16_to_f32(src, out) };
+                    return out;
+                }
                 // SAFETY: the cache is 4-byte aligned and every vector starts at an even byte.
                 let h = unsafe { std::slice::from_raw_parts(src.as_ptr() as *const half::f16, n) };
                 h.convert_to_f32_slice(out);

@@ -124,24 +124,68 @@ pub unsafe fn tile_step(
     let ap = acc.as_mut_ptr();
     let mut c0 = 0;
     while c0 < hd {
-        let w = (hd - c0).min(64) / 8;
-        let mut a = [_mm256_setzero_ps(); 8];
-        if !first {
-            for (u, r) in a.iter_mut().enumerate().take(w) {
-                *r = _mm256_mul_ps(_mm256_loadu_ps(ap.add(c0 + 8 * u)), av);
-            }
-        }
-        for t in 0..n {
-            let pv = _mm256_set1_ps(*sp.add(t));
-            let row = vp.add(t * s2 + c0);
-            for (u, r) in a.iter_mut().enumerate().take(w) {
-                *r = _mm256_fmadd_ps(pv, _mm256_loadu_ps(row.add(8 * u)), *r);
-            }
-        }
-        for (u, r) in a.iter().enumerate().take(w) {
-            _mm256_storeu_ps(ap.add(c0 + 8 * u), *r);
+        let (a, v) = (ap.add(c0), vp.add(c0));
+        match (hd - c0).min(64) / 8 {
+            8 => values::<8>(a, v, sp, n, s2, first, av),
+            7 => values::<7>(a, v, sp, n, s2, first, av),
+            6 => values::<6>(a, v, sp, n, s2, first, av),
+            5 => values::<5>(a, v, sp, n, s2, first, av),
+            4 => values::<4>(a, v, sp, n, s2, first, av),
+            3 => values::<3>(a, v, sp, n, s2, first, av),
+            2 => values::<2>(a, v, sp, n, s2, first, av),
+            _ => values::<1>(a, v, sp, n, s2, first, av),
         }
         c0 += 64;
+    }
+}
+
+/// `acc[..8W] = acc * alpha (0 on a first tile)`, then `fma(p[t], V[t], acc)` for `t < n`,
+/// the `W` accumulators in registers.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn values<const W: usize>(
+    ap: *mut f32,
+    vp: *const f32,
+    p: *const f32,
+    n: usize,
+    s2: usize,
+    first: bool,
+    av: __m256,
+) {
+    let mut a = [_mm256_setzero_ps(); W];
+    if !first {
+        for (u, r) in a.iter_mut().enumerate() {
+            *r = _mm256_mul_ps(_mm256_loadu_ps(ap.add(8 * u)), av);
+        }
+    }
+    for t in 0..n {
+        let pv = _mm256_set1_ps(*p.add(t));
+        let row = vp.add(t * s2);
+        for (u, r) in a.iter_mut().enumerate() {
+            *r = _mm256_fmadd_ps(pv, _mm256_loadu_ps(row.add(8 * u)), *r);
+        }
+    }
+    for (u, r) in a.iter().enumerate() {
+        _mm256_storeu_ps(ap.add(8 * u), *r);
+    }
+}
+
+/// binary16 values (little-endian bytes) to f32 with F16C (exact).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn f16_to_f32(src: &[u8], out: &mut [f32]) {
+    debug_assert!(src.len() >= 2 * out.len());
+    let n = out.len();
+    let (s, o) = (src.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    while i + 8 <= n {
+        let h = _mm_loadu_si128(s.add(2 * i) as *const __m128i);
+        _mm256_storeu_ps(o.add(i), _mm256_cvtph_ps(h));
+        i += 8;
+    }
+    while i < n {
+        let h = (s.add(2 * i) as *const u16).read_unaligned();
+        *o.add(i) = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)));
+        i += 1;
     }
 }
 
