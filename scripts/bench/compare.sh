@@ -38,6 +38,13 @@ CACHE=${CACHE:-f16}
 mkdir -p "$OUT"
 LB="$LLAMA_BIN/llama-bench"
 [ -x "$LB" ] || { echo "missing $LB (build it: BENCH_ONLY=none scripts/bench/llamacpp_bench.sh)"; exit 1; }
+# On a CPU that reports AMX, llama.cpp's native build uses AMX kernels that crash in this sandbox:
+# run llama-bench with the AMX permission call refused (scripts/bench/noamx_exec.c).
+WRAP=()
+if grep -qw amx_tile /proc/cpuinfo; then
+  cc -O2 -o "$OUT/noamx_exec" scripts/bench/noamx_exec.c
+  WRAP=("$OUT/noamx_exec")
+fi
 
 # Build the harness (cargo builds libqorus.so and compiles the C program).
 cargo test --release --test bench -- --ignored >/dev/null
@@ -57,7 +64,7 @@ for round in $(seq 1 "$ROUNDS"); do
         '/^RESULT (pp[0-9]+|tg[0-9]+|load_ms|rss_mib) /{print r"\t"m"\t"t"\tours\t"$2"\t"$3}' \
         "$OUT/ours.log" >>"$RAW"
       # shellcheck disable=SC2086
-      "$LB" -m "$model" -d "$DEPTH" -p "$PP" -n "$TG" -ctk "$CACHE" -ctv "$CACHE" -t "$t" -r "$REPS" \
+      "${WRAP[@]}" "$LB" -m "$model" -d "$DEPTH" -p "$PP" -n "$TG" -ctk "$CACHE" -ctv "$CACHE" -t "$t" -r "$REPS" \
         -o jsonl ${LLAMA_ARGS:-} \
         >"$OUT/llama.log" 2>"$OUT/llama.err" || { tail -20 "$OUT/llama.err"; exit 1; }
       python3 - "$OUT/llama.log" "$round" "$name" "$t" >>"$RAW" <<'PY'
