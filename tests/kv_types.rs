@@ -11,6 +11,10 @@ use std::sync::Arc;
 use qorus::engine::kv_cache::{KvLayout, KvType};
 use qorus::engine::{Model, Session};
 
+/// llama.cpp's own largest |logit difference| between its F16 and F32 KV caches on this Q4_0
+/// model (1116 positions of the reference prompts, tests/data/README.md "KV cache types").
+const LLAMA_Q4_0_F16_CACHE_SPREAD: f32 = 2.09;
+
 fn prompt(n: usize) -> Vec<u32> {
     (0..n)
         .map(|i| ((i * 7919 + 13) % 49000) as u32 + 1)
@@ -78,7 +82,11 @@ fn prefill_equals_token_by_token_for_every_cache_type() {
                 "{}: top token",
                 ty.name()
             );
-            assert!(d < 2.0, "{}: logits {d} from the f32 cache's", ty.name());
+            assert!(
+                d <= LLAMA_Q4_0_F16_CACHE_SPREAD,
+                "{}: logits {d} from the f32 cache's, more than llama.cpp's own spread",
+                ty.name()
+            );
         }
     }
 }

@@ -128,7 +128,8 @@ pub fn fold(simd: bool, m: &mut f32, l: &mut f32, acc: &mut [f32], m2: f32, l2: 
 }
 
 /// Which kernel runs the tile steps. (An AVX-512 twin with 16-column steps and eight positions
-/// at a time was bit-identical but slower on Zen 4 in examples/bench_attn, and was dropped.)
+/// at a time was bit-identical but slower in examples/bench_attn on this machine's AVX-512 (an Intel Xeon), and
+/// was dropped.)
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Simd {
     None,
