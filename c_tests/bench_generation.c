@@ -1,13 +1,18 @@
 /* bench_generation.c — speed of a model through the C API (not a pass/fail test).
  *
- * usage: bench_generation MODEL.gguf [THREADS [REPS [WHAT]]]
- *   WHAT: all (default), pp (prefill only) or tg (decode only), e.g. for profiling
+ * usage: bench_generation MODEL.gguf [THREADS [REPS [WHAT [DEPTH [CACHE [PP [TG]]]]]]]
+ *   WHAT:  all (default), pp (prefill only) or tg (decode only), e.g. for profiling
+ *   DEPTH: tokens already in the KV cache before each test (llama-bench -d; default 0): filled
+ *          once, untimed, by llama_forward calls of at most 512 tokens
+ *   CACHE: KV cache type f32 (default: q_alloc_kv_cache, the spec layout), f16 or q8_0
+ *          (q_alloc_kv_cache_typed; llama-bench -ctk/-ctv)
+ *   PP:    prompt lengths, comma-separated (default 64,512)
+ *   TG:    decoded tokens (default 128)
  *
  * Prints, for the model and thread count:
  *   load      q_init_memory + llama_build_graph + q_alloc_kv_cache, in ms
- *   pp64      prefill of a 64-token prompt (one llama_forward call at position 0)
- *   pp512     prefill of a 512-token prompt
- *   tg128     decode: 128 one-token llama_forward calls at positions 0..127 (as llama-bench tg128)
+ *   ppN       prefill of an N-token prompt (one llama_forward call at position DEPTH)
+ *   tgN       decode: N one-token llama_forward calls at positions DEPTH.. (as llama-bench tgN)
  *   peak RSS  getrusage(RUSAGE_SELF).ru_maxrss, next to the budget file + KV cache + 64 MiB
  * "cpu" is the process CPU time per token (all threads; spinning included): with one thread on a
  * shared machine it approximates the uncontended time.
@@ -25,8 +30,8 @@
 #include "qorus.h"
 
 #define NCTX 512
-#define NTG 128
 #define MAXREPS 64
+#define MAXPP 8
 
 static double now_ms(void) {
     struct timespec ts;
@@ -57,22 +62,22 @@ static int fail(const char *what, q_error_code rc) {
     return 1;
 }
 
-/* ms for one prefill of `n` tokens at position 0. */
-static double time_prefill(q_llama_model *m, q_context *ctx, const uint32_t *tok, uint32_t n, float *logits,
-                           q_error_code *rc) {
+/* ms for one prefill of `n` tokens at position `pos`. */
+static double time_prefill(q_llama_model *m, q_context *ctx, const uint32_t *tok, uint32_t n, uint32_t pos,
+                           float *logits, q_error_code *rc) {
     q_arena_reset(ctx);
     double t0 = now_ms();
-    *rc = llama_forward(m, ctx, tok, n, 0, logits);
+    *rc = llama_forward(m, ctx, tok, n, pos, logits);
     return now_ms() - t0;
 }
 
-/* ms for `n` one-token calls at positions 0..n-1. */
-static double time_decode(q_llama_model *m, q_context *ctx, const uint32_t *tok, uint32_t n, float *logits,
-                          q_error_code *rc) {
+/* ms for `n` one-token calls at positions pos..pos+n-1. */
+static double time_decode(q_llama_model *m, q_context *ctx, const uint32_t *tok, uint32_t n, uint32_t pos,
+                          float *logits, q_error_code *rc) {
     double t0 = now_ms();
     for (uint32_t i = 0; i < n; i++) {
         q_arena_reset(ctx);
-        *rc = llama_forward(m, ctx, &tok[i], 1, i, logits);
+        *rc = llama_forward(m, ctx, &tok[i], 1, pos + i, logits);
         if (*rc != Q_OK) break;
     }
     return now_ms() - t0;
@@ -80,7 +85,7 @@ static double time_decode(q_llama_model *m, q_context *ctx, const uint32_t *tok,
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL [THREADS [REPS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL [THREADS [REPS [WHAT [DEPTH [CACHE [PP [TG]]]]]]]\n", argv[0]);
         return 2;
     }
     const char *path = argv[1];
@@ -90,6 +95,32 @@ int main(int argc, char **argv) {
     if (reps > MAXREPS) reps = MAXREPS;
     const char *what = argc > 4 ? argv[4] : "all";
     int do_pp = strcmp(what, "tg") != 0, do_tg = strcmp(what, "pp") != 0;
+    uint32_t depth = argc > 5 ? (uint32_t)strtoul(argv[5], NULL, 10) : 0;
+    const char *cache = argc > 6 ? argv[6] : "f32";
+    q_kv_type kv_type;
+    if (strcmp(cache, "f32") == 0) kv_type = Q_KV_F32;
+    else if (strcmp(cache, "f16") == 0) kv_type = Q_KV_F16;
+    else if (strcmp(cache, "q8_0") == 0) kv_type = Q_KV_Q8_0;
+    else {
+        fprintf(stderr, "bench_generation: unknown cache type %s (f32, f16, q8_0)\n", cache);
+        return 2;
+    }
+    uint32_t pp_sizes[MAXPP], n_pp = 0;
+    {
+        const char *p = argc > 7 ? argv[7] : "64,512";
+        while (*p && n_pp < MAXPP) {
+            char *end;
+            unsigned long v = strtoul(p, &end, 10);
+            if (end == p) break;
+            if (v > 0) pp_sizes[n_pp++] = (uint32_t)v;
+            p = *end == ',' ? end + 1 : end;
+        }
+    }
+    uint32_t ntg = argc > 8 ? (uint32_t)strtoul(argv[8], NULL, 10) : 128;
+    uint32_t longest = ntg + 16;
+    for (uint32_t k = 0; k < n_pp; k++)
+        if (pp_sizes[k] > longest) longest = pp_sizes[k];
+    uint32_t want_ctx = depth + longest > NCTX ? depth + longest : NCTX;
     q_error_code rc = q_set_num_threads(threads);
     if (rc != Q_OK) return fail("q_set_num_threads", rc);
 
@@ -106,27 +137,35 @@ int main(int argc, char **argv) {
     double t0 = now_ms();
     rc = q_init_memory(&ctx, path);
     if (rc != Q_OK) return fail("q_init_memory", rc);
-    if (ctx.header->max_seq_len > NCTX) ctx.header->max_seq_len = NCTX;
+    if (ctx.header->max_seq_len > want_ctx) ctx.header->max_seq_len = want_ctx;
     rc = q_alloc_arena(&ctx, (size_t)32 << 20);
     if (rc != Q_OK) return fail("q_alloc_arena", rc);
     rc = llama_build_graph(&ctx, &m);
     if (rc != Q_OK) return fail("llama_build_graph", rc);
-    size_t hd = m.config.dim / m.config.n_heads;
-    size_t kv_bytes = (size_t)m.config.n_layers * m.config.n_kv_heads * m.config.max_seq_len * hd * 2 * sizeof(float);
-    rc = q_alloc_kv_cache(&ctx, kv_bytes);
-    if (rc != Q_OK) return fail("q_alloc_kv_cache", rc);
+    size_t kv_bytes = 0;
+    if (kv_type == Q_KV_F32) {
+        size_t hd = m.config.dim / m.config.n_heads;
+        kv_bytes = (size_t)m.config.n_layers * m.config.n_kv_heads * m.config.max_seq_len * hd * 2 * sizeof(float);
+        rc = q_alloc_kv_cache(&ctx, kv_bytes);
+        if (rc != Q_OK) return fail("q_alloc_kv_cache", rc);
+    } else {
+        rc = q_kv_cache_size(&m, kv_type, &kv_bytes);
+        if (rc != Q_OK) return fail("q_kv_cache_size", rc);
+        rc = q_alloc_kv_cache_typed(&ctx, kv_bytes, kv_type);
+        if (rc != Q_OK) return fail("q_alloc_kv_cache_typed", rc);
+    }
     double load_ms = now_ms() - t0;
     uint32_t nctx = m.config.max_seq_len, V = m.config.vocab_size;
-    if (nctx < NCTX) {
-        fprintf(stderr, "bench_generation: context %u < %u\n", nctx, NCTX);
+    if (nctx < want_ctx) {
+        fprintf(stderr, "bench_generation: context %u < %u\n", nctx, want_ctx);
         return 1;
     }
 
-    uint32_t *tok = malloc(NCTX * sizeof *tok);
+    uint32_t *tok = malloc((size_t)nctx * sizeof *tok);
     float *logits = malloc((size_t)V * sizeof *logits);
     if (!tok || !logits) return 1;
     uint64_t s = 0x9E3779B97F4A7C15ull;
-    for (uint32_t i = 0; i < NCTX; i++) {
+    for (uint32_t i = 0; i < nctx; i++) {
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
         tok[i] = 1 + (uint32_t)(s % (V - 1));
     }
@@ -134,19 +173,27 @@ int main(int argc, char **argv) {
     printf("model    %s (%.1f MiB)\n", path, st.st_size / 1048576.0);
     printf("config   dim %u, hidden %u, layers %u, heads %u/%u, vocab %u, context %u\n", m.config.dim,
            m.config.hidden_dim, m.config.n_layers, m.config.n_heads, m.config.n_kv_heads, V, nctx);
-    printf("threads  %u, %d repetitions (medians)\n", q_get_num_threads(), reps);
+    printf("threads  %u, %d repetitions (medians), depth %u, KV cache %s (%.1f MiB)\n", q_get_num_threads(), reps,
+           depth, cache, kv_bytes / 1048576.0);
     printf("load     %.1f ms\n", load_ms);
     printf("RESULT load_ms %.3f\n", load_ms);
 
-    static const uint32_t pp_sizes[2] = {64, 512};
+    /* The depth's tokens, once; every test below starts at position `depth`. */
+    for (uint32_t p = 0; p < depth; p += 512) {
+        uint32_t n = depth - p < 512 ? depth - p : 512;
+        q_arena_reset(&ctx);
+        rc = llama_forward(&m, &ctx, tok + p, n, p, logits);
+        if (rc != Q_OK) return fail("llama_forward (depth)", rc);
+    }
+    const uint32_t *rest = tok + depth;
     double v[MAXREPS], cv[MAXREPS];
-    for (int k = 0; k < 2 && do_pp; k++) {
+    for (uint32_t k = 0; k < n_pp && do_pp; k++) {
         uint32_t n = pp_sizes[k];
-        time_prefill(&m, &ctx, tok, n, logits, &rc); /* warm-up */
+        time_prefill(&m, &ctx, rest, n, depth, logits, &rc); /* warm-up */
         if (rc != Q_OK) return fail("llama_forward (prefill)", rc);
         for (int r = 0; r < reps; r++) {
             double c0 = cpu_ms();
-            v[r] = time_prefill(&m, &ctx, tok, n, logits, &rc);
+            v[r] = time_prefill(&m, &ctx, rest, n, depth, logits, &rc);
             cv[r] = cpu_ms() - c0;
             if (rc != Q_OK) return fail("llama_forward (prefill)", rc);
         }
@@ -155,18 +202,18 @@ int main(int argc, char **argv) {
         printf("RESULT pp%u %.3f\n", n, n * 1e3 / ms);
     }
     if (do_tg) {
-        time_decode(&m, &ctx, tok, 16, logits, &rc); /* warm-up */
+        time_decode(&m, &ctx, rest, 16, depth, logits, &rc); /* warm-up */
         if (rc != Q_OK) return fail("llama_forward (decode)", rc);
         for (int r = 0; r < reps; r++) {
             double c0 = cpu_ms();
-            v[r] = time_decode(&m, &ctx, tok, NTG, logits, &rc);
+            v[r] = time_decode(&m, &ctx, rest, ntg, depth, logits, &rc);
             cv[r] = cpu_ms() - c0;
             if (rc != Q_OK) return fail("llama_forward (decode)", rc);
         }
         double ms = median(v, reps), cms = median(cv, reps);
-        printf("tg%-5u  %8.2f tokens/s  %8.3f ms/token  (cpu %.3f ms/token)\n", NTG, NTG * 1e3 / ms, ms / NTG,
-               cms / NTG);
-        printf("RESULT tg%u %.3f\n", NTG, NTG * 1e3 / ms);
+        printf("tg%-5u  %8.2f tokens/s  %8.3f ms/token  (cpu %.3f ms/token)\n", ntg, ntg * 1e3 / ms, ms / ntg,
+               cms / ntg);
+        printf("RESULT tg%u %.3f\n", ntg, ntg * 1e3 / ms);
     }
 
     struct rusage ru;

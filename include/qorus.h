@@ -367,8 +367,20 @@ typedef struct __attribute__((packed)) q_block_q4_0 {
     float scale;
 } q_block_q4_0;
 
+// Element type of a KV cache (qorus addition).
+typedef int32_t q_kv_type;
+
 // How `q_init_memory_ex` maps the model file. Any value other than `Q_MMAP_EAGER` is lazy.
 typedef int32_t q_mmap_strategy;
+
+// 32-bit floats, the spec's layout (what `q_alloc_kv_cache` allocates).
+#define Q_KV_F32 0
+
+// binary16 (round to nearest even): half the memory of F32.
+#define Q_KV_F16 1
+
+// ggml Q8_0 blocks (f16 scale + 32 int8 per 32 values): 34/128 of F32; head_dim % 32 == 0.
+#define Q_KV_Q8_0 2
 
 // Success.
 #define Q_OK 0
@@ -750,6 +762,33 @@ q_error_code q_silu_f32_avx2(const float *x, float *output, uint32_t n);
 // # Safety
 // Pointers must be NULL or valid for `n` floats.
 q_error_code q_softmax_f32_avx2(const float *x, float *output, uint32_t n);
+
+// qorus addition: the bytes of a KV cache of type `kv_type` for `model` (its `max_seq_len`
+// positions), for `q_alloc_kv_cache_typed`. `Q_ERR_INVALID_ARG` for an unknown type or NULL
+// pointers, `Q_ERR_INVALID_CONFIG` when the model's head dimension does not fit the type (Q8_0
+// needs a multiple of 32).
+//
+// # Safety
+// `model` must be NULL or a struct filled by `llama_build_graph`; `out_size` NULL or writable.
+q_error_code q_kv_cache_size(const struct q_llama_model *model, q_kv_type kv_type, size_t *out_size);
+
+// qorus addition: `q_alloc_kv_cache` for a cache of element type `kv_type` (`Q_KV_F32`,
+// `Q_KV_F16`, `Q_KV_Q8_0`); `kv_size` bytes, zero-filled and 64-aligned, at least
+// `q_kv_cache_size(model, kv_type)` for the model it will serve (checked by `llama_forward`).
+// The layout keeps the spec's order (layer, kv head, position, K then V) with the type's
+// elements. `Q_KV_F32` is exactly `q_alloc_kv_cache`. Errors as `q_alloc_kv_cache`, plus
+// `Q_ERR_INVALID_ARG` for an unknown type.
+//
+// # Safety
+// `ctx` must be NULL or point to a writable `q_context`.
+q_error_code q_alloc_kv_cache_typed(struct q_context *ctx, size_t kv_size, q_kv_type kv_type);
+
+// qorus addition: the element type of a context's KV cache (`Q_KV_F32` for one made by
+// `q_alloc_kv_cache`). `Q_ERR_INVALID_ARG` for NULL pointers or a context without a KV cache.
+//
+// # Safety
+// `ctx` must be NULL or a valid `q_context`; `out_type` NULL or writable.
+q_error_code q_kv_cache_type(const struct q_context *ctx, q_kv_type *out_type);
 
 // Maps a model file (`.qorus` or GGUF, chosen by magic) into `ctx` (spec §3.1.1).
 //

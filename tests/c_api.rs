@@ -86,6 +86,7 @@ c_model_tests!(
     model_generate => "q4_1",
     model_endurance => "q4_0",
     model_adversarial => "q4_0",
+    model_kv_types => "q4_0",
 );
 
 /// C tests with their own test functions below (they need arguments such as a model path).

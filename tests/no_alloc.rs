@@ -1,6 +1,6 @@
 //! A decode step allocates nothing on the heap (issue 4): after a warm-up call, 64 decode steps
 //! through the Rust `Session` and 64 through the C API's `llama_forward` (temporaries from the
-//! arena) perform zero allocations, counted by a wrapping global allocator on the calling thread
+//! arena) perform zero allocations, for every KV cache type (F32, F16, Q8_0), counted by a wrapping global allocator on the calling thread
 //! (the test harness's own threads allocate when they print progress, so they are not counted;
 //! the pool's workers run the same allocation-free kernels).
 
@@ -8,6 +8,8 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use qorus::engine::kv_cache::KvType;
 
 struct Counting;
 
@@ -55,7 +57,14 @@ fn decode_steps_allocate_nothing() {
     let path = common::model("q4_0");
     // Rust API.
     let model = qorus::engine::Model::open(&path).unwrap();
-    let mut s = qorus::engine::Session::new(model, 256).unwrap();
+    for ty in KvType::ALL {
+        session_decode(model.clone(), ty);
+        c_api_decode(&path, ty);
+    }
+}
+
+fn session_decode(model: std::sync::Arc<qorus::engine::Model>, ty: KvType) {
+    let mut s = qorus::engine::Session::with_kv_type(model, 256, ty).unwrap();
     s.forward(&[504, 33059, 418]).unwrap();
     s.forward(&[260]).unwrap(); // warm-up: scratch sized for one row, pool started
     let n = counted(|| {
@@ -65,10 +74,20 @@ fn decode_steps_allocate_nothing() {
             t = qorus::sampling::argmax(l);
         }
     });
-    println!("Session: {n} allocations over 64 decode steps");
-    assert_eq!(n, 0, "Session::forward allocated during decode");
+    println!(
+        "Session ({}): {n} allocations over 64 decode steps",
+        ty.name()
+    );
+    assert_eq!(
+        n,
+        0,
+        "Session::forward allocated during decode ({})",
+        ty.name()
+    );
+}
 
-    // C API.
+fn c_api_decode(path: &std::path::Path, ty: KvType) {
+    use qorus::ffi::kv_cache::*;
     use qorus::ffi::memory::*;
     use qorus::ffi::model::*;
     use qorus::ffi::types::*;
@@ -81,8 +100,19 @@ fn decode_steps_allocate_nothing() {
         assert_eq!(q_alloc_arena(&mut ctx, 32 << 20), Q_OK);
         assert_eq!(llama_build_graph(&mut ctx, &mut m), Q_OK);
         let c = m.config;
-        let kv = (c.n_layers * c.n_kv_heads * c.max_seq_len * (c.dim / c.n_heads)) as usize * 8;
-        assert_eq!(q_alloc_kv_cache(&mut ctx, kv), Q_OK);
+        if ty == KvType::F32 {
+            let kv = (c.n_layers * c.n_kv_heads * c.max_seq_len * (c.dim / c.n_heads)) as usize * 8;
+            assert_eq!(q_alloc_kv_cache(&mut ctx, kv), Q_OK);
+        } else {
+            let t = if ty == KvType::F16 {
+                Q_KV_F16
+            } else {
+                Q_KV_Q8_0
+            };
+            let mut kv = 0usize;
+            assert_eq!(q_kv_cache_size(&m, t, &mut kv), Q_OK);
+            assert_eq!(q_alloc_kv_cache_typed(&mut ctx, kv, t), Q_OK);
+        }
         let mut logits = vec![0f32; c.vocab_size as usize];
         let prompt = [504u32, 33059, 418];
         assert_eq!(
@@ -100,8 +130,16 @@ fn decode_steps_allocate_nothing() {
                 t = qorus::sampling::argmax(&logits);
             }
         });
-        println!("llama_forward: {n} allocations over 64 decode steps");
-        assert_eq!(n, 0, "llama_forward allocated during decode");
+        println!(
+            "llama_forward ({}): {n} allocations over 64 decode steps",
+            ty.name()
+        );
+        assert_eq!(
+            n,
+            0,
+            "llama_forward allocated during decode ({})",
+            ty.name()
+        );
         q_free_memory(&mut ctx);
     }
 }

@@ -13,22 +13,38 @@
 #              scripts/bench/llamacpp_bench.sh, ~/.cache/qorus/llama.cpp/build-0.3.36/bin)
 #   LLAMA_ARGS extra llama-bench arguments (e.g. "-fa 1")
 #   OUT        directory for the raw figures (default target/bench)
+#   DEPTH      tokens already in the KV cache before each test (default 0; llama-bench -d)
+#   PP         prompt lengths (default 64,512)
+#   TG         decoded tokens (default 128)
+#   CACHE      KV cache type on both sides: f16 (default, llama-bench's default), f32 or q8_0
+#              (ours: q_alloc_kv_cache_typed; llama-bench -ctk/-ctv; q8_0 V needs LLAMA_ARGS="-fa 1")
 #
-# Tests on both sides: pp64 and pp512 (one prompt of 64 / 512 tokens at position 0) and tg128
-# (128 one-token decodes). Ours: pp = one llama_forward over the prompt, tg = 128 one-token
-# llama_forward calls; llama-bench: its -p 64,512 -n 128. Each round runs ours then llama.cpp for
-# every (model, threads), so both see the same machine conditions on average.
+# Tests on both sides: ppN (one prompt of N tokens at position DEPTH) and tgN (N one-token
+# decodes from DEPTH). Ours: pp = one llama_forward over the prompt, tg = one-token llama_forward
+# calls; llama-bench: its -d DEPTH -p PP -n TG. Each round runs ours then llama.cpp for every
+# (model, threads), so both see the same machine conditions on average.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 1 ] || { sed -n 2,21p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,27p "$0"; exit 2; }
 THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-5}
 REPS=${REPS:-3}
 LLAMA_BIN=${LLAMA_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/qorus/llama.cpp/build-0.3.36/bin}
 OUT=${OUT:-target/bench}
+DEPTH=${DEPTH:-0}
+PP=${PP:-64,512}
+TG=${TG:-128}
+CACHE=${CACHE:-f16}
 mkdir -p "$OUT"
 LB="$LLAMA_BIN/llama-bench"
 [ -x "$LB" ] || { echo "missing $LB (build it: BENCH_ONLY=none scripts/bench/llamacpp_bench.sh)"; exit 1; }
+# On a CPU that reports AMX, llama.cpp's native build uses AMX kernels that crash in this sandbox:
+# run llama-bench with the AMX permission call refused (scripts/bench/noamx_exec.c).
+WRAP=()
+if grep -qw amx_tile /proc/cpuinfo; then
+  cc -O2 -o "$OUT/noamx_exec" scripts/bench/noamx_exec.c
+  WRAP=("$OUT/noamx_exec")
+fi
 
 # Build the harness (cargo builds libqorus.so and compiles the C program).
 cargo test --release --test bench -- --ignored >/dev/null
@@ -38,16 +54,18 @@ OURS=target/release/c_tests/bench_generation
 RAW="$OUT/compare-$(date +%Y%m%d-%H%M%S).tsv"
 : >"$RAW"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$RAW.info"
+echo "depth $DEPTH, pp $PP, tg $TG, KV cache $CACHE" | tee -a "$RAW.info"
 for round in $(seq 1 "$ROUNDS"); do
   for model in "$@"; do
     name=$(basename "$model" .gguf)
     for t in $THREADS; do
-      "$OURS" "$model" "$t" "$REPS" >"$OUT/ours.log" 2>&1 || { cat "$OUT/ours.log"; exit 1; }
+      "$OURS" "$model" "$t" "$REPS" all "$DEPTH" "$CACHE" "$PP" "$TG" >"$OUT/ours.log" 2>&1 || { cat "$OUT/ours.log"; exit 1; }
       awk -v r="$round" -v m="$name" -v t="$t" \
-        '/^RESULT (pp64|pp512|tg128|load_ms|rss_mib) /{print r"\t"m"\t"t"\tours\t"$2"\t"$3}' \
+        '/^RESULT (pp[0-9]+|tg[0-9]+|load_ms|rss_mib) /{print r"\t"m"\t"t"\tours\t"$2"\t"$3}' \
         "$OUT/ours.log" >>"$RAW"
       # shellcheck disable=SC2086
-      "$LB" -m "$model" -p 64,512 -n 128 -t "$t" -r "$REPS" -o jsonl ${LLAMA_ARGS:-} \
+      "${WRAP[@]}" "$LB" -m "$model" -d "$DEPTH" -p "$PP" -n "$TG" -ctk "$CACHE" -ctv "$CACHE" -t "$t" -r "$REPS" \
+        -o jsonl ${LLAMA_ARGS:-} \
         >"$OUT/llama.log" 2>"$OUT/llama.err" || { tail -20 "$OUT/llama.err"; exit 1; }
       python3 - "$OUT/llama.log" "$round" "$name" "$t" >>"$RAW" <<'PY'
 import json, sys
@@ -78,8 +96,10 @@ n = max(len(x) for x in v.values())
 print(f"\nmedians of {n} alternating rounds (tokens/s; raw: {sys.argv[1]})")
 print(f"| model | threads | test | qorus | llama.cpp | ratio |")
 print(f"|---|---:|---|---:|---:|---:|")
+tests = sorted({w for (_, _, who, w) in v if w.startswith(("pp", "tg"))},
+               key=lambda w: (w[:2], int(w[2:])))
 for m, t in keys:
-    for what in ("pp64", "pp512", "tg128"):
+    for what in tests:
         a, b = v.get((m, t, "ours", what)), v.get((m, t, "llama", what))
         if a and b:
             print(f"| {m} | {t} | {what} | {st.median(a):.1f} | {st.median(b):.1f} | {st.median(a) / st.median(b):.2f} |")

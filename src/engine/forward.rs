@@ -23,7 +23,7 @@ use crate::engine::model::{Mat, Model};
 use crate::engine::pool::Pool;
 use crate::error::{Error, Result};
 use crate::kernels::packed::{self, GROUP};
-use crate::kernels::{self, ActKind, Acts};
+use crate::kernels::{self, attn, ActKind, Acts};
 
 /// Rows processed together through the matrix products.
 pub const CHUNK: usize = 64;
@@ -57,6 +57,19 @@ fn a64(x: usize) -> usize {
     (x + 63) & !63
 }
 
+/// Token rows of one sequence whose queries attend together (each K/V tile is read once for
+/// all of them and all the query heads of its KV head).
+const ATT_ROWS: usize = 16;
+
+/// Chunks of at most this many rows (decode, small batches) split each KV head's keys into
+/// segments ([`attn::SEG`]) computed on all threads and merged after (the same bits as one task).
+const SPLIT_ROWS: usize = 4;
+
+/// Floats of attention work space per thread.
+fn att_work(c: &crate::engine::config::Config) -> usize {
+    kernels::attn::work_floats(ATT_ROWS * (c.n_heads / c.n_kv_heads.max(1)), c.head_dim())
+}
+
 /// Sizes (bytes) of the scratch regions, in carving order.
 fn scratch_parts(
     model: &Model,
@@ -64,30 +77,32 @@ fn scratch_parts(
     n_threads: usize,
     n_logit_rows: usize,
     kv_seq: usize,
-) -> [usize; 17] {
+) -> [usize; 18] {
     let c = &model.config;
     let (d, h, kvd, qd, v) = (c.dim, c.hidden_dim, c.kv_dim(), c.q_dim(), c.vocab_size);
     let wide = d.max(h).max(qd);
     // Q8_K buffers only for models with matrices that take them.
     let kwide = if uses_q8k(model) { wide } else { 0 };
     [
-        4 * rows * d,               // x: residual stream
-        4 * rows * d,               // xb: normed input / matmul output
-        4 * rows * qd,              // q
-        4 * rows * kvd,             // k
-        4 * rows * kvd,             // v
-        4 * rows * qd,              // att
-        4 * rows * h,               // gate / hb
-        4 * rows * h,               // up
-        4 * rows * h,               // hb = silu(gate) * up
-        rows * wide,                // q8 activations: values
-        4 * rows * wide / 32 + 4,   // q8 scales
-        4 * rows * wide / 32 + 4,   // q8 block sums
-        4 * n_threads * kv_seq,     // attention scores, one row per thread
-        4 * n_logit_rows * (d + v), // final normed rows + logits for batched heads
-        rows * kwide,               // q8_K activations: values
-        4 * rows * kwide / 256 + 4, // q8_K scales
-        2 * rows * kwide / 16 + 4,  // q8_K sums per 16
+        4 * rows * d,                // x: residual stream
+        4 * rows * d,                // xb: normed input / matmul output
+        4 * rows * qd,               // q
+        4 * rows * kvd,              // k
+        4 * rows * kvd,              // v
+        4 * rows * qd,               // att
+        4 * rows * h,                // gate / hb
+        4 * rows * h,                // up
+        4 * rows * h,                // hb = silu(gate) * up
+        rows * wide,                 // q8 activations: values
+        4 * rows * wide / 32 + 4,    // q8 scales
+        4 * rows * wide / 32 + 4,    // q8 block sums
+        4 * n_threads * att_work(c), // attention work space, one part per thread
+        4 * n_logit_rows * (d + v),  // final normed rows + logits for batched heads
+        rows * kwide,                // q8_K activations: values
+        4 * rows * kwide / 256 + 4,  // q8_K scales
+        2 * rows * kwide / 16 + 4,   // q8_K sums per 16
+        // attention segment states of split chunks
+        4 * SPLIT_ROWS * c.n_heads * (c.head_dim() + 2) * (kv_seq.div_ceil(attn::SEG) + 1),
     ]
 }
 
@@ -154,6 +169,7 @@ struct Scratch<'a> {
     kq: &'a mut [i8],
     kd: &'a mut [f32],
     ks: &'a mut [i16],
+    segs: &'a mut [f32],
 }
 
 /// The activation buffers, shared: Q8 (values, scales, sums) and Q8_K (values, scales, sums).
@@ -351,6 +367,7 @@ pub fn forward(
         kq: cv.take(parts[14]),
         kd: cv.take(parts[15]),
         ks: cv.take(parts[16]),
+        segs: cv.take(parts[17]),
     };
 
     // Row index -> (sequence, position), walked chunk by chunk.
@@ -598,29 +615,23 @@ fn run_chunk(
                 };
             }
         });
-        {
-            let q = &*s.q;
-            let scores = SendPtr(s.scores.as_mut_ptr());
-            let kv_seq = s.scores.len() / pool.n_threads();
-            // One chunk per (row, head); the longest rows (last positions) first.
-            pool.run_chunks(n * n_heads, &|tid, c| {
-                let task = n * n_heads - 1 - c;
-                // SAFETY: thread `tid` owns scores row `tid`.
-                let sc = unsafe { row(scores, tid, kv_seq) };
-                let (r, hh) = (task / n_heads, task % n_heads);
-                let g = hh / group;
-                let end = row_pos[r] + 1;
-                let start = end.saturating_sub(window);
-                let qh = &q[r * qd + hh * hd..r * qd + (hh + 1) * hd];
-                // SAFETY: all K/V of this chunk were written before this region started.
-                let kv = unsafe { seqs[row_seq[r]].kv.kv_run(li, g, end) };
-                let kv = &kv[start * 2 * hd..];
-                // SAFETY: this task alone writes head hh of row r.
-                let out =
-                    unsafe { std::slice::from_raw_parts_mut(patt.get().add(r * qd + hh * hd), hd) };
-                kernels::attn::attend(qh, kv, end - start, hd, att_scale, sc, out);
-            });
-        }
+        attention(
+            seqs,
+            s,
+            pool,
+            AttnStep {
+                li,
+                n,
+                row_seq,
+                row_pos,
+                window,
+                scale: att_scale,
+                qd,
+                hd,
+                group,
+                n_kv,
+            },
+        );
         let wo = &layer.wo;
         let q8 = wants(&[wo]);
         if q8.q8 || q8.q8k {
@@ -701,6 +712,156 @@ fn run_chunk(
             }
         });
     }
+}
+
+/// What one layer's attention step works on.
+struct AttnStep<'a> {
+    li: usize,
+    n: usize,
+    row_seq: &'a [usize],
+    row_pos: &'a [usize],
+    window: usize,
+    scale: f32,
+    qd: usize,
+    hd: usize,
+    group: usize,
+    n_kv: usize,
+}
+
+/// `att = softmax(q K^T * scale) V` for every row and head of the chunk (K/V of the chunk already
+/// written). Rows are grouped in blocks of at most `ATT_ROWS` consecutive rows of one sequence;
+/// one task per (block, KV head), the last blocks (longest spans) first; chunks of at most
+/// `SPLIT_ROWS` rows on several threads also split the keys into segments, merged after.
+fn attention(seqs: &[SeqStep<'_>], s: &mut Scratch<'_>, pool: &Pool, a: AttnStep<'_>) {
+    let AttnStep {
+        li,
+        n,
+        row_seq,
+        row_pos,
+        window,
+        scale,
+        qd,
+        hd,
+        group,
+        n_kv,
+    } = a;
+    let q = &*s.q;
+    let patt = SendPtr(s.att.as_mut_ptr());
+    let work = SendPtr(s.scores.as_mut_ptr());
+    let wlen = s.scores.len() / pool.n_threads();
+    let mut blocks = [(0usize, 0usize); CHUNK];
+    let (mut nb, mut r0) = (0, 0);
+    for r in 1..=n {
+        if r == n || row_seq[r] != row_seq[r0] || r - r0 == ATT_ROWS {
+            blocks[nb] = (r0, r);
+            nb += 1;
+            r0 = r;
+        }
+    }
+    let gw = group * hd;
+    let spans_of = |(r0, r1): (usize, usize)| {
+        let mut spans = [(0usize, 0usize); ATT_ROWS];
+        for (sp, &pos) in spans.iter_mut().zip(&row_pos[r0..r1]) {
+            *sp = ((pos + 1).saturating_sub(window), pos + 1);
+        }
+        spans
+    };
+    let src_of = |r0: usize, g: usize, spans: &[(usize, usize)]| {
+        let end = spans.iter().map(|s| s.1).max().unwrap_or(0);
+        // SAFETY: all K/V of this chunk were written before this step.
+        unsafe { seqs[row_seq[r0]].kv.tiles(li, g, end) }
+    };
+    let lv = kernels::level();
+    if pool.n_threads() > 1 && n <= SPLIT_ROWS {
+        // (block, KV head, segment) tasks; their states go to `segs`, merged below.
+        let (mut seg0, mut nseg, mut tbase, mut sbase) = (
+            [0usize; SPLIT_ROWS],
+            [0; SPLIT_ROWS],
+            [0; SPLIT_ROWS],
+            [0; SPLIT_ROWS],
+        );
+        let (mut n_tasks, mut off) = (0, 0);
+        for b in 0..nb {
+            let sp = spans_of(blocks[b]);
+            let sp = &sp[..blocks[b].1 - blocks[b].0];
+            let lo = sp.iter().map(|s| s.0).min().unwrap_or(0);
+            let hi = sp.iter().map(|s| s.1).max().unwrap_or(0);
+            seg0[b] = lo / attn::SEG;
+            nseg[b] = hi.div_ceil(attn::SEG) - seg0[b];
+            tbase[b] = n_tasks;
+            sbase[b] = off;
+            n_tasks += n_kv * nseg[b];
+            off += n_kv * nseg[b] * attn::state_floats(sp.len() * group, hd);
+        }
+        assert!(off <= s.segs.len(), "attention: segment scratch");
+        let segs = SendPtr(s.segs.as_mut_ptr());
+        pool.run_chunks(n_tasks, &|tid, c| {
+            let b = (0..nb).rfind(|&b| tbase[b] <= c).unwrap_or(0);
+            let k = c - tbase[b];
+            let (g, si) = (k / nseg[b], k % nseg[b]);
+            let sp = spans_of(blocks[b]);
+            let sp = &sp[..blocks[b].1 - blocks[b].0];
+            let src = src_of(blocks[b].0, g, sp);
+            let (r0, r1) = blocks[b];
+            let blk = attn::Block {
+                q: &q[r0 * qd..r1 * qd],
+                stride: qd,
+                off: g * gw,
+                heads: group,
+                spans: sp,
+            };
+            // SAFETY: thread `tid` owns work part `tid`.
+            let w = unsafe { row(work, tid, wlen) };
+            attn::segment_at(lv, &src, scale, &blk, seg0[b] + si, w);
+            let sf = attn::state_floats(sp.len() * group, hd);
+            // SAFETY: this task alone writes state (b, g, si).
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(
+                    segs.get().add(sbase[b] + (g * nseg[b] + si) * sf),
+                    sf,
+                )
+            };
+            dst.copy_from_slice(&w[..sf]);
+        });
+        for b in 0..nb {
+            let (r0, r1) = blocks[b];
+            let nq = (r1 - r0) * group;
+            let sf = attn::state_floats(nq, hd);
+            for g in 0..n_kv {
+                let st = &s.segs[sbase[b] + g * nseg[b] * sf..][..nseg[b] * sf];
+                let tmp = &mut s.scores[..nq * hd];
+                attn::merge_segments_at(lv, st, nseg[b], nq, hd, tmp);
+                for (i, r) in (r0..r1).enumerate() {
+                    s.att[r * qd + g * gw..][..gw].copy_from_slice(&tmp[i * gw..(i + 1) * gw]);
+                }
+            }
+        }
+        return;
+    }
+    let n_tasks = nb * n_kv;
+    pool.run_chunks(n_tasks, &|tid, c| {
+        let task = n_tasks - 1 - c;
+        let ((r0, r1), g) = (blocks[task / n_kv], task % n_kv);
+        let sp = spans_of((r0, r1));
+        let sp = &sp[..r1 - r0];
+        let src = src_of(r0, g, sp);
+        let blk = attn::Block {
+            q: &q[r0 * qd..r1 * qd],
+            stride: qd,
+            off: g * gw,
+            heads: group,
+            spans: sp,
+        };
+        // SAFETY: thread `tid` owns work part `tid`.
+        let w = unsafe { row(work, tid, wlen) };
+        attn::attend_block_at(lv, &src, scale, &blk, w);
+        for (i, r) in (r0..r1).enumerate() {
+            // SAFETY: this task alone writes the heads of KV head g in rows r0..r1.
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(patt.get().add(r * qd + g * gw), gw) };
+            out.copy_from_slice(&w[i * gw..(i + 1) * gw]);
+        }
+    });
 }
 
 /// Final norm and LM head for the rows in `last` ((sequence, row in chunk)); one matrix product

@@ -2,6 +2,61 @@
 //! (layer l, kv head g, position t) is `((l*G + g)*S + t) * 2*hd`, and its V vector follows at
 //! `+hd`. Layer-major, then kv head, then position, K and V interleaved per position — so the
 //! attention loop over positions for one (layer, head) walks one contiguous region.
+//!
+//! Reduced-precision caches ([`KvType`], a qorus addition) keep that order with smaller
+//! elements: F16 stores each K and V vector as `hd` binary16 values; Q8_0 as `hd / 32` ggml
+//! `block_q8_0` (an f16 scale and 32 int8), K blocks then V blocks per position. Attention reads
+//! them a tile at a time, converted to f32 ([`KvTiles`]).
+
+use crate::error::{Error, Result};
+use crate::kernels::attn::{KvTiles, TILE};
+use crate::quant::QK;
+
+/// Element type of a KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KvType {
+    /// 32-bit floats: the spec's layout (the C API's default).
+    #[default]
+    F32,
+    /// binary16, rounded to nearest even.
+    F16,
+    /// ggml Q8_0 blocks of 32 (an f16 scale `amax / 127`, int8 values).
+    Q8_0,
+}
+
+impl KvType {
+    /// Every type.
+    pub const ALL: [KvType; 3] = [KvType::F32, KvType::F16, KvType::Q8_0];
+
+    /// Lower-case name (`f32`, `f16`, `q8_0`), as llama.cpp's `-ctk`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            KvType::F32 => "f32",
+            KvType::F16 => "f16",
+            KvType::Q8_0 => "q8_0",
+        }
+    }
+
+    /// Parses a name as given by [`KvType::name`].
+    pub fn parse(s: &str) -> Option<KvType> {
+        KvType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Bytes of one K (or V) vector of `hd` values; an error naming the type when `hd` does
+    /// not fit it (Q8_0 needs a multiple of 32).
+    pub fn vec_bytes(self, hd: usize) -> Result<usize> {
+        match self {
+            KvType::F32 => Ok(4 * hd),
+            KvType::F16 => Ok(2 * hd),
+            KvType::Q8_0 if hd % QK == 0 => Ok(hd / QK * (2 + QK)),
+            KvType::Q8_0 => Err(Error::InvalidConfig(format!(
+                "a q8_0 KV cache needs a head dimension that is a multiple of 32 (this model's is {hd})"
+            ))),
+        }
+    }
+}
 
 /// Geometry of a KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +77,16 @@ impl KvLayout {
         self.n_layers * self.n_kv_heads * self.max_seq * 2 * self.head_dim
     }
 
+    /// Bytes of a cache of element type `ty` (an error when the head dimension does not fit it).
+    pub fn bytes(&self, ty: KvType) -> Result<usize> {
+        let per = 2 * ty.vec_bytes(self.head_dim)?;
+        self.n_layers
+            .checked_mul(self.n_kv_heads)
+            .and_then(|x| x.checked_mul(self.max_seq))
+            .and_then(|x| x.checked_mul(per))
+            .ok_or_else(|| Error::InvalidConfig("KV cache size overflows".into()))
+    }
+
     /// Float offset of K for (layer, kv head, position); V is at `+ head_dim`.
     #[inline]
     pub fn k_offset(&self, layer: usize, g: usize, t: usize) -> usize {
@@ -31,12 +96,15 @@ impl KvLayout {
 
 /// A KV cache living in memory the caller owns (a `q_context`'s `kv_buffer` or a `Session`'s
 /// vector). Raw because several caches are written from one forward call and read from worker
-/// threads; the forward pass guarantees the accesses are disjoint or read-only.
+/// threads; the forward pass guarantees the accesses are disjoint or read-only. `ptr` points to
+/// f32 elements for an F32 cache, to bytes of the type's layout otherwise.
 #[derive(Debug, Clone, Copy)]
 pub struct KvCache {
     ptr: *mut f32,
     /// Geometry.
     pub layout: KvLayout,
+    /// Element type.
+    pub ty: KvType,
 }
 
 // SAFETY: the forward pass only writes one (layer, position) of a cache from one thread and reads
@@ -45,37 +113,195 @@ unsafe impl Send for KvCache {}
 unsafe impl Sync for KvCache {}
 
 impl KvCache {
-    /// A cache over `len` floats at `ptr`.
+    /// An F32 cache over `len` floats at `ptr`.
     ///
     /// # Safety
     /// `ptr` must be valid for reads and writes of `layout.floats()` floats, 4-byte aligned, for
     /// as long as the cache is used, and not accessed elsewhere meanwhile.
     pub unsafe fn from_raw(ptr: *mut f32, len: usize, layout: KvLayout) -> Option<KvCache> {
-        (!ptr.is_null() && len >= layout.floats() && (ptr as usize) % 4 == 0)
-            .then_some(KvCache { ptr, layout })
+        (!ptr.is_null() && len >= layout.floats() && (ptr as usize) % 4 == 0).then_some(KvCache {
+            ptr,
+            layout,
+            ty: KvType::F32,
+        })
     }
 
-    /// The `2 * head_dim * n` floats holding K/V of positions `0..n` for (layer, kv head).
+    /// A cache of type `ty` over `bytes` bytes at `ptr` (an error naming what does not fit).
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `bytes` bytes, 4-byte aligned, for as long as
+    /// the cache is used, and not accessed elsewhere meanwhile.
+    pub unsafe fn from_raw_typed(
+        ptr: *mut u8,
+        bytes: usize,
+        layout: KvLayout,
+        ty: KvType,
+    ) -> Result<KvCache> {
+        let need = layout.bytes(ty)?;
+        if ptr.is_null() || (ptr as usize) % 4 != 0 {
+            return Err(Error::InvalidArg(
+                "KV cache pointer NULL or misaligned".into(),
+            ));
+        }
+        if bytes < need {
+            return Err(Error::InvalidSize(format!(
+                "{} KV cache has {bytes} bytes, the model needs {need}",
+                ty.name()
+            )));
+        }
+        Ok(KvCache {
+            ptr: ptr as *mut f32,
+            layout,
+            ty,
+        })
+    }
+
+    /// Byte offset of K of (layer, kv head, position).
+    #[inline]
+    fn byte_offset(&self, layer: usize, g: usize, t: usize) -> usize {
+        let l = &self.layout;
+        // The type was checked against the head dimension when the cache was made.
+        let per = 2 * self.ty.vec_bytes(l.head_dim).unwrap_or(0);
+        ((layer * l.n_kv_heads + g) * l.max_seq + t) * per
+    }
+
+    /// The `2 * head_dim * n` floats holding K/V of positions `0..n` for (layer, kv head) of an
+    /// F32 cache.
     ///
     /// # Safety
     /// No thread may be writing those positions meanwhile.
     #[inline]
     pub unsafe fn kv_run(&self, layer: usize, g: usize, n: usize) -> &[f32] {
+        assert_eq!(self.ty, KvType::F32, "kv_run on a {} cache", self.ty.name());
         std::slice::from_raw_parts(
             self.ptr.add(self.layout.k_offset(layer, g, 0)),
             n * 2 * self.layout.head_dim,
         )
     }
 
-    /// Writes K and V of one position for one (layer, kv head).
+    /// K/V of positions `0..n` for (layer, kv head), as tiles for attention (any type).
+    ///
+    /// # Safety
+    /// No thread may be writing those positions meanwhile.
+    #[inline]
+    pub unsafe fn tiles(&self, layer: usize, g: usize, n: usize) -> Tiles<'_> {
+        let per = 2 * self.ty.vec_bytes(self.layout.head_dim).unwrap_or(0);
+        Tiles {
+            ty: self.ty,
+            hd: self.layout.head_dim,
+            bytes: std::slice::from_raw_parts(
+                (self.ptr as *const u8).add(self.byte_offset(layer, g, 0)),
+                n * per,
+            ),
+        }
+    }
+
+    /// Writes K and V of one position for one (layer, kv head), converted to the cache's type.
     ///
     /// # Safety
     /// No other thread may access that position meanwhile.
     #[inline]
     pub unsafe fn write(&self, layer: usize, g: usize, t: usize, k: &[f32], v: &[f32]) {
         let hd = self.layout.head_dim;
-        let p = self.ptr.add(self.layout.k_offset(layer, g, t));
-        std::ptr::copy_nonoverlapping(k.as_ptr(), p, hd);
-        std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(hd), hd);
+        match self.ty {
+            KvType::F32 => {
+                let p = self.ptr.add(self.layout.k_offset(layer, g, t));
+                std::ptr::copy_nonoverlapping(k.as_ptr(), p, hd);
+                std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(hd), hd);
+            }
+            ty => {
+                let vb = ty.vec_bytes(hd).unwrap_or(0);
+                let p = (self.ptr as *mut u8).add(self.byte_offset(layer, g, t));
+                let dst = std::slice::from_raw_parts_mut(p, 2 * vb);
+                let (dk, dv) = dst.split_at_mut(vb);
+                encode(ty, &k[..hd], dk);
+                encode(ty, &v[..hd], dv);
+            }
+        }
+    }
+}
+
+/// Writes `x` in the layout of `ty` (F16 or Q8_0) into `out`.
+fn encode(ty: KvType, x: &[f32], out: &mut [u8]) {
+    match ty {
+        KvType::F32 => {
+            for (o, v) in out.chunks_exact_mut(4).zip(x) {
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        KvType::F16 => {
+            for (o, v) in out.chunks_exact_mut(2).zip(x) {
+                o.copy_from_slice(&half::f16::from_f32(*v).to_bits().to_le_bytes());
+            }
+        }
+        KvType::Q8_0 => {
+            // ggml's quantize_row_q8_0 (AVX path), as the activations: d = f16(amax / 127),
+            // q = round_half_even(x * 127 / amax).
+            for (xb, ob) in x.chunks_exact(QK).zip(out.chunks_exact_mut(2 + QK)) {
+                let (mut qs, mut d, mut s) = ([0i8; QK], [0f32; 1], [0f32; 1]);
+                crate::kernels::quantize_acts(xb, &mut qs, &mut d, &mut s);
+                ob[..2].copy_from_slice(&half::f16::from_f32(d[0]).to_bits().to_le_bytes());
+                for (o, q) in ob[2..].iter_mut().zip(qs) {
+                    *o = q as u8;
+                }
+            }
+        }
+    }
+}
+
+/// K/V of one (layer, kv head) of a cache, from position 0, in the cache's type.
+pub struct Tiles<'a> {
+    ty: KvType,
+    hd: usize,
+    bytes: &'a [u8],
+}
+
+impl KvTiles for Tiles<'_> {
+    fn head_dim(&self) -> usize {
+        self.hd
+    }
+
+    fn tile<'b>(&'b self, t0: usize, t1: usize, buf: &'b mut [f32]) -> &'b [f32] {
+        let hd = self.hd;
+        let vb = self.ty.vec_bytes(hd).unwrap_or(0);
+        let src = &self.bytes[t0 * 2 * vb..t1 * 2 * vb];
+        let n = (t1 - t0) * 2 * hd;
+        debug_assert!(t1 - t0 <= TILE);
+        match self.ty {
+            KvType::F32 => {
+                // SAFETY: an F32 cache is 4-byte aligned f32 data (from_raw / from_raw_typed).
+                unsafe { std::slice::from_raw_parts(src.as_ptr() as *const f32, n) }
+            }
+            KvType::F16 => {
+                use half::slice::HalfFloatSliceExt;
+                let out = &mut buf[..n];
+                #[cfg(target_arch = "x86_64")]
+                if crate::kernels::level() >= crate::kernels::Level::Avx2 {
+                    // SAFETY: AVX2 + FMA + F16C present (level); `src` holds 2 bytes per value.
+                    unsafe { crate::kernels::x86_attn::f16_to_f32(src, out) };
+                    return out;
+                }
+                // SAFETY: the cache is 4-byte aligned and every vector starts at an even byte.
+                let h = unsafe { std::slice::from_raw_parts(src.as_ptr() as *const half::f16, n) };
+                h.convert_to_f32_slice(out);
+                out
+            }
+            KvType::Q8_0 => {
+                let out = &mut buf[..n];
+                #[cfg(target_arch = "x86_64")]
+                if crate::kernels::level() >= crate::kernels::Level::Avx2 {
+                    // SAFETY: AVX2 + FMA + F16C present (level); `src` holds the blocks of `out`.
+                    unsafe { crate::kernels::x86_attn::dequant_q8_0(src, out) };
+                    return out;
+                }
+                for (ob, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(2 + QK)) {
+                    let d = half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
+                    for (o, &q) in ob.iter_mut().zip(&b[2..]) {
+                        *o = d * (q as i8) as f32;
+                    }
+                }
+                out
+            }
+        }
     }
 }

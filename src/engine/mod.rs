@@ -18,7 +18,7 @@ pub use model::Model;
 
 use crate::error::{Error, Result};
 use forward::{scratch_bytes, SeqStep};
-use kv_cache::{KvCache, KvLayout};
+use kv_cache::{KvCache, KvLayout, KvType};
 
 /// 64-byte aligned scratch memory that grows on demand (allocation happens only when a call
 /// needs more than any call before it).
@@ -53,6 +53,7 @@ pub struct Session {
     model: Arc<Model>,
     kv: Vec<f32>,
     layout: KvLayout,
+    kv_type: KvType,
     scratch: ScratchBuf,
     logits: Vec<f32>,
     pos: usize,
@@ -60,8 +61,14 @@ pub struct Session {
 
 impl Session {
     /// A session with a context of `n_ctx` positions (at most the model's context length; 0 =
-    /// the model's).
+    /// the model's) and an F32 KV cache.
     pub fn new(model: Arc<Model>, n_ctx: usize) -> Result<Session> {
+        Session::with_kv_type(model, n_ctx, KvType::F32)
+    }
+
+    /// [`Session::new`] with a KV cache of element type `kv_type` (an error naming the type when
+    /// the model's head dimension does not fit it).
+    pub fn with_kv_type(model: Arc<Model>, n_ctx: usize, kv_type: KvType) -> Result<Session> {
         let c = model.config;
         let max_seq = if n_ctx == 0 {
             c.max_seq_len
@@ -76,16 +83,19 @@ impl Session {
         };
         // The KV cache is sized by the model's context when `n_ctx` is 0: fail, not abort, when
         // that cannot be allocated.
-        let n = layout.floats();
+        // Held as f32 words (4-byte alignment for every type).
+        let n = layout.bytes(kv_type)?.div_ceil(4);
         let mut kv = Vec::new();
-        kv.try_reserve_exact(n)
-            .map_err(|_| Error::AllocFailed(format!("KV cache of {n} floats")))?;
+        kv.try_reserve_exact(n).map_err(|_| {
+            Error::AllocFailed(format!("{} KV cache of {} bytes", kv_type.name(), 4 * n))
+        })?;
         kv.resize(n, 0f32);
         Ok(Session {
             logits: vec![0f32; c.vocab_size],
             model,
             kv,
             layout,
+            kv_type,
             scratch: ScratchBuf::default(),
             pos: 0,
         })
@@ -99,6 +109,11 @@ impl Session {
     /// Positions filled so far.
     pub fn pos(&self) -> usize {
         self.pos
+    }
+
+    /// Element type of the KV cache.
+    pub fn kv_type(&self) -> KvType {
+        self.kv_type
     }
 
     /// Context length of this session.
@@ -129,9 +144,15 @@ impl Session {
             1,
             self.layout.max_seq,
         );
-        // SAFETY: the vector holds layout.floats() floats and is borrowed for the call.
-        let kv = unsafe { KvCache::from_raw(self.kv.as_mut_ptr(), self.kv.len(), self.layout) }
-            .ok_or_else(|| Error::Internal("KV cache".into()))?;
+        // SAFETY: the vector holds the layout's bytes for its type and is borrowed for the call.
+        let kv = unsafe {
+            KvCache::from_raw_typed(
+                self.kv.as_mut_ptr() as *mut u8,
+                4 * self.kv.len(),
+                self.layout,
+                self.kv_type,
+            )
+        }?;
         let mut seqs = [SeqStep {
             kv,
             tokens,

@@ -68,6 +68,7 @@ pub unsafe extern "C" fn q_alloc_kv_cache(ctx: *mut q_context, kv_size: usize) -
         let buf = AlignedBuf::zeroed(size)?;
         ctx.kv_buffer = buf.into_raw();
         ctx.kv_size = size;
+        crate::ffi::kv_cache::forget(ctx.kv_buffer); // an F32 cache (spec layout)
         Ok(())
     })
 }
@@ -148,6 +149,7 @@ pub unsafe extern "C" fn q_free_memory(ctx: *mut q_context) {
             ctx.scratch_base_offset = 0;
         }
         if !ctx.kv_buffer.is_null() {
+            crate::ffi::kv_cache::forget(ctx.kv_buffer);
             AlignedBuf::free_raw(ctx.kv_buffer);
             ctx.kv_buffer = std::ptr::null_mut();
             ctx.kv_size = 0;

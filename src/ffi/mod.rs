@@ -7,6 +7,7 @@ pub mod boundary;
 pub mod convert;
 pub mod generate;
 pub mod kernels;
+pub mod kv_cache;
 pub mod memory;
 pub mod model;
 pub mod registry;

@@ -502,14 +502,13 @@ pub(crate) fn check_forward(
             "pos {pos} + seq_len {seq_len} > max_seq_len {s}"
         )));
     }
-    let need = engine
-        .config
-        .kv_floats()
-        .unwrap_or(usize::MAX)
-        .saturating_mul(4);
+    // The cache's element type: F32 (spec layout) unless q_alloc_kv_cache_typed made it.
+    let ty = crate::ffi::kv_cache::kv_type_of(ctx.kv_buffer);
+    let need = kv_layout(&engine).bytes(ty)?;
     if ctx.kv_size < need {
         return Err(Error::InvalidSize(format!(
-            "KV cache has {} bytes, the model needs {need}",
+            "{} KV cache has {} bytes, the model needs {need}",
+            ty.name(),
             ctx.kv_size
         )));
     }
@@ -518,16 +517,21 @@ pub(crate) fn check_forward(
 
 /// The KV cache of a context for a model.
 pub(crate) fn context_kv(ctx: &q_context, m: &Model) -> Result<KvCache> {
+    let ty = crate::ffi::kv_cache::kv_type_of(ctx.kv_buffer);
+    // SAFETY: kv_buffer/kv_size were set by q_alloc_kv_cache(_typed) (caller contract) and
+    // checked by check_forward.
+    unsafe { KvCache::from_raw_typed(ctx.kv_buffer as *mut u8, ctx.kv_size, kv_layout(m), ty) }
+}
+
+/// The KV cache geometry of a model (its `max_seq_len` positions).
+fn kv_layout(m: &Model) -> KvLayout {
     let c = &m.config;
-    let layout = KvLayout {
+    KvLayout {
         n_layers: c.n_layers,
         n_kv_heads: c.n_kv_heads,
         max_seq: c.max_seq_len,
         head_dim: c.head_dim(),
-    };
-    // SAFETY: kv_buffer/kv_size were set by q_alloc_kv_cache (caller contract) and checked above.
-    unsafe { KvCache::from_raw(ctx.kv_buffer as *mut f32, ctx.kv_size / 4, layout) }
-        .ok_or_else(|| Error::InvalidSize("KV cache too small or misaligned".into()))
+    }
 }
 
 /// Runs one sequence's tokens through the engine with scratch from the context's arena.

@@ -1,77 +1,450 @@
-//! Attention of one query head over a run of cached positions (`kv_cache` layout: per position
-//! the key then the value, `2 * hd` floats).
+//! Attention of a block of query vectors that share one KV head (the query heads of a GQA group,
+//! for one or several consecutive token rows of one sequence) over their cached positions, with
+//! an online softmax over fixed tiles of keys.
 //!
-//! `scores[t] = (q · K[t]) * scale`, softmax over `t < len`, `out = Σ_t p[t] V[t]`. The SIMD
-//! version keeps `out` in registers over all positions (an `axpy` per position would load and
-//! store it every time) and computes 4 dot products at once.
+//! Each query `i` attends to the keys `start_i .. end_i`. Keys are walked in tiles of [`TILE`]
+//! positions aligned to absolute positions (tile `j` covers `j*TILE .. (j+1)*TILE`, clipped to
+//! the query's span), and for each tile the query's state `(m, l, acc)` is updated:
+//!
+//! * `s[t] = dot(q, K[t]) * scale` — 8-column blocks of the dot product go alternately to two
+//!   8-lane accumulators `A`, `B` (fused multiply-adds), then `hsum8(A + B)`;
+//! * `mt = max s`, `m' = max(m, mt)` (`mt` on a query's first tile), `p[t] = exp(s[t] - m')`
+//!   with [`exp`] (a fixed polynomial, the same in every level);
+//! * `ls` = the `p[t]` summed into 8 lanes by `t mod 8` (in `t` order), then `hsum8`;
+//! * `alpha = exp(m - m')`, `l = l * alpha + ls` (`ls` first), `acc = acc * alpha` (0 first),
+//!   then `acc = fma(p[t], V[t], acc)` for `t` in order;
+//!
+//! Tiles are grouped in segments of [`SEG`] keys (absolute positions): each segment's state
+//! starts afresh and the segments are folded in order (see [`fold`]); at the end
+//! `out = acc / l`. `hsum8(v) = ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7))`.
+//!
+//! That arithmetic depends only on the query, its span and the cache, never on which other
+//! queries share the block, the block size or the thread that runs it: a prefill computes
+//! bit for bit what token-by-token decoding computes, and every level (scalar twin, AVX2) gives
+//! the same bits. Keys and values come through [`KvTiles`], which converts a tile of a reduced-
+//! precision cache to f32 once for all the queries of the block (exactly: F16 and Q8_0 values
+//! are representable in f32).
 
-use super::{dispatch, softmax_at, Level};
+use super::{dispatch, Level};
 
-/// See the module documentation. `q.len() == out.len() == hd`, `kv.len() >= 2 * hd * len`,
-/// `scores.len() >= len`, `len >= 1`.
+/// Keys per tile of the online softmax (a numerics-defining constant).
+pub const TILE: usize = 32;
+
+/// A source of K/V tiles: positions `t0..t1` as f32, `2 * hd` per position (K then V).
+pub trait KvTiles {
+    /// Head dimension.
+    fn head_dim(&self) -> usize;
+    /// Positions `t0..t1` (`t1 - t0 <= TILE`), either borrowed from the cache (F32) or
+    /// converted into `buf` (`TILE * 2 * hd` floats).
+    fn tile<'b>(&'b self, t0: usize, t1: usize, buf: &'b mut [f32]) -> &'b [f32];
+}
+
+/// Plain f32 K/V (the spec's layout: per position K then V).
+pub struct F32Tiles<'a> {
+    /// Positions from 0.
+    pub kv: &'a [f32],
+    /// Head dimension.
+    pub hd: usize,
+}
+
+impl KvTiles for F32Tiles<'_> {
+    fn head_dim(&self) -> usize {
+        self.hd
+    }
+    fn tile<'b>(&'b self, t0: usize, t1: usize, _buf: &'b mut [f32]) -> &'b [f32] {
+        &self.kv[t0 * 2 * self.hd..t1 * 2 * self.hd]
+    }
+}
+
+/// A block of queries sharing one KV head: `rows` token rows of `heads` query heads each.
+/// Query `(r, h)` is `q[r * stride + off + h * hd ..][..hd]` and attends to keys
+/// `spans[r].0 .. spans[r].1`.
+pub struct Block<'a> {
+    /// Query rows.
+    pub q: &'a [f32],
+    /// Floats between rows.
+    pub stride: usize,
+    /// Offset of the first head in a row.
+    pub off: usize,
+    /// Query heads per row.
+    pub heads: usize,
+    /// Key span per row (non-empty).
+    pub spans: &'a [(usize, usize)],
+}
+
+/// Keys per segment: the tiles of each segment (absolute positions `k*SEG .. (k+1)*SEG`) run
+/// from a fresh state and the segments' states are then merged in order ([`fold`]), so a long
+/// span can be split across threads ([`segment_at`], [`merge_segments_at`]) without changing a
+/// bit (a numerics-defining constant, a multiple of [`TILE`]).
+pub const SEG: usize = 512;
+
+/// Floats of one query state set (`acc`, `l`, `m` of `nq` queries).
+pub fn state_floats(nq: usize, hd: usize) -> usize {
+    nq * (hd + 2)
+}
+
+/// Floats of work space [`attend_block_at`] needs for `nq` queries of head dimension `hd`
+/// ([`segment_at`] needs less).
+pub fn work_floats(nq: usize, hd: usize) -> usize {
+    2 * state_floats(nq, hd) + TILE + TILE * 2 * hd
+}
+
+/// (`acc`, `l`, `m`) of `nq` queries at the head of `w`.
+fn states(w: &mut [f32], nq: usize, hd: usize) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
+    let (acc, rest) = w.split_at_mut(nq * hd);
+    let (l, rest) = rest.split_at_mut(nq);
+    let (m, rest) = rest.split_at_mut(nq);
+    (acc, l, m, rest)
+}
+
+/// Merges a segment's state `(m2, l2, acc2)` into `(m, l, acc)` (`l == 0`: empty, takes it;
+/// `l2 == 0`: the segment had no key of this query): `m' = max(m, m2)`, `a = exp(m - m')`,
+/// `b = exp(m2 - m')`, `l = l*a + l2*b`, `acc = fma(acc2, b, acc*a)`.
 #[allow(clippy::too_many_arguments)]
-pub fn attend_at(
-    lv: Level,
-    q: &[f32],
-    kv: &[f32],
-    len: usize,
-    hd: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    assert!(
-        q.len() >= hd && out.len() >= hd && kv.len() >= 2 * hd * len && scores.len() >= len,
-        "attend: lengths"
-    );
-    let lv = dispatch::clamp(lv);
-    #[cfg(target_arch = "x86_64")]
-    if lv >= Level::Avx2 && hd % 8 == 0 {
-        // SAFETY: AVX2/FMA present (level check); lengths checked above.
-        unsafe {
-            super::x86_packed::attn::scores(q, kv, len, hd, scale, scores);
-            softmax_at(lv, &mut scores[..len]);
-            super::x86_packed::attn::weighted_sum(&scores[..len], kv, hd, out);
-        }
+pub fn fold(simd: bool, m: &mut f32, l: &mut f32, acc: &mut [f32], m2: f32, l2: f32, acc2: &[f32]) {
+    if l2 == 0.0 {
         return;
     }
-    scalar_attend(lv, q, kv, len, hd, scale, scores, out)
-}
-
-/// [`attend_at`] at the detected level.
-#[allow(clippy::too_many_arguments)]
-pub fn attend(
-    q: &[f32],
-    kv: &[f32],
-    len: usize,
-    hd: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    attend_at(dispatch::level(), q, kv, len, hd, scale, scores, out)
-}
-
-/// The scalar twin.
-#[allow(clippy::too_many_arguments)]
-fn scalar_attend(
-    lv: Level,
-    q: &[f32],
-    kv: &[f32],
-    len: usize,
-    hd: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    for (t, st) in scores[..len].iter_mut().enumerate() {
-        *st = super::scalar::dot(&q[..hd], &kv[t * 2 * hd..t * 2 * hd + hd]) * scale;
+    if *l == 0.0 {
+        *m = m2;
+        *l = l2;
+        acc.copy_from_slice(acc2);
+        return;
     }
-    softmax_at(lv.min(Level::Scalar), &mut scores[..len]);
-    let out = &mut out[..hd];
-    out.fill(0.0);
-    for (t, &p) in scores[..len].iter().enumerate() {
-        super::scalar::axpy(p, &kv[t * 2 * hd + hd..(t + 1) * 2 * hd], out);
+    let mn = m.max(m2);
+    let (a, b) = (exp(*m - mn), exp(m2 - mn));
+    *l = *l * a + l2 * b;
+    *m = mn;
+    #[cfg(target_arch = "x86_64")]
+    if simd && acc.len() % 8 == 0 {
+        // SAFETY: the caller's level check found AVX2 + FMA; equal lengths, a multiple of 8.
+        unsafe { super::x86_attn::fold_acc(acc, &acc2[..acc.len()], a, b) };
+        return;
+    }
+    let _ = simd;
+    for (x, &y) in acc.iter_mut().zip(acc2) {
+        *x = y.mul_add(b, *x * a);
+    }
+}
+
+/// Which kernel runs the tile steps. (An AVX-512 twin with 16-column steps and eight positions
+/// at a time was bit-identical but slower in examples/bench_attn on this machine's AVX-512 (an Intel Xeon), and
+/// was dropped.)
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Simd {
+    None,
+    Avx2,
+}
+
+impl Simd {
+    fn any(self) -> bool {
+        self != Simd::None
+    }
+}
+
+/// The kernel for level `lv` and head dimension `hd`.
+fn use_simd(lv: Level, hd: usize) -> Simd {
+    let lv = dispatch::clamp(lv);
+    if !cfg!(target_arch = "x86_64") || lv < Level::Avx2 || hd % 8 != 0 {
+        Simd::None
+    } else {
+        Simd::Avx2
+    }
+}
+
+fn check(blk: &Block<'_>, hd: usize, work: usize, need: usize) {
+    let rows = blk.spans.len();
+    assert!(
+        work >= need
+            && blk.spans.iter().all(|&(s, e)| s < e)
+            && (rows == 0 || blk.q.len() >= (rows - 1) * blk.stride + blk.off + blk.heads * hd),
+        "attend_block: lengths"
+    );
+}
+
+/// Runs the block; the outputs (query `(r, h)` at `work[(r * heads + h) * hd ..][..hd]`) are
+/// left at the head of `work` (at least [`work_floats`] floats).
+pub fn attend_block_at<S: KvTiles>(
+    lv: Level,
+    kv: &S,
+    scale: f32,
+    blk: &Block<'_>,
+    work: &mut [f32],
+) {
+    let hd = kv.head_dim();
+    let nq = blk.spans.len() * blk.heads;
+    check(blk, hd, work.len(), work_floats(nq, hd));
+    let simd = use_simd(lv, hd);
+    let (acc, ls, ms, rest) = states(work, nq, hd);
+    ls.fill(0.0);
+    let lo_all = blk.spans.iter().map(|s| s.0).min().unwrap_or(0);
+    let hi_all = blk.spans.iter().map(|s| s.1).max().unwrap_or(0);
+    for seg in lo_all / SEG..hi_all.div_ceil(SEG) {
+        segment_run(simd, kv, scale, blk, seg, rest);
+        let (acc2, l2, m2, _) = states(rest, nq, hd);
+        for qi in 0..nq {
+            let r = qi * hd..(qi + 1) * hd;
+            fold(
+                simd.any(),
+                &mut ms[qi],
+                &mut ls[qi],
+                &mut acc[r.clone()],
+                m2[qi],
+                l2[qi],
+                &acc2[r],
+            );
+        }
+    }
+    for (a, &l) in acc.chunks_exact_mut(hd).zip(ls.iter()) {
+        a.iter_mut().for_each(|v| *v /= l);
+    }
+}
+
+/// The state of every query of the block over the keys of segment `seg` alone (`l = 0` for a
+/// query with none there), left at the head of `work` (`acc` of query `qi` at `qi * hd`, then
+/// the `l`s, then the `m`s; [`state_floats`] of them). `work`: [`work_floats`] floats.
+pub fn segment_at<S: KvTiles>(
+    lv: Level,
+    kv: &S,
+    scale: f32,
+    blk: &Block<'_>,
+    seg: usize,
+    work: &mut [f32],
+) {
+    let hd = kv.head_dim();
+    let nq = blk.spans.len() * blk.heads;
+    check(blk, hd, work.len(), work_floats(nq, hd));
+    segment_run(use_simd(lv, hd), kv, scale, blk, seg, work)
+}
+
+/// Folds `n_seg` segment states (each [`state_floats`]`(nq, hd)` floats, in segment order, as
+/// [`segment_at`] leaves them) into the outputs `out[qi * hd ..][..hd]`.
+pub fn merge_segments_at(
+    lv: Level,
+    segs: &[f32],
+    n_seg: usize,
+    nq: usize,
+    hd: usize,
+    out: &mut [f32],
+) {
+    let simd = use_simd(lv, hd);
+    let sf = state_floats(nq, hd);
+    assert!(
+        segs.len() >= n_seg * sf && out.len() >= nq * hd,
+        "merge_segments: lengths"
+    );
+    for qi in 0..nq {
+        let (mut m, mut l) = (0f32, 0f32);
+        let acc = &mut out[qi * hd..(qi + 1) * hd];
+        for k in 0..n_seg {
+            let st = &segs[k * sf..(k + 1) * sf];
+            let (a2, l2, m2) = (
+                &st[qi * hd..(qi + 1) * hd],
+                st[nq * hd + qi],
+                st[nq * hd + nq + qi],
+            );
+            fold(simd.any(), &mut m, &mut l, acc, m2, l2, a2);
+        }
+        acc.iter_mut().for_each(|v| *v /= l);
+    }
+}
+
+fn segment_run<S: KvTiles>(
+    simd: Simd,
+    kv: &S,
+    scale: f32,
+    blk: &Block<'_>,
+    seg: usize,
+    work: &mut [f32],
+) {
+    let hd = kv.head_dim();
+    let nq = blk.spans.len() * blk.heads;
+    let (acc, ls, ms, rest) = states(work, nq, hd);
+    let (sc, buf) = rest.split_at_mut(TILE);
+    ls.fill(0.0);
+    let (k0, k1) = (seg * SEG, (seg + 1) * SEG);
+    let clip = |(s, e): (usize, usize)| (s.max(k0), e.min(k1));
+    let lo_all = blk.spans.iter().map(|&sp| clip(sp).0).min().unwrap_or(k0);
+    let hi_all = blk.spans.iter().map(|&sp| clip(sp).1).max().unwrap_or(k0);
+    let mut j0 = lo_all / TILE * TILE;
+    while j0 < hi_all {
+        let j1 = j0 + TILE;
+        let (t0, t1) = (j0.max(lo_all), j1.min(hi_all));
+        let tile = kv.tile(t0, t1, buf);
+        for (r, &sp) in blk.spans.iter().enumerate() {
+            let (s, e) = clip(sp);
+            let (lo, hi) = (s.max(j0), e.min(j1));
+            if lo >= hi {
+                continue;
+            }
+            let kvt = &tile[(lo - t0) * 2 * hd..(hi - t0) * 2 * hd];
+            let first = lo == s;
+            for h in 0..blk.heads {
+                let qi = r * blk.heads + h;
+                let qo = r * blk.stride + blk.off + h * hd;
+                let mut st = State {
+                    m: ms[qi],
+                    l: ls[qi],
+                };
+                let a = &mut acc[qi * hd..(qi + 1) * hd];
+                tile_step(
+                    simd,
+                    &blk.q[qo..qo + hd],
+                    kvt,
+                    hi - lo,
+                    hd,
+                    scale,
+                    first,
+                    &mut st,
+                    a,
+                    sc,
+                );
+                ms[qi] = st.m;
+                ls[qi] = st.l;
+            }
+        }
+        j0 = j1;
+    }
+}
+
+/// [`attend_block_at`] at the detected level.
+pub fn attend_block<S: KvTiles>(kv: &S, scale: f32, blk: &Block<'_>, work: &mut [f32]) {
+    attend_block_at(dispatch::level(), kv, scale, blk, work)
+}
+
+/// Online-softmax state of one query.
+#[derive(Clone, Copy, Debug)]
+pub struct State {
+    /// Running maximum.
+    pub m: f32,
+    /// Running sum of `exp(s - m)`.
+    pub l: f32,
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn tile_step(
+    simd: Simd,
+    q: &[f32],
+    kv: &[f32],
+    n: usize,
+    hd: usize,
+    scale: f32,
+    first: bool,
+    st: &mut State,
+    acc: &mut [f32],
+    sc: &mut [f32],
+) {
+    debug_assert!(n >= 1 && n <= TILE && kv.len() >= n * 2 * hd && acc.len() >= hd);
+    #[cfg(target_arch = "x86_64")]
+    if simd != Simd::None {
+        // SAFETY: the level check found AVX2 + FMA; hd % 8 == 0; lengths asserted above (q and
+        // acc hold hd floats, kv n positions, sc TILE floats).
+        unsafe { super::x86_attn::tile_step(q, kv, n, hd, scale, first, st, acc, sc) };
+        return;
+    }
+    let _ = simd;
+    scalar_tile_step(q, kv, n, hd, scale, first, st, acc, sc)
+}
+
+/// `exp(x)` as the SIMD kernels compute it (`x86::exp8`, lane by lane): clamp to [-104, 89],
+/// `n = round_even(x log2 e)`, Cody–Waite `r`, degree-6 polynomial, `2^n` in two steps.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    let x = if x > -104.0 { x } else { -104.0 };
+    let x = if x < 89.0 { x } else { 89.0 };
+    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+    let r = (-n).mul_add(0.693_359_4, x);
+    let r = (-n).mul_add(-2.121_944_4e-4, r);
+    let mut p = 1.987_569_1e-4f32;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 0.5);
+    let r2 = r * r;
+    let e = p.mul_add(r2, r) + 1.0;
+    let ni = n as i32;
+    let n1 = ni >> 1;
+    let n2 = ni - n1;
+    let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
+    let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
+    e * s1 * s2
+}
+
+/// `((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7))`, the order of an AVX horizontal sum.
+#[inline]
+pub fn hsum8(v: &[f32; 8]) -> f32 {
+    ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+}
+
+/// The canonical dot product (see the module documentation).
+#[inline]
+pub fn dot(q: &[f32], k: &[f32], hd: usize) -> f32 {
+    let mut acc = [[0f32; 8]; 2];
+    let mut c = 0;
+    let mut b = 0;
+    while c + 8 <= hd {
+        for i in 0..8 {
+            acc[b & 1][i] = q[c + i].mul_add(k[c + i], acc[b & 1][i]);
+        }
+        c += 8;
+        b += 1;
+    }
+    let mut v = [0f32; 8];
+    for i in 0..8 {
+        v[i] = acc[0][i] + acc[1][i];
+    }
+    let mut s = hsum8(&v);
+    // A head dimension that is not a multiple of 8: the rest in order (scalar level only).
+    while c < hd {
+        s = q[c].mul_add(k[c], s);
+        c += 1;
+    }
+    s
+}
+
+/// The scalar twin of one tile step.
+#[allow(clippy::too_many_arguments)]
+fn scalar_tile_step(
+    q: &[f32],
+    kv: &[f32],
+    n: usize,
+    hd: usize,
+    scale: f32,
+    first: bool,
+    st: &mut State,
+    acc: &mut [f32],
+    sc: &mut [f32],
+) {
+    let st2 = 2 * hd;
+    for t in 0..n {
+        sc[t] = dot(q, &kv[t * st2..t * st2 + hd], hd) * scale;
+    }
+    let mt = sc[..n].iter().fold(sc[0], |m, &v| m.max(v));
+    let m_new = if first { mt } else { st.m.max(mt) };
+    let mut lanes = [0f32; 8];
+    for t in 0..n {
+        sc[t] = exp(sc[t] - m_new);
+        lanes[t % 8] += sc[t];
+    }
+    let lsum = hsum8(&lanes);
+    let acc = &mut acc[..hd];
+    if first {
+        st.l = lsum;
+        acc.fill(0.0);
+    } else {
+        let alpha = exp(st.m - m_new);
+        st.l = st.l * alpha + lsum;
+        acc.iter_mut().for_each(|a| *a *= alpha);
+    }
+    st.m = m_new;
+    for t in 0..n {
+        let p = sc[t];
+        let v = &kv[t * st2 + hd..(t + 1) * st2];
+        for (a, &x) in acc.iter_mut().zip(v) {
+            *a = p.mul_add(x, *a);
+        }
     }
 }
 
@@ -81,55 +454,157 @@ mod tests {
     use crate::kernels::dispatch::available;
     use crate::kernels::tests::{rand_vec, Fill, Rng};
 
+    fn run(
+        lv: Level,
+        kv: &[f32],
+        hd: usize,
+        q: &[f32],
+        heads: usize,
+        spans: &[(usize, usize)],
+    ) -> Vec<f32> {
+        let nq = spans.len() * heads;
+        let mut work = vec![0f32; work_floats(nq, hd)];
+        let blk = Block {
+            q,
+            stride: heads * hd,
+            off: 0,
+            heads,
+            spans,
+        };
+        attend_block_at(lv, &F32Tiles { kv, hd }, 0.125, &blk, &mut work);
+        work.truncate(nq * hd);
+        work
+    }
+
+    /// Against an f64 softmax, and every level and every block split bit for bit.
     #[test]
-    fn attend_levels_match_scalar() {
+    fn block_levels_and_splits_match() {
         let mut rng = Rng::new(21);
-        for &(hd, len) in &[
-            (64usize, 1usize),
-            (64, 7),
-            (64, 130),
-            (128, 33),
-            (8, 5),
-            (24, 9),
+        for &(hd, len, heads) in &[
+            (64usize, 1usize, 3usize),
+            (64, 7, 1),
+            (64, 130, 3),
+            (128, 100, 2),
+            (8, 5, 2),
+            (24, 70, 1),
+            (72, 33, 4),
+            (20, 9, 2),
+            (64, 1100, 3),
         ] {
-            let q = rand_vec(hd, &mut rng, Fill::Random);
             let kv = rand_vec(2 * hd * len, &mut rng, Fill::Random);
-            let scale = 1.0 / (hd as f32).sqrt();
-            let mut sc = vec![0f32; len];
-            let mut want = vec![0f32; hd];
-            attend_at(Level::Scalar, &q, &kv, len, hd, scale, &mut sc, &mut want);
-            // f64 reference
-            let mut s: Vec<f64> = (0..len)
-                .map(|t| {
-                    (0..hd)
-                        .map(|i| q[i] as f64 * kv[t * 2 * hd + i] as f64)
-                        .sum::<f64>()
-                        * scale as f64
+            let rows = len.min(9);
+            let q = rand_vec(rows * heads * hd, &mut rng, Fill::Random);
+            // rows at the last positions, one with a sliding window
+            let spans: Vec<(usize, usize)> = (0..rows)
+                .map(|r| {
+                    let e = len - rows + r + 1;
+                    (if r == 1 { e.saturating_sub(37) } else { 0 }, e)
                 })
                 .collect();
-            let m = s.iter().cloned().fold(f64::MIN, f64::max);
-            s.iter_mut().for_each(|v| *v = (*v - m).exp());
-            let z: f64 = s.iter().sum();
-            for i in 0..hd {
-                let e: f64 = (0..len)
-                    .map(|t| s[t] / z * kv[t * 2 * hd + hd + i] as f64)
-                    .sum();
-                assert!(
-                    (want[i] as f64 - e).abs() < 1e-5,
-                    "scalar hd={hd} len={len}"
-                );
+            let want = run(Level::Scalar, &kv, hd, &q, heads, &spans);
+            for (r, &(s, e)) in spans.iter().enumerate() {
+                for h in 0..heads {
+                    let qv = &q[(r * heads + h) * hd..][..hd];
+                    let sc: Vec<f64> = (s..e)
+                        .map(|t| {
+                            (0..hd)
+                                .map(|i| qv[i] as f64 * kv[t * 2 * hd + i] as f64)
+                                .sum::<f64>()
+                                * 0.125
+                        })
+                        .collect();
+                    let m = sc.iter().cloned().fold(f64::MIN, f64::max);
+                    let z: f64 = sc.iter().map(|v| (v - m).exp()).sum();
+                    for i in 0..hd {
+                        let e64: f64 = (s..e)
+                            .map(|t| (sc[t - s] - m).exp() / z * kv[t * 2 * hd + hd + i] as f64)
+                            .sum();
+                        let got = want[(r * heads + h) * hd + i] as f64;
+                        assert!(
+                            (got - e64).abs() < 1e-5,
+                            "hd={hd} len={len} r={r} h={h} i={i}: {got} vs {e64}"
+                        );
+                    }
+                }
             }
             for lv in available() {
-                let mut got = vec![0f32; hd];
-                attend_at(lv, &q, &kv, len, hd, scale, &mut sc, &mut got);
-                for i in 0..hd {
-                    assert!(
-                        (got[i] - want[i]).abs() <= 1e-5 * (1.0 + want[i].abs()),
-                        "{lv:?} hd={hd} len={len} [{i}]: {} vs {}",
-                        got[i],
-                        want[i]
-                    );
+                assert_eq!(
+                    run(lv, &kv, hd, &q, heads, &spans),
+                    want,
+                    "{lv:?} hd={hd} len={len}"
+                );
+                // each row alone (token by token) and each head alone
+                for (r, sp) in spans.iter().enumerate() {
+                    for h in 0..heads {
+                        let qv = &q[(r * heads + h) * hd..][..hd];
+                        let one = run(lv, &kv, hd, qv, 1, std::slice::from_ref(sp));
+                        assert_eq!(one[..], want[(r * heads + h) * hd..][..hd], "{lv:?} single");
+                    }
                 }
+            }
+        }
+    }
+
+    /// Segments computed apart (as threads do for a long decode) and merged == the whole block.
+    #[test]
+    fn segments_split_and_merged_match_the_block() {
+        let mut rng = Rng::new(5);
+        let (hd, heads, len) = (64usize, 3usize, 1500usize);
+        let kv = rand_vec(2 * hd * len, &mut rng, Fill::Random);
+        for spans in [
+            vec![(0usize, len)],
+            vec![(700, 1499), (0, 1500)],
+            vec![(3, 513)],
+        ] {
+            let rows = spans.len();
+            let q = rand_vec(rows * heads * hd, &mut rng, Fill::Random);
+            let nq = rows * heads;
+            let want = run(Level::Scalar, &kv, hd, &q, heads, &spans);
+            let blk = Block {
+                q: &q,
+                stride: heads * hd,
+                off: 0,
+                heads,
+                spans: &spans,
+            };
+            let lo = spans.iter().map(|s| s.0).min().unwrap() / SEG;
+            let hi = spans.iter().map(|s| s.1).max().unwrap().div_ceil(SEG);
+            for lv in available() {
+                let sf = state_floats(nq, hd);
+                let mut segs = vec![0f32; (hi - lo) * sf];
+                let mut work = vec![0f32; work_floats(nq, hd)];
+                for (k, seg) in (lo..hi).enumerate() {
+                    segment_at(lv, &F32Tiles { kv: &kv, hd }, 0.125, &blk, seg, &mut work);
+                    segs[k * sf..(k + 1) * sf].copy_from_slice(&work[..sf]);
+                }
+                let mut out = vec![0f32; nq * hd];
+                merge_segments_at(lv, &segs, hi - lo, nq, hd, &mut out);
+                assert_eq!(out, want, "{lv:?} {spans:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn exp_matches_simd_exp() {
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::dispatch::detected() >= Level::Avx2 {
+            let mut xs: Vec<f32> = (-2200..2000).map(|i| i as f32 * 0.05).collect();
+            xs.extend([
+                f32::NEG_INFINITY,
+                f32::INFINITY,
+                f32::NAN,
+                -0.0,
+                0.0,
+                -103.99,
+                88.7,
+            ]);
+            for &x in &xs {
+                // SAFETY: AVX2 + FMA present.
+                let v = unsafe {
+                    use core::arch::x86_64::*;
+                    _mm256_cvtss_f32(crate::kernels::x86::vec::exp8(_mm256_set1_ps(x)))
+                };
+                assert_eq!(exp(x).to_bits(), v.to_bits(), "exp({x})");
             }
         }
     }

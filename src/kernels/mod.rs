@@ -23,6 +23,8 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_attn;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_packed;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_packed_k;

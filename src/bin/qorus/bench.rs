@@ -1,9 +1,11 @@
 //! `qorus bench`: the figures of c_tests/bench_generation.c from Rust — load time, prefill and
-//! decode speed, peak RSS.
+//! decode speed, peak RSS; at a depth (`-d`, llama-bench's: that many tokens already in the
+//! cache, untimed, before each measured prefill or decode).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use qorus::engine::kv_cache::KvType;
 use qorus::engine::Session;
 
 use crate::load;
@@ -25,6 +27,17 @@ pub struct Args {
     /// Repetitions (the median is reported).
     #[arg(short, long, default_value_t = 3)]
     reps: usize,
+    /// Depths: tokens already in the KV cache before each test (as llama-bench -d).
+    #[arg(short = 'd', long, value_delimiter = ',', default_value = "0")]
+    depth: Vec<usize>,
+    /// KV cache type: f32, f16 or q8_0.
+    #[arg(long = "cache-type", default_value = "f16", value_parser = parse_kv_type)]
+    cache_type: KvType,
+}
+
+/// A KV cache type named as llama.cpp's `-ctk` (f32, f16, q8_0).
+pub fn parse_kv_type(s: &str) -> Result<KvType, String> {
+    KvType::parse(s).ok_or_else(|| format!("unknown KV cache type '{s}' (f32, f16 or q8_0)"))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -49,57 +62,79 @@ pub fn run(a: Args) -> Result<(), String> {
     let c = l.model.config;
     let reps = a.reps.max(1);
     let longest = a.prompt.iter().copied().max().unwrap_or(0).max(1);
-    let n_ctx = (longest + a.gen + 1).min(c.max_seq_len);
-    let mut s = Session::new(l.model.clone(), n_ctx).map_err(|e| e.to_string())?;
+    let deepest = a.depth.iter().copied().max().unwrap_or(0);
+    let n_ctx = (deepest + longest.max(a.gen + 1)).min(c.max_seq_len);
+    let mut s =
+        Session::with_kv_type(l.model.clone(), n_ctx, a.cache_type).map_err(|e| e.to_string())?;
     println!(
-        "model: {} | threads: {} | load: {:.3} s",
+        "model: {} | threads: {} | KV cache: {} | load: {:.3} s",
         l.path.display(),
         qorus::engine::pool::num_threads(),
+        a.cache_type.name(),
         load_s
     );
-    let toks = |n: usize| {
-        (0..n)
+    let toks = |n: usize, from: usize| {
+        (from..from + n)
             .map(|i| ((i * 7919 + 13) % c.vocab_size) as u32)
             .collect::<Vec<u32>>()
     };
-    for &n in &a.prompt {
-        if n == 0 || n >= n_ctx {
+    for &d in &a.depth {
+        if d >= n_ctx {
+            println!("depth {d}: beyond the context of {n_ctx}, skipped");
             continue;
         }
-        let p = toks(n);
+        let at = if d > 0 {
+            format!(" @ d{d}")
+        } else {
+            String::new()
+        };
+        // The depth's tokens, once (untimed); each measurement rewinds to it.
+        s.reset();
+        for part in toks(d, 0).chunks(512) {
+            s.forward(part).map_err(|e| e.to_string())?;
+        }
+        for &n in &a.prompt {
+            if n == 0 || d + n > n_ctx {
+                continue;
+            }
+            let p = toks(n, d);
+            let mut times = Vec::new();
+            for _ in 0..reps {
+                s.truncate(d);
+                let t = Instant::now();
+                s.forward(&p).map_err(|e| e.to_string())?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let m = median(times);
+            println!(
+                "prefill pp{n}{at}: {:.1} tokens/s ({:.3} ms/token)",
+                n as f64 / m,
+                1e3 * m / n as f64
+            );
+        }
+        if a.gen == 0 || d + a.gen + 1 > n_ctx {
+            continue;
+        }
         let mut times = Vec::new();
         for _ in 0..reps {
-            s.reset();
+            s.truncate(d);
+            s.forward(&toks(1, d)).map_err(|e| e.to_string())?;
             let t = Instant::now();
-            s.forward(&p).map_err(|e| e.to_string())?;
+            let mut next = 1u32;
+            for _ in 0..a.gen {
+                let logits = s.forward(&[next]).map_err(|e| e.to_string())?;
+                next = qorus::sampling::argmax(logits);
+            }
             times.push(t.elapsed().as_secs_f64());
         }
         let m = median(times);
         println!(
-            "prefill pp{n}: {:.1} tokens/s ({:.3} ms/token)",
-            n as f64 / m,
-            1e3 * m / n as f64
+            "decode tg{}{at}: {:.1} tokens/s ({:.3} ms/token)",
+            a.gen,
+            a.gen as f64 / m,
+            1e3 * m / a.gen as f64
         );
     }
-    let mut times = Vec::new();
-    for _ in 0..reps {
-        s.reset();
-        s.forward(&toks(1)).map_err(|e| e.to_string())?;
-        let t = Instant::now();
-        let mut next = 1u32;
-        for _ in 0..a.gen {
-            let logits = s.forward(&[next]).map_err(|e| e.to_string())?;
-            next = qorus::sampling::argmax(logits);
-        }
-        times.push(t.elapsed().as_secs_f64());
-    }
-    let m = median(times);
-    println!(
-        "decode tg{}: {:.1} tokens/s ({:.3} ms/token)",
-        a.gen,
-        a.gen as f64 / m,
-        1e3 * m / a.gen as f64
-    );
     println!(
         "peak RSS: {:.1} MiB (model file {:.1} MiB)",
         peak_rss_mib(),

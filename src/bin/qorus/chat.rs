@@ -26,7 +26,8 @@ pub fn run(a: Args) -> Result<(), String> {
     let l = load::open(a.common.model.as_deref(), a.common.tokenizer.as_deref())?;
     let tok = &l.tokenizer;
     let n_ctx = a.common.ctx.min(l.model.config.max_seq_len).max(1);
-    let mut session = Session::new(l.model.clone(), n_ctx).map_err(|e| e.to_string())?;
+    let mut session = Session::with_kv_type(l.model.clone(), n_ctx, a.common.cache_type)
+        .map_err(|e| e.to_string())?;
     let mut messages: Vec<Message> = a.system.iter().map(|s| Message::new("system", s)).collect();
     // Tokens whose K/V are in the cache, position by position.
     let mut cached: Vec<u32> = Vec::new();

@@ -41,6 +41,9 @@ pub struct Common {
     /// Context length in tokens.
     #[arg(long, default_value_t = 2048)]
     pub ctx: usize,
+    /// KV cache type: f16 (default), q8_0 or f32.
+    #[arg(long = "cache-type", default_value = "f16", value_parser = crate::bench::parse_kv_type)]
+    pub cache_type: qorus::engine::kv_cache::KvType,
 }
 
 impl Common {
@@ -125,7 +128,8 @@ pub fn run(a: Args) -> Result<(), String> {
             ids.len()
         ));
     }
-    let mut session = Session::new(l.model.clone(), n_ctx).map_err(|e| e.to_string())?;
+    let mut session = Session::with_kv_type(l.model.clone(), n_ctx, a.common.cache_type)
+        .map_err(|e| e.to_string())?;
     let params = GenParams {
         max_tokens: a.common.max_tokens,
         sampling,
