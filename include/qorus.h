@@ -116,8 +116,19 @@ typedef struct q_llama_layer llama_layer;
 // Patch version of this library (qorus addition).
 #define QORUS_VERSION_PATCH 0
 
+// The `token_id` of the last callback of a generation with stop strings, which releases text
+// held back because it might have started a stop string.
+#define Q_TOKEN_NONE 4294967295
+
 // Library-private lookup structure behind `q_tokenizer.merge_hash_table` (opaque to C).
 typedef struct bpe_hash_table bpe_hash_table;
+
+// An opaque compiled grammar (GBNF) made by `q_grammar_new` or `q_grammar_from_json_schema`,
+// released by `q_grammar_free`.
+typedef struct q_grammar q_grammar;
+
+// An opaque sampler chain made by `q_sampler_new`, released by `q_sampler_free`.
+typedef struct q_sampler q_sampler;
 
 // Result of every fallible function: `Q_OK` (0) or a negative `Q_ERR_*` code.
 typedef int32_t q_error_code;
@@ -349,6 +360,98 @@ typedef struct __attribute__((packed)) q_block_q4_0 {
 // How `q_init_memory_ex` maps the model file. Any value other than `Q_MMAP_EAGER` is lazy.
 typedef int32_t q_mmap_strategy;
 
+// Options of `q_generate_ex` / `q_generate_batch_ex`. All-zero options are the original
+// `q_generate`: the state's temperature/top_k/top_p on the calling thread's RNG, no grammar, no
+// stop strings, no context shift.
+typedef struct q_generate_options {
+    // Sampler chain (NULL: the state's temperature/top_k/top_p on the thread's RNG). The chain's
+    // RNG and history advance; the prompt ids are added to its history first.
+    struct q_sampler *sampler;
+    // Grammar every generated text follows (NULL: none). Its parse state starts fresh for
+    // every generation; EOS is only allowed where the grammar is complete.
+    const struct q_grammar *grammar;
+    // `num_stop_strings` NUL-terminated strings (UTF-8); generation ends when the text contains
+    // one, and the matched text is never passed to the callback or `text_out`.
+    const char *const *stop_strings;
+    // Number of stop strings.
+    uint32_t num_stop_strings;
+    // When the context is full: keep the first `n_keep` positions, drop half of the rest
+    // (re-rotating the kept keys) and continue, instead of stopping.
+    bool context_shift;
+    // Positions kept by a context shift.
+    uint32_t n_keep;
+    // Position at which the prompt is fed: the context's KV cache below it is reused as it is
+    // (a common prefix computed by an earlier generation or loaded with `q_state_load`).
+    uint32_t start_pos;
+    // Called with each generated id and the text it releases (NULL: none); false stops.
+    q_token_callback callback;
+    // Passed to `callback`.
+    void *user_data;
+    // Buffer receiving the released text, NUL-terminated (NULL: none).
+    char *text_out;
+    // Bytes of `text_out`.
+    size_t text_capacity;
+} q_generate_options;
+
+// Why a generation ended (`q_generate_result.stop_reason`).
+typedef int32_t q_stop_reason;
+
+// What `q_generate_ex` did.
+typedef struct q_generate_result {
+    // A `Q_STOP_*` value.
+    q_stop_reason stop_reason;
+    // The index of the stop string that matched, else -1.
+    int32_t stop_string_index;
+    // Ids written to `generated_tokens` (also in the state).
+    uint32_t num_generated_tokens;
+    // Positions in the KV cache after the generation (also in the state).
+    uint32_t current_pos;
+    // Context shifts done.
+    uint32_t num_context_shifts;
+    // Bytes of released text (may exceed what fit in `text_out`).
+    size_t text_len;
+    // Error code of the generation (`Q_OK` or the code the call returned).
+    q_error_code code;
+} q_generate_result;
+
+// Settings of a sampler chain (`q_sampler_new`). Stages, in order: logit bias, penalties over the
+// last `penalty_last_n` accepted ids, top-k, typical-p, top-p, min-p, temperature, then a draw
+// from the chain's own xorshift64* (seeded by `seed`) or greedy when `temperature < 1e-6`.
+// `q_sampler_default_params()` gives llama.cpp's defaults.
+typedef struct q_sampler_params {
+    // Softmax temperature (finite, >= 0; < 1e-6 means greedy).
+    float temperature;
+    // Keep the `top_k` most probable ids (0 = off).
+    uint32_t top_k;
+    // Nucleus mass (<= 0 or >= 1 = off).
+    float top_p;
+    // Keep ids with probability >= `min_p` times the largest (<= 0 = off; at most 1).
+    float min_p;
+    // Locally typical sampling mass (<= 0 or >= 1 = off).
+    float typical_p;
+    // Repetition penalty (1 = off; > 0).
+    float repeat_penalty;
+    // Subtracted once per occurrence in the window (0 = off).
+    float frequency_penalty;
+    // Subtracted once per distinct id in the window (0 = off).
+    float presence_penalty;
+    // Window of the penalties in accepted ids (0 = penalties off).
+    uint32_t penalty_last_n;
+    // True: the filters see temperature 1 and the temperature applies last (llama.cpp's order);
+    // false: the temperature applies first (the original `q_sample_token` order).
+    bool temperature_last;
+    // Seed of the chain's RNG (0 = 123456789). Equal seeds give equal draws on any thread.
+    uint64_t seed;
+} q_sampler_params;
+
+// One logit bias: `bias` is added to the logit of `token_id` (`-INFINITY` bans it).
+typedef struct q_logit_bias {
+    // The id.
+    uint32_t token_id;
+    // Added to its logit (finite or -INFINITY).
+    float bias;
+} q_logit_bias;
+
 // Success.
 #define Q_OK 0
 
@@ -427,6 +530,21 @@ typedef int32_t q_mmap_strategy;
 
 // qorus addition: bfloat16.
 #define Q_BF16 6
+
+// `max_tokens` ids were generated.
+#define Q_STOP_MAX_TOKENS 0
+
+// The tokenizer's EOS id was generated (it is kept and counted).
+#define Q_STOP_EOS 1
+
+// A stop string matched (`stop_string_index` says which).
+#define Q_STOP_STRING 2
+
+// The context is full (and context shift is off).
+#define Q_STOP_CONTEXT_FULL 3
+
+// The token callback returned false.
+#define Q_STOP_CALLBACK 4
 
 #ifdef __cplusplus
 extern "C" {
@@ -719,6 +837,100 @@ q_error_code q_tokenizer_decode(struct q_tokenizer *tok,
 // # Safety
 // `tok` must be NULL or a tokenizer whose pointers came from the C allocator (or are NULL).
 void q_tokenizer_free(struct q_tokenizer *tok);
+
+// qorus addition: `q_generate` with options (`opts` NULL or all zero: exactly `q_generate`).
+// With a sampler the draws come from its RNG (equal seeds: equal text on any thread); with a
+// grammar every generated text is a prefix of a sentence of the grammar, and a complete one when
+// the generation ends at EOS; with stop strings the text stops before the first match (the ids
+// that produced it are kept in `generated_tokens`, the last one is not fed); with
+// `context_shift` a full context keeps `n_keep` positions and drops half of the rest; with
+// `start_pos > 0` the prompt is fed at `start_pos` and the cache below it is reused.
+// `num_generated_tokens` and `current_pos` are set as by `q_generate`; `result` (may be NULL)
+// receives the stop reason. A bad option gives an error before anything is computed.
+//
+// # Safety
+// As `q_generate`; `opts` NULL or valid, with every pointer in it valid as documented there;
+// `result` NULL or writable.
+q_error_code q_generate_ex(struct q_generation_state *state,
+                           const struct q_generate_options *opts,
+                           struct q_generate_result *result);
+
+// qorus addition: `q_generate_batch` with options per sequence: `opts` is NULL or holds
+// `batch_size` options (sampler, grammar, stop strings, callback and text output per sequence;
+// `context_shift` and `start_pos` must be 0 in a batch). A sampler per sequence makes each
+// sequence's ids equal to what `q_generate_ex` gives it alone with the same seed. `results`
+// (NULL or `batch_size` entries) receives each sequence's stop reason. Samplers must be
+// distinct.
+//
+// # Safety
+// As `q_generate_batch`; `opts` NULL or `batch_size` valid options; `results` NULL or
+// `batch_size` writable entries.
+q_error_code q_generate_batch_ex(struct q_batch_generation_state *batch,
+                                 const struct q_generate_options *opts,
+                                 uint32_t *tokens_out,
+                                 uint32_t *num_tokens_out,
+                                 struct q_generate_result *results);
+
+// qorus addition: llama.cpp's default chain settings (temperature 0.8 applied last, top-k 40,
+// top-p 0.95, min-p 0.05, typical-p off, penalties off with a window of 64, seed 123456789).
+struct q_sampler_params q_sampler_default_params(void);
+
+// qorus addition: the chain the original `temperature/top_k/top_p` stand for (temperature first,
+// every other stage off), with `seed`. Sampling with it draws what `q_sample_token` draws from a
+// thread RNG in the same state.
+struct q_sampler_params q_sampler_params_from_original(float temperature,
+                                                       uint32_t top_k,
+                                                       float top_p,
+                                                       uint64_t seed);
+
+// qorus addition: makes a sampler chain for a vocabulary of `vocab_size` ids. Every buffer is
+// allocated here; sampling allocates nothing. Bad settings give `Q_ERR_INVALID_ARG` naming the
+// field (`q_last_error`); `vocab_size == 0` gives `Q_ERR_INVALID_SIZE`. `*out` is set only on
+// success.
+//
+// # Safety
+// `params` must be NULL or a valid `q_sampler_params`; `out` NULL or writable.
+q_error_code q_sampler_new(const struct q_sampler_params *params,
+                           uint32_t vocab_size,
+                           struct q_sampler **out);
+
+// qorus addition: releases a sampler (NULL is ignored).
+//
+// # Safety
+// `sampler` must be NULL or from `q_sampler_new`, not yet freed, and not used afterwards.
+void q_sampler_free(struct q_sampler *sampler);
+
+// qorus addition: replaces the sampler's logit biases with `n` entries (`n == 0` clears them).
+// An id `>= vocab_size` or a NaN or `+inf` bias gives `Q_ERR_INVALID_ARG` and changes nothing.
+//
+// # Safety
+// `sampler` as `q_sampler_free`; `bias` NULL (only with `n == 0`) or `n` entries.
+q_error_code q_sampler_set_logit_bias(struct q_sampler *sampler, const struct q_logit_bias *bias, uint32_t n);
+
+// qorus addition: samples one id from `logits` with the chain (`vocab_size` must equal the
+// chain's). Non-greedy chains draw once from their own RNG. The id is not added to the
+// penalties' history: call `q_sampler_accept`. On error nothing changes.
+//
+// # Safety
+// `sampler` as `q_sampler_free`; `logits` NULL or `vocab_size` floats; `token_out` NULL or
+// writable.
+q_error_code q_sampler_sample(struct q_sampler *sampler,
+                              const float *logits,
+                              uint32_t vocab_size,
+                              uint32_t *token_out);
+
+// qorus addition: adds an id to the sampler's penalty history (ids `>= vocab_size` give
+// `Q_ERR_INVALID_ARG`).
+//
+// # Safety
+// `sampler` as `q_sampler_free`.
+q_error_code q_sampler_accept(struct q_sampler *sampler, uint32_t token_id);
+
+// qorus addition: clears the history and reseeds the RNG with the sampler's seed.
+//
+// # Safety
+// `sampler` as `q_sampler_free`.
+q_error_code q_sampler_reset(struct q_sampler *sampler);
 
 #ifdef __cplusplus
 }  // extern "C"

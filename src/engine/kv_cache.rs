@@ -79,3 +79,74 @@ impl KvCache {
         std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(hd), hd);
     }
 }
+
+impl KvCache {
+    /// Context shift (issue 15): moves positions `keep + discard .. pos` to `keep .. pos -
+    /// discard` for every layer and kv head, and re-rotates each moved key by `-discard`
+    /// positions with `rerotate` (see [`rerotate_key`]). Values are moved unchanged.
+    ///
+    /// # Safety
+    /// No other thread may access the cache meanwhile.
+    pub unsafe fn shift(
+        &self,
+        keep: usize,
+        discard: usize,
+        pos: usize,
+        rerotate: &dyn Fn(&mut [f32]),
+    ) {
+        let l = self.layout;
+        assert!(
+            keep + discard <= pos && pos <= l.max_seq,
+            "bad context shift"
+        );
+        let hd = l.head_dim;
+        for layer in 0..l.n_layers {
+            for g in 0..l.n_kv_heads {
+                for t in keep + discard..pos {
+                    let src = self.ptr.add(l.k_offset(layer, g, t));
+                    let dst = self.ptr.add(l.k_offset(layer, g, t - discard));
+                    std::ptr::copy(src, dst, 2 * hd);
+                    rerotate(std::slice::from_raw_parts_mut(dst, hd));
+                }
+            }
+        }
+    }
+
+    /// The `floats` floats of the cache (for saving state).
+    ///
+    /// # Safety
+    /// No thread may be writing the cache meanwhile.
+    pub unsafe fn as_slice(&self) -> &[f32] {
+        std::slice::from_raw_parts(self.ptr, self.layout.floats())
+    }
+
+    /// The cache's floats, writable (for loading state).
+    ///
+    /// # Safety
+    /// No other thread may access the cache meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn as_mut_slice(&self) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.ptr, self.layout.floats())
+    }
+}
+
+/// Rotates one cached key (`head_dim` floats, already rotated for its position) back by `delta`
+/// positions with the engine's RoPE (the same tables and kernel as the forward pass): rotation by
+/// `-delta` uses `cos(delta θ)` and `-sin(delta θ)`.
+pub fn rerotate_key(model: &crate::engine::Model, key: &mut [f32], delta: usize) {
+    let half = key.len() / 2;
+    let cos = &model.rope_cos[delta * half..(delta + 1) * half];
+    let sin = &model.rope_sin[delta * half..(delta + 1) * half];
+    let mut small = [0f32; 256];
+    let mut large = Vec::new();
+    let neg: &mut [f32] = if half <= small.len() {
+        &mut small[..half]
+    } else {
+        large.resize(half, 0f32);
+        &mut large
+    };
+    for (n, s) in neg.iter_mut().zip(sin) {
+        *n = -*s;
+    }
+    crate::kernels::rope(key, cos, neg);
+}

@@ -141,6 +141,54 @@ impl Session {
         Ok(&self.logits)
     }
 
+    /// Context shift (issue 15): drops positions `keep .. keep + discard` and moves the rest
+    /// down, re-rotating the moved keys; the session continues at `pos - discard`.
+    pub fn shift(&mut self, keep: usize, discard: usize, pos: usize) -> Result<()> {
+        if keep + discard > pos || pos > self.pos || discard == 0 {
+            return Err(Error::InvalidArg(format!(
+                "context shift keep {keep} discard {discard} at {pos} (session at {})",
+                self.pos
+            )));
+        }
+        // SAFETY: the vector holds layout.floats() floats and is borrowed mutably here.
+        let kv = unsafe { KvCache::from_raw(self.kv.as_mut_ptr(), self.kv.len(), self.layout) }
+            .ok_or_else(|| Error::Internal("KV cache".into()))?;
+        let model = self.model.clone();
+        // SAFETY: the session owns the cache exclusively.
+        unsafe {
+            kv.shift(keep, discard, pos, &|k| {
+                kv_cache::rerotate_key(&model, k, discard)
+            })
+        };
+        self.pos = pos - discard;
+        Ok(())
+    }
+
+    /// The KV cache floats and the position (for saving state).
+    pub fn kv_state(&self) -> (&[f32], usize) {
+        (&self.kv, self.pos)
+    }
+
+    /// Restores a KV cache and position saved by [`Self::kv_state`] from a session of the same
+    /// model and context length.
+    pub fn set_kv_state(&mut self, kv: &[f32], pos: usize) -> Result<()> {
+        if kv.len() != self.kv.len() || pos > self.layout.max_seq {
+            return Err(Error::InvalidSize(format!(
+                "KV state of {} floats at {pos} for a cache of {} floats",
+                kv.len(),
+                self.kv.len()
+            )));
+        }
+        self.kv.copy_from_slice(kv);
+        self.pos = pos;
+        Ok(())
+    }
+
+    /// The KV cache layout.
+    pub fn kv_layout(&self) -> KvLayout {
+        self.layout
+    }
+
     /// The logits of the last token run.
     pub fn logits(&self) -> &[f32] {
         &self.logits
