@@ -871,6 +871,49 @@ q_error_code q_generate_batch_ex(struct q_batch_generation_state *batch,
                                  uint32_t *num_tokens_out,
                                  struct q_generate_result *results);
 
+// qorus addition: compiles a GBNF grammar (llama.cpp's format; the start rule is `root`). A
+// grammar that does not parse gives `Q_ERR_INVALID_ARG` and `q_last_error()` names the line and
+// column ("grammar: line 3, column 12: undefined rule value"). Left-recursive rules are refused.
+// `*out` is set only on success; release it with `q_grammar_free`. A grammar may be used by
+// several generations at once (each keeps its own parse state).
+//
+// # Safety
+// `gbnf` NULL or NUL-terminated; `out` NULL or writable.
+q_error_code q_grammar_new(const char *gbnf, struct q_grammar **out);
+
+// qorus addition: compiles the grammar of a JSON schema (the subset of
+// `grammar::json_schema`: object with properties and required, array with items and bounds,
+// string with length bounds, number, integer, boolean, null, enum, const, anyOf/oneOf).
+// Unsupported keywords (`$ref`, `pattern`, `minimum`, ...) and malformed JSON give
+// `Q_ERR_INVALID_ARG` naming the keyword and its location, or the line and column.
+//
+// # Safety
+// `schema` NULL or NUL-terminated; `out` NULL or writable.
+q_error_code q_grammar_from_json_schema(const char *schema, struct q_grammar **out);
+
+// qorus addition: writes the GBNF text a JSON schema converts to into `buf` (NUL-terminated).
+// `*len_out` receives its length without the NUL; a `buf_size` too small gives
+// `Q_ERR_ARENA_OOM` with `*len_out` set (call again with `*len_out + 1` bytes).
+//
+// # Safety
+// `schema` NULL or NUL-terminated; `buf` NULL (with `buf_size` 0) or `buf_size` writable bytes;
+// `len_out` NULL or writable.
+q_error_code q_json_schema_to_gbnf(const char *schema, char *buf, size_t buf_size, size_t *len_out);
+
+// qorus addition: whether `text` (UTF-8) is a complete sentence of the grammar (`*matches_out`).
+//
+// # Safety
+// `grammar` NULL or from `q_grammar_new`; `text` NULL or NUL-terminated; `matches_out` NULL or
+// writable.
+q_error_code q_grammar_matches(const struct q_grammar *grammar, const char *text, bool *matches_out);
+
+// qorus addition: releases a grammar (NULL is ignored).
+//
+// # Safety
+// `grammar` NULL or from `q_grammar_new`, not used afterwards (generations using it must have
+// returned).
+void q_grammar_free(struct q_grammar *grammar);
+
 // qorus addition: llama.cpp's default chain settings (temperature 0.8 applied last, top-k 40,
 // top-p 0.95, min-p 0.05, typical-p off, penalties off with a window of 64, seed 123456789).
 struct q_sampler_params q_sampler_default_params(void);

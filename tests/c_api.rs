@@ -84,6 +84,7 @@ c_model_tests!(
     model_forward => "q4_1",
     model_generate => "q4_1",
     model_genapi => "q4_1",
+    model_json_extract => "q4_1",
     model_endurance => "q4_0",
     model_adversarial => "q4_0",
 );
