@@ -2,10 +2,13 @@
  * q_generate_ex with no options is q_generate; a sampler chain with a seed gives the same ids on
  * another thread and inside q_generate_batch_ex (one sampler per sequence); stop strings end the
  * text before the match, across token boundaries, with the stop reason; text output and
- * callbacks agree; error paths. */
+ * callbacks agree; a KV-cache state saved after a prompt (buffer and file) and loaded into another
+ * context continues exactly as the context that never stopped, and a damaged state is refused;
+ * error paths. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "qorus.h"
 #include "support/qmodel.h"
@@ -185,6 +188,64 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         q_sampler_free(bo[i].sampler);
         q_free_memory(&bctx[i]);
+    }
+
+    /* saved state: prefill in ctx, save, load into c2, continue both with the same seed */
+    {
+        q_arena_reset(&ctx);
+        float *lg = malloc(m.config.vocab_size * sizeof(float));
+        QCHECK_CODE(llama_forward(&m, &ctx, prompt, n_prompt, 0, lg), Q_OK);
+        size_t size = 0;
+        QCHECK_CODE(q_state_save(&m, &ctx, n_prompt, prompt, n_prompt, NULL, 0, &size), Q_OK);
+        unsigned char *buf = malloc(size);
+        QCHECK_CODE(q_state_save(&m, &ctx, n_prompt, prompt, n_prompt, buf, size - 1, &size), Q_ERR_ARENA_OOM);
+        QCHECK_CODE(q_state_save(&m, &ctx, n_prompt, prompt, n_prompt, buf, size, &size), Q_OK);
+        char file[256];
+        snprintf(file, sizeof file, "/tmp/qorus_model_genapi_%d.state", (int)getpid());
+        QCHECK_CODE(q_state_save_file(&m, &ctx, n_prompt, prompt, n_prompt, file), Q_OK);
+        static const uint32_t more[3] = {253, 1345, 2240};
+        uint32_t pos = 0, ids[64], n_ids = 0;
+        QCHECK_CODE(q_state_load(&m2, &c2, buf, size, &pos, ids, 64, &n_ids), Q_OK);
+        QCHECK(pos == n_prompt && n_ids == n_prompt && memcmp(ids, prompt, n_prompt * 4) == 0,
+               "q_state_load: position %u and the %u prompt ids", pos, n_ids);
+        uint32_t x[32], y[32], z[32];
+        q_generate_options so;
+        memset(&so, 0, sizeof so);
+        so.start_pos = n_prompt;
+        so.sampler = sampler_with_seed(9);
+        st = qmodel_state(&ctx, &m, &tok, more, 3, x, 20);
+        QCHECK_CODE(q_generate_ex(&st, &so, &r), Q_OK);
+        uint32_t nx = st.num_generated_tokens;
+        q_sampler_free(so.sampler);
+        so.sampler = sampler_with_seed(9);
+        st = qmodel_state(&c2, &m2, &tok, more, 3, y, 20);
+        QCHECK_CODE(q_generate_ex(&st, &so, &r), Q_OK);
+        QCHECK(st.num_generated_tokens == nx && memcmp(x, y, nx * 4) == 0,
+               "continuation after q_state_load == the context that never stopped (%u sampled ids)", nx);
+        q_sampler_free(so.sampler);
+        /* from the file, into c2 again */
+        QCHECK_CODE(q_state_load_file(&m2, &c2, file, &pos, NULL, 0, NULL), Q_OK);
+        so.sampler = sampler_with_seed(9);
+        st = qmodel_state(&c2, &m2, &tok, more, 3, z, 20);
+        QCHECK_CODE(q_generate_ex(&st, &so, &r), Q_OK);
+        QCHECK(pos == n_prompt && memcmp(x, z, nx * 4) == 0, "the same from q_state_load_file");
+        q_sampler_free(so.sampler);
+        remove(file);
+        /* refused: damaged, truncated; nothing written */
+        buf[size / 2] ^= 0x10;
+        pos = 12345;
+        QCHECK_CODE(q_state_load(&m2, &c2, buf, size, &pos, NULL, 0, NULL), Q_ERR_INVALID_ARG);
+        QCHECK(pos == 12345 && strstr(q_last_error(), "checksum") != NULL, "a damaged state is refused: %s",
+               q_last_error());
+        buf[size / 2] ^= 0x10;
+        QCHECK_CODE(q_state_load(&m2, &c2, buf, size - 9, &pos, NULL, 0, NULL), Q_ERR_INVALID_ARG);
+        QCHECK_CODE(q_state_load(&m2, &c2, buf, size, &pos, ids, 2, &n_ids), Q_ERR_ARENA_OOM);
+        QCHECK_CODE(q_state_load(&m2, &c2, NULL, size, &pos, NULL, 0, NULL), Q_ERR_INVALID_ARG);
+        QCHECK_CODE(q_state_save(&m, &ctx, n_prompt, prompt, 3, buf, size, &size), Q_ERR_INVALID_SIZE);
+        QCHECK_CODE(q_state_save(&m, &ctx, NCTX + 1, NULL, 0, buf, size, &size), Q_ERR_INVALID_ARG);
+        QCHECK_CODE(q_state_load_file(&m2, &c2, "/nonexistent/qorus.state", &pos, NULL, 0, NULL), Q_ERR_FILE_OPEN);
+        free(buf);
+        free(lg);
     }
 
     /* errors */

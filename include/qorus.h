@@ -975,6 +975,64 @@ q_error_code q_sampler_accept(struct q_sampler *sampler, uint32_t token_id);
 // `sampler` as `q_sampler_free`.
 q_error_code q_sampler_reset(struct q_sampler *sampler);
 
+// qorus addition: saves positions `0..pos` of the context's KV cache, with the `n_tokens` ids
+// that filled them (`n_tokens` 0, or equal to `pos`), into `buf`. `*size_out` receives the
+// state's size; `buf` NULL (any `buf_size`) only asks for it; a `buf_size` too small gives
+// `Q_ERR_ARENA_OOM`. The state is tied to this model's weights and this qorus version.
+//
+// # Safety
+// `model` and `ctx` as for `llama_forward`; `tokens` NULL or `n_tokens` ids; `buf` NULL or
+// `buf_size` writable bytes; `size_out` NULL or writable.
+q_error_code q_state_save(struct q_llama_model *model,
+                          struct q_context *ctx,
+                          uint32_t pos,
+                          const uint32_t *tokens,
+                          uint32_t n_tokens,
+                          uint8_t *buf,
+                          size_t buf_size,
+                          size_t *size_out);
+
+// qorus addition: `q_state_save` into the file `path` (created or replaced).
+//
+// # Safety
+// As `q_state_save`; `path` NULL or NUL-terminated.
+q_error_code q_state_save_file(struct q_llama_model *model,
+                               struct q_context *ctx,
+                               uint32_t pos,
+                               const uint32_t *tokens,
+                               uint32_t n_tokens,
+                               const char *path);
+
+// qorus addition: restores a state saved by `q_state_save` into the context's KV cache.
+// `*pos_out` receives its position (continue with `q_generate_options.start_pos = *pos_out`);
+// `tokens_out` (NULL: not wanted) receives its ids and `*n_tokens_out` their number (0 if it
+// was saved without ids). A state from another model or another qorus version, or damaged, is
+// refused with `Q_ERR_INVALID_ARG` (`q_last_error()` says why) and nothing is written.
+//
+// # Safety
+// `model` and `ctx` as for `llama_forward`; `buf` NULL or `size` readable bytes; `pos_out`
+// writable; `tokens_out` NULL or `tokens_capacity` writable ids; `n_tokens_out` NULL or writable.
+q_error_code q_state_load(struct q_llama_model *model,
+                          struct q_context *ctx,
+                          const uint8_t *buf,
+                          size_t size,
+                          uint32_t *pos_out,
+                          uint32_t *tokens_out,
+                          uint32_t tokens_capacity,
+                          uint32_t *n_tokens_out);
+
+// qorus addition: `q_state_load` from the file `path`.
+//
+// # Safety
+// As `q_state_load`; `path` NULL or NUL-terminated.
+q_error_code q_state_load_file(struct q_llama_model *model,
+                               struct q_context *ctx,
+                               const char *path,
+                               uint32_t *pos_out,
+                               uint32_t *tokens_out,
+                               uint32_t tokens_capacity,
+                               uint32_t *n_tokens_out);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -112,20 +112,21 @@ impl KvCache {
         }
     }
 
-    /// The `floats` floats of the cache (for saving state).
+    /// The floats of the cache (for saving state).
     ///
     /// # Safety
-    /// No thread may be writing the cache meanwhile.
-    pub unsafe fn as_slice(&self) -> &[f32] {
+    /// No thread may be writing the cache while the slice is used, and its memory must outlive
+    /// `'a`.
+    pub unsafe fn as_slice<'a>(self) -> &'a [f32] {
         std::slice::from_raw_parts(self.ptr, self.layout.floats())
     }
 
     /// The cache's floats, writable (for loading state).
     ///
     /// # Safety
-    /// No other thread may access the cache meanwhile.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn as_mut_slice(&self) -> &mut [f32] {
+    /// No other thread may access the cache while the slice is used, and its memory must outlive
+    /// `'a`.
+    pub unsafe fn as_mut_slice<'a>(self) -> &'a mut [f32] {
         std::slice::from_raw_parts_mut(self.ptr, self.layout.floats())
     }
 }

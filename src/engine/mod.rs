@@ -164,24 +164,18 @@ impl Session {
         Ok(())
     }
 
-    /// The KV cache floats and the position (for saving state).
-    pub fn kv_state(&self) -> (&[f32], usize) {
-        (&self.kv, self.pos)
+    /// Saves positions `0..pos()` of the cache with `ids` (empty, or the `pos()` ids that
+    /// filled them): see [`crate::generate::state`].
+    pub fn save_state(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        crate::generate::state::save(&self.model, &self.layout, &self.kv, self.pos, ids)
     }
 
-    /// Restores a KV cache and position saved by [`Self::kv_state`] from a session of the same
-    /// model and context length.
-    pub fn set_kv_state(&mut self, kv: &[f32], pos: usize) -> Result<()> {
-        if kv.len() != self.kv.len() || pos > self.layout.max_seq {
-            return Err(Error::InvalidSize(format!(
-                "KV state of {} floats at {pos} for a cache of {} floats",
-                kv.len(),
-                self.kv.len()
-            )));
-        }
-        self.kv.copy_from_slice(kv);
-        self.pos = pos;
-        Ok(())
+    /// Restores a state saved from a session of the same model (any context length that holds
+    /// its positions); on error nothing changes.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<crate::generate::state::Loaded> {
+        let l = crate::generate::state::load(&self.model, &self.layout, &mut self.kv, bytes)?;
+        self.pos = l.pos;
+        Ok(l)
     }
 
     /// The KV cache layout.

@@ -17,3 +17,4 @@ pub mod gen_types;
 pub mod generate_ex;
 pub mod grammar;
 pub mod sampler;
+pub mod state;

@@ -18,6 +18,7 @@ use crate::engine::{pool, Model, ScratchBuf, Session};
 use crate::error::{Error, Result};
 use crate::sampling::{sample, with_thread_rng, SamplerChain, SamplerScratch, SamplingParams};
 
+pub mod state;
 pub mod stop;
 
 pub use stop::StopMatcher;
