@@ -248,6 +248,34 @@ int main(void) {
         free(lg);
     }
 
+    /* context shift on a 32-position context */
+    {
+        q_context c32;
+        q_llama_model m32;
+        QCHECK_CODE(qmodel_open(&c32, &m32, path, 32, 16), Q_OK);
+        uint32_t long_out[64];
+        q_generate_options so;
+        memset(&so, 0, sizeof so);
+        st = qmodel_state(&c32, &m32, &tok, prompt, 10, long_out, 60);
+        QCHECK_CODE(q_generate_ex(&st, &so, &r), Q_OK);
+        QCHECK(r.stop_reason == Q_STOP_CONTEXT_FULL && r.num_context_shifts == 0 && st.current_pos == 32,
+               "without context shift: stops with a full context after %u ids", r.num_generated_tokens);
+        uint32_t before = r.num_generated_tokens;
+        uint32_t first[64];
+        memcpy(first, long_out, before * 4);
+        so.context_shift = true;
+        so.n_keep = 4;
+        tok.eos_token_id = 0xFFFFFFF0u; /* no EOS: run to max_tokens */
+        st = qmodel_state(&c32, &m32, &tok, prompt, 10, long_out, 60);
+        QCHECK_CODE(q_generate_ex(&st, &so, &r), Q_OK);
+        tok.eos_token_id = 2;
+        QCHECK(r.stop_reason == Q_STOP_MAX_TOKENS && r.num_generated_tokens == 60 && r.num_context_shifts >= 2 &&
+                   st.current_pos <= 32 && memcmp(first, long_out, before * 4) == 0,
+               "with context shift (keep 4): 60 ids, %u shifts, position %u, same ids before the first shift",
+               r.num_context_shifts, st.current_pos);
+        q_free_memory(&c32);
+    }
+
     /* errors */
     memset(&o, 0, sizeof o);
     const char *empty[1] = {""};

@@ -178,6 +178,11 @@ impl Session {
         Ok(l)
     }
 
+    /// The KV cache floats (layout [`Self::kv_layout`]).
+    pub fn kv(&self) -> &[f32] {
+        &self.kv
+    }
+
     /// The KV cache layout.
     pub fn kv_layout(&self) -> KvLayout {
         self.layout
