@@ -46,7 +46,7 @@ fn saved_state_continues_bit_identically() {
     let model = Model::open(&common::model("q4_1")).unwrap();
     let mut a = Session::new(model.clone(), 256).unwrap();
     a.forward(&P).unwrap();
-    let saved = a.save_state(&P).unwrap();
+    let saved = a.save_state(P.len(), &P).unwrap();
     let mut b = Session::new(model.clone(), 128).unwrap(); // another context length
     b.forward(&[1, 2, 3]).unwrap(); // something else in it first
     let l = b.load_state(&saved).unwrap();
@@ -74,14 +74,14 @@ fn foreign_or_damaged_states_are_refused_and_change_nothing() {
     let q40 = Model::open(&common::model("q4_0")).unwrap();
     let mut a = Session::new(q41.clone(), 64).unwrap();
     a.forward(&P).unwrap();
-    let saved = a.save_state(&[]).unwrap();
+    let saved = a.save_state(a.pos(), &[]).unwrap();
     let mut other = Session::new(q40, 64).unwrap();
     other.forward(&Q).unwrap();
-    let before = other.save_state(&[]).unwrap();
+    let before = other.save_state(other.pos(), &[]).unwrap();
     let e = other.load_state(&saved).unwrap_err().to_string();
     assert!(e.contains("another model"), "{e}");
     assert_eq!(
-        other.save_state(&[]).unwrap(),
+        other.save_state(other.pos(), &[]).unwrap(),
         before,
         "a refused state changed the session"
     );
@@ -89,7 +89,7 @@ fn foreign_or_damaged_states_are_refused_and_change_nothing() {
 
     let mut b = Session::new(q41, 64).unwrap();
     b.forward(&Q).unwrap();
-    let before = b.save_state(&[]).unwrap();
+    let before = b.save_state(b.pos(), &[]).unwrap();
     // Another qorus version: rewrite the version string and the checksum.
     let mut v = saved.clone();
     let vlen = u32::from_le_bytes(v[12..16].try_into().unwrap()) as usize;
@@ -110,7 +110,7 @@ fn foreign_or_damaged_states_are_refused_and_change_nothing() {
     for cut in [0, 7, 20, saved.len() / 2, saved.len() - 1] {
         assert!(b.load_state(&saved[..cut]).is_err(), "truncated to {cut}");
     }
-    assert_eq!(b.save_state(&[]).unwrap(), before);
+    assert_eq!(b.save_state(b.pos(), &[]).unwrap(), before);
     assert!(b.load_state(&saved).is_ok());
     assert_eq!(b.pos(), P.len());
 }
@@ -128,8 +128,7 @@ fn prefix_reuse_saves_the_prefill() {
     s.forward(&Q).unwrap();
     let full = t.elapsed().as_secs_f64();
     let logits_full = s.logits().to_vec();
-    s.truncate(system.len());
-    let saved = s.save_state(&system).unwrap();
+    let saved = s.save_state(system.len(), &system).unwrap();
     let mut r = Session::new(model, 512).unwrap();
     let t = Instant::now();
     r.load_state(&saved).unwrap();

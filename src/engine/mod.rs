@@ -164,10 +164,16 @@ impl Session {
         Ok(())
     }
 
-    /// Saves positions `0..pos()` of the cache with `ids` (empty, or the `pos()` ids that
-    /// filled them): see [`crate::generate::state`].
-    pub fn save_state(&self, ids: &[u32]) -> Result<Vec<u8>> {
-        crate::generate::state::save(&self.model, &self.layout, &self.kv, self.pos, ids)
+    /// Saves positions `0..n` (`n <= pos()`) of the cache with `ids` (empty, or the `n` ids
+    /// that filled them): see [`crate::generate::state`].
+    pub fn save_state(&self, n: usize, ids: &[u32]) -> Result<Vec<u8>> {
+        if n > self.pos {
+            return Err(Error::InvalidArg(format!(
+                "cannot save {n} positions, the session holds {}",
+                self.pos
+            )));
+        }
+        crate::generate::state::save(&self.model, &self.layout, &self.kv, n, ids)
     }
 
     /// Restores a state saved from a session of the same model (any context length that holds
