@@ -71,6 +71,36 @@ int main(void) {
         }
         q_sampler_free(s);
     }
+    /* the same schema per sequence in q_generate_batch_ex: greedy and a seeded sampler */
+    {
+        q_context bctx[2];
+        q_generation_state states[2];
+        uint32_t bout[2][200], tokens_out[2 * 200], counts[2];
+        char texts[2][4096];
+        q_generate_options bo[2];
+        q_generate_result br[2];
+        q_sampler_params sp = q_sampler_default_params();
+        sp.seed = 42;
+        for (int i = 0; i < 2; i++) {
+            memset(&bctx[i], 0, sizeof bctx[i]);
+            QCHECK_CODE(q_alloc_arena(&bctx[i], 8 << 20), Q_OK);
+            QCHECK_CODE(q_alloc_kv_cache(&bctx[i], qmodel_kv_bytes(&m)), Q_OK);
+            states[i] = qmodel_state(&bctx[i], &m, &tok, prompt, n_prompt, bout[i], 200);
+            memset(&bo[i], 0, sizeof bo[i]);
+            bo[i].grammar = g;
+            bo[i].text_out = texts[i];
+            bo[i].text_capacity = sizeof texts[i];
+        }
+        QCHECK_CODE(q_sampler_new(&sp, m.config.vocab_size, &bo[1].sampler), Q_OK);
+        q_batch_generation_state batch = {states, 2, NULL};
+        QCHECK_CODE(q_generate_batch_ex(&batch, bo, tokens_out, counts, br), Q_OK);
+        for (int i = 0; i < 2; i++)
+            QCHECK(br[i].stop_reason == Q_STOP_EOS && qjson_parse(texts[i]) && qjson_get(texts[i], "age") != NULL,
+                   "batch sequence %d under the schema parses: %s", i, texts[i]);
+        q_sampler_free(bo[1].sampler);
+        for (int i = 0; i < 2; i++) q_free_memory(&bctx[i]);
+    }
+
     bool ok = false;
     QCHECK_CODE(q_grammar_matches(g, "{\"name\": \"A\", \"age\": 1, \"city\": \"B\"}", &ok), Q_OK);
     QCHECK(ok, "the schema grammar matches a valid record");

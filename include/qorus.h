@@ -116,18 +116,18 @@ typedef struct q_llama_layer llama_layer;
 // Patch version of this library (qorus addition).
 #define QORUS_VERSION_PATCH 0
 
-// The `token_id` of the last callback of a generation with stop strings, which releases text
+// qorus addition (generation API): the `token_id` of the last callback of a generation with stop strings, which releases text
 // held back because it might have started a stop string.
 #define Q_TOKEN_NONE 4294967295
 
 // Library-private lookup structure behind `q_tokenizer.merge_hash_table` (opaque to C).
 typedef struct bpe_hash_table bpe_hash_table;
 
-// An opaque compiled grammar (GBNF) made by `q_grammar_new` or `q_grammar_from_json_schema`,
+// qorus addition (generation API): an opaque compiled grammar (GBNF) made by `q_grammar_new` or `q_grammar_from_json_schema`,
 // released by `q_grammar_free`.
 typedef struct q_grammar q_grammar;
 
-// An opaque sampler chain made by `q_sampler_new`, released by `q_sampler_free`.
+// qorus addition (generation API): an opaque sampler chain made by `q_sampler_new`, released by `q_sampler_free`.
 typedef struct q_sampler q_sampler;
 
 // Result of every fallible function: `Q_OK` (0) or a negative `Q_ERR_*` code.
@@ -360,7 +360,7 @@ typedef struct __attribute__((packed)) q_block_q4_0 {
 // How `q_init_memory_ex` maps the model file. Any value other than `Q_MMAP_EAGER` is lazy.
 typedef int32_t q_mmap_strategy;
 
-// Options of `q_generate_ex` / `q_generate_batch_ex`. All-zero options are the original
+// qorus addition (generation API): options of `q_generate_ex` / `q_generate_batch_ex`. All-zero options are the original
 // `q_generate`: the state's temperature/top_k/top_p on the calling thread's RNG, no grammar, no
 // stop strings, no context shift.
 typedef struct q_generate_options {
@@ -393,10 +393,10 @@ typedef struct q_generate_options {
     size_t text_capacity;
 } q_generate_options;
 
-// Why a generation ended (`q_generate_result.stop_reason`).
+// qorus addition (generation API): why a generation ended (`q_generate_result.stop_reason`).
 typedef int32_t q_stop_reason;
 
-// What `q_generate_ex` did.
+// qorus addition (generation API): what `q_generate_ex` did.
 typedef struct q_generate_result {
     // A `Q_STOP_*` value.
     q_stop_reason stop_reason;
@@ -410,11 +410,11 @@ typedef struct q_generate_result {
     uint32_t num_context_shifts;
     // Bytes of released text (may exceed what fit in `text_out`).
     size_t text_len;
-    // Error code of the generation (`Q_OK` or the code the call returned).
+    // `Q_OK` (the result is written only when the call succeeds).
     q_error_code code;
 } q_generate_result;
 
-// Settings of a sampler chain (`q_sampler_new`). Stages, in order: logit bias, penalties over the
+// qorus addition (generation API): settings of a sampler chain (`q_sampler_new`). Stages, in order: logit bias, penalties over the
 // last `penalty_last_n` accepted ids, top-k, typical-p, top-p, min-p, temperature, then a draw
 // from the chain's own xorshift64* (seeded by `seed`) or greedy when `temperature < 1e-6`.
 // `q_sampler_default_params()` gives llama.cpp's defaults.
@@ -444,7 +444,7 @@ typedef struct q_sampler_params {
     uint64_t seed;
 } q_sampler_params;
 
-// One logit bias: `bias` is added to the logit of `token_id` (`-INFINITY` bans it).
+// qorus addition (generation API): one logit bias: `bias` is added to the logit of `token_id` (`-INFINITY` bans it).
 typedef struct q_logit_bias {
     // The id.
     uint32_t token_id;

@@ -331,12 +331,12 @@ fn expected_chain(
     }
     if p.penalty_last_n > 0 {
         let window = &history[history.len().saturating_sub(p.penalty_last_n as usize)..];
-        for id in 0..v {
+        for (id, xi) in x.iter_mut().enumerate() {
             let c = window.iter().filter(|&&h| h as usize == id).count();
             if c > 0 {
                 let rp = p.repeat_penalty as f64;
-                x[id] = if x[id] <= 0.0 { x[id] * rp } else { x[id] / rp };
-                x[id] -= c as f64 * p.frequency_penalty as f64 + p.presence_penalty as f64;
+                *xi = if *xi <= 0.0 { *xi * rp } else { *xi / rp };
+                *xi -= c as f64 * p.frequency_penalty as f64 + p.presence_penalty as f64;
             }
         }
     }

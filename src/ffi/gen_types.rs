@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_void};
 
 use crate::ffi::types::{q_error_code, q_token_callback};
 
-/// Settings of a sampler chain (`q_sampler_new`). Stages, in order: logit bias, penalties over the
+/// qorus addition (generation API): settings of a sampler chain (`q_sampler_new`). Stages, in order: logit bias, penalties over the
 /// last `penalty_last_n` accepted ids, top-k, typical-p, top-p, min-p, temperature, then a draw
 /// from the chain's own xorshift64* (seeded by `seed`) or greedy when `temperature < 1e-6`.
 /// `q_sampler_default_params()` gives llama.cpp's defaults.
@@ -39,12 +39,12 @@ pub struct q_sampler_params {
     pub seed: u64,
 }
 
-/// An opaque sampler chain made by `q_sampler_new`, released by `q_sampler_free`.
+/// qorus addition (generation API): an opaque sampler chain made by `q_sampler_new`, released by `q_sampler_free`.
 pub struct q_sampler {
     _private: [u8; 0],
 }
 
-/// One logit bias: `bias` is added to the logit of `token_id` (`-INFINITY` bans it).
+/// qorus addition (generation API): one logit bias: `bias` is added to the logit of `token_id` (`-INFINITY` bans it).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct q_logit_bias {
@@ -54,13 +54,13 @@ pub struct q_logit_bias {
     pub bias: f32,
 }
 
-/// An opaque compiled grammar (GBNF) made by `q_grammar_new` or `q_grammar_from_json_schema`,
+/// qorus addition (generation API): an opaque compiled grammar (GBNF) made by `q_grammar_new` or `q_grammar_from_json_schema`,
 /// released by `q_grammar_free`.
 pub struct q_grammar {
     _private: [u8; 0],
 }
 
-/// Why a generation ended (`q_generate_result.stop_reason`).
+/// qorus addition (generation API): why a generation ended (`q_generate_result.stop_reason`).
 pub type q_stop_reason = i32;
 /// `max_tokens` ids were generated.
 pub const Q_STOP_MAX_TOKENS: q_stop_reason = 0;
@@ -73,11 +73,11 @@ pub const Q_STOP_CONTEXT_FULL: q_stop_reason = 3;
 /// The token callback returned false.
 pub const Q_STOP_CALLBACK: q_stop_reason = 4;
 
-/// The `token_id` of the last callback of a generation with stop strings, which releases text
+/// qorus addition (generation API): the `token_id` of the last callback of a generation with stop strings, which releases text
 /// held back because it might have started a stop string.
 pub const Q_TOKEN_NONE: u32 = 0xFFFF_FFFF;
 
-/// Options of `q_generate_ex` / `q_generate_batch_ex`. All-zero options are the original
+/// qorus addition (generation API): options of `q_generate_ex` / `q_generate_batch_ex`. All-zero options are the original
 /// `q_generate`: the state's temperature/top_k/top_p on the calling thread's RNG, no grammar, no
 /// stop strings, no context shift.
 #[repr(C)]
@@ -112,7 +112,7 @@ pub struct q_generate_options {
     pub text_capacity: usize,
 }
 
-/// What `q_generate_ex` did.
+/// qorus addition (generation API): what `q_generate_ex` did.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct q_generate_result {
@@ -128,6 +128,6 @@ pub struct q_generate_result {
     pub num_context_shifts: u32,
     /// Bytes of released text (may exceed what fit in `text_out`).
     pub text_len: usize,
-    /// Error code of the generation (`Q_OK` or the code the call returned).
+    /// `Q_OK` (the result is written only when the call succeeds).
     pub code: q_error_code,
 }

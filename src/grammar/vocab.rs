@@ -26,8 +26,13 @@ enum Shape {
     Raw,
 }
 
+/// Whole code points and the possible code points of an unfinished last character.
+type Decoded = (Vec<u32>, Option<Range>);
+/// An inclusive range of code points.
+type Range = (u32, u32);
+
 /// Decodes `b` into code points and an unfinished tail; `None` if it is not UTF-8.
-fn decode(b: &[u8]) -> Option<(Vec<u32>, Option<(u32, u32)>)> {
+fn decode(b: &[u8]) -> Option<Decoded> {
     let mut cps = Vec::new();
     let mut i = 0;
     while i < b.len() {
@@ -69,7 +74,7 @@ fn decode(b: &[u8]) -> Option<(Vec<u32>, Option<(u32, u32)>)> {
 
 /// [`decode`] for the unit tests.
 #[cfg(test)]
-pub(crate) fn tests_decode(b: &[u8]) -> Option<(Vec<u32>, Option<(u32, u32)>)> {
+pub(crate) fn tests_decode(b: &[u8]) -> Option<Decoded> {
     decode(b)
 }
 
@@ -94,7 +99,8 @@ impl VocabIndex {
     pub fn new(tokens: Vec<(Vec<u8>, bool)>, eos: Option<u32>) -> VocabIndex {
         let mut shapes = Vec::with_capacity(tokens.len());
         let mut bytes = Vec::with_capacity(tokens.len());
-        let mut entries: Vec<(Vec<u32>, u32, Option<(u32, u32)>)> = Vec::new();
+        // (code points, id, unfinished tail)
+        let mut entries: Vec<(Vec<u32>, u32, Option<Range>)> = Vec::new();
         for (id, (b, control)) in tokens.into_iter().enumerate() {
             let shape = if control || b.is_empty() {
                 Shape::Banned

@@ -612,7 +612,7 @@ mod tests {
         c.sample(&L).unwrap();
         let w = c.penalised_logits();
         assert_eq!(w[8], 3.0 / 2.0 - 0.5 - 0.25);
-        assert_eq!(w[3], -1.0 * 2.0 - 0.5 - 0.25);
+        assert_eq!(w[3], -2.0 - 0.5 - 0.25);
         assert_eq!(w[1], 2.5 / 2.0 - 0.5 - 0.25);
         assert_eq!(w[0], 1.0);
         // greedy after penalties: 4 (2.0) beats 8 (0.75)
