@@ -40,6 +40,7 @@ fn fixture() -> Fixture {
 }
 
 struct Run {
+    masks: usize,
     text: String,
     stop: StopReason,
     n: usize,
@@ -103,7 +104,9 @@ fn run(f: &mut Fixture, user: &str, grammar: Option<&Arc<Grammar>>, seed: Option
     )
     .unwrap();
     let secs = first.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+    drop(opts);
     Run {
+        masks: constraint.as_ref().map_or(0, |c| c.masks_computed()),
         text: String::from_utf8(text).expect("constrained output is UTF-8"),
         stop: o.stop,
         n: o.n_generated,
@@ -300,5 +303,33 @@ fn constrained_step_cost() {
         cons.n,
         cons.secs_per_token / free.secs_per_token
     );
+    eprintln!(
+        "JSON run: the full mask was needed at {} of {} steps",
+        cons.masks, cons.n
+    );
+    // The full mask alone, at the start and inside a string.
+    let v = f.vocab.clone();
+    for (what, prefix) in [
+        ("start of object", ""),
+        ("inside a string", "{\"name\": \"Fel"),
+    ] {
+        let mut k = GrammarConstraint::new(json.clone(), v.clone()).unwrap();
+        let ids = f.tok.encode(prefix.as_bytes(), false, false);
+        for &id in &ids {
+            use qorus::generate::Constraint;
+            k.accept(id).unwrap();
+        }
+        let t = Instant::now();
+        let n = 5;
+        let mut allowed = 0;
+        for _ in 0..n {
+            allowed = k.allowed().iter().filter(|&&a| a).count();
+        }
+        eprintln!(
+            "full mask {what}: {:.2} ms, {allowed} of {} ids allowed",
+            t.elapsed().as_secs_f64() * 1e3 / n as f64,
+            v.len()
+        );
+    }
     assert!(cons.n > 5);
 }

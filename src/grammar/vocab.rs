@@ -183,6 +183,8 @@ pub struct GrammarConstraint {
     cache: Option<(u32, Vec<Stack>, Vec<u8>)>,
     /// Set once EOS was accepted.
     done: bool,
+    /// Full masks computed (the sampled id was refused).
+    masks: usize,
 }
 
 impl GrammarConstraint {
@@ -196,7 +198,13 @@ impl GrammarConstraint {
             pending: Vec::new(),
             cache: None,
             done: false,
+            masks: 0,
         })
+    }
+
+    /// How many full masks were computed (each time a sampled id was refused).
+    pub fn masks_computed(&self) -> usize {
+        self.masks
     }
 
     /// Whether the text so far is a complete sentence.
@@ -301,6 +309,7 @@ impl Constraint for GrammarConstraint {
     }
 
     fn mask(&mut self, logits: &mut [f32]) {
+        self.masks += 1;
         let allowed = self.allowed();
         for (l, a) in logits
             .iter_mut()
