@@ -215,7 +215,9 @@ fn check<'a>(model: &Model, layout: &KvLayout, bytes: &'a [u8]) -> Result<(Loade
     }
     let pos = r.u32()? as usize;
     let n_ids = r.u32()? as usize;
-    let _reserved = r.u32()?;
+    if r.u32()? != 0 {
+        return Err(bad("reserved field is not 0".into()));
+    }
     if pos > layout.max_seq {
         return Err(bad(format!(
             "{pos} positions, the context holds {}",
