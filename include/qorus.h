@@ -133,8 +133,19 @@ typedef struct q_llama_layer llama_layer;
 // Patch version of this library (qorus addition).
 #define QORUS_VERSION_PATCH 0
 
+// qorus addition (generation API): the `token_id` of the last callback of a generation with stop strings, which releases text
+// held back because it might have started a stop string.
+#define Q_TOKEN_NONE 4294967295
+
 // Library-private lookup structure behind `q_tokenizer.merge_hash_table` (opaque to C).
 typedef struct bpe_hash_table bpe_hash_table;
+
+// qorus addition (generation API): an opaque compiled grammar (GBNF) made by `q_grammar_new` or `q_grammar_from_json_schema`,
+// released by `q_grammar_free`.
+typedef struct q_grammar q_grammar;
+
+// qorus addition (generation API): an opaque sampler chain made by `q_sampler_new`, released by `q_sampler_free`.
+typedef struct q_sampler q_sampler;
 
 // Result of every fallible function: `Q_OK` (0) or a negative `Q_ERR_*` code.
 typedef int32_t q_error_code;
@@ -373,6 +384,98 @@ typedef int32_t q_kv_type;
 // How `q_init_memory_ex` maps the model file. Any value other than `Q_MMAP_EAGER` is lazy.
 typedef int32_t q_mmap_strategy;
 
+// qorus addition (generation API): options of `q_generate_ex` / `q_generate_batch_ex`. All-zero options are the original
+// `q_generate`: the state's temperature/top_k/top_p on the calling thread's RNG, no grammar, no
+// stop strings, no context shift.
+typedef struct q_generate_options {
+    // Sampler chain (NULL: the state's temperature/top_k/top_p on the thread's RNG). The chain's
+    // RNG and history advance; the prompt ids are added to its history first.
+    struct q_sampler *sampler;
+    // Grammar every generated text follows (NULL: none). Its parse state starts fresh for
+    // every generation; EOS is only allowed where the grammar is complete.
+    const struct q_grammar *grammar;
+    // `num_stop_strings` NUL-terminated strings (UTF-8); generation ends when the text contains
+    // one, and the matched text is never passed to the callback or `text_out`.
+    const char *const *stop_strings;
+    // Number of stop strings.
+    uint32_t num_stop_strings;
+    // When the context is full: keep the first `n_keep` positions, drop half of the rest
+    // (re-rotating the kept keys) and continue, instead of stopping.
+    bool context_shift;
+    // Positions kept by a context shift.
+    uint32_t n_keep;
+    // Position at which the prompt is fed: the context's KV cache below it is reused as it is
+    // (a common prefix computed by an earlier generation or loaded with `q_state_load`).
+    uint32_t start_pos;
+    // Called with each generated id and the text it releases (NULL: none); false stops.
+    q_token_callback callback;
+    // Passed to `callback`.
+    void *user_data;
+    // Buffer receiving the released text, NUL-terminated (NULL: none).
+    char *text_out;
+    // Bytes of `text_out`.
+    size_t text_capacity;
+} q_generate_options;
+
+// qorus addition (generation API): why a generation ended (`q_generate_result.stop_reason`).
+typedef int32_t q_stop_reason;
+
+// qorus addition (generation API): what `q_generate_ex` did.
+typedef struct q_generate_result {
+    // A `Q_STOP_*` value.
+    q_stop_reason stop_reason;
+    // The index of the stop string that matched, else -1.
+    int32_t stop_string_index;
+    // Ids written to `generated_tokens` (also in the state).
+    uint32_t num_generated_tokens;
+    // Positions in the KV cache after the generation (also in the state).
+    uint32_t current_pos;
+    // Context shifts done.
+    uint32_t num_context_shifts;
+    // Bytes of released text (may exceed what fit in `text_out`).
+    size_t text_len;
+    // `Q_OK` (the result is written only when the call succeeds).
+    q_error_code code;
+} q_generate_result;
+
+// qorus addition (generation API): settings of a sampler chain (`q_sampler_new`). Stages, in order: logit bias, penalties over the
+// last `penalty_last_n` accepted ids, top-k, typical-p, top-p, min-p, temperature, then a draw
+// from the chain's own xorshift64* (seeded by `seed`) or greedy when `temperature < 1e-6`.
+// `q_sampler_default_params()` gives llama.cpp's defaults.
+typedef struct q_sampler_params {
+    // Softmax temperature (finite, >= 0; < 1e-6 means greedy).
+    float temperature;
+    // Keep the `top_k` most probable ids (0 = off).
+    uint32_t top_k;
+    // Nucleus mass (<= 0 or >= 1 = off).
+    float top_p;
+    // Keep ids with probability >= `min_p` times the largest (<= 0 = off; at most 1).
+    float min_p;
+    // Locally typical sampling mass (<= 0 or >= 1 = off).
+    float typical_p;
+    // Repetition penalty (1 = off; > 0).
+    float repeat_penalty;
+    // Subtracted once per occurrence in the window (0 = off).
+    float frequency_penalty;
+    // Subtracted once per distinct id in the window (0 = off).
+    float presence_penalty;
+    // Window of the penalties in accepted ids (0 = penalties off).
+    uint32_t penalty_last_n;
+    // True: the filters see temperature 1 and the temperature applies last (llama.cpp's order);
+    // false: the temperature applies first (the original `q_sample_token` order).
+    bool temperature_last;
+    // Seed of the chain's RNG (0 = 123456789). Equal seeds give equal draws on any thread.
+    uint64_t seed;
+} q_sampler_params;
+
+// qorus addition (generation API): one logit bias: `bias` is added to the logit of `token_id` (`-INFINITY` bans it).
+typedef struct q_logit_bias {
+    // The id.
+    uint32_t token_id;
+    // Added to its logit (finite or -INFINITY).
+    float bias;
+} q_logit_bias;
+
 // 32-bit floats, the spec's layout (what `q_alloc_kv_cache` allocates).
 #define Q_KV_F32 0
 
@@ -544,6 +647,21 @@ typedef int32_t q_mmap_strategy;
 
 // Every weight matrix BF16.
 #define Q_MIX_BF16 32
+
+// `max_tokens` ids were generated.
+#define Q_STOP_MAX_TOKENS 0
+
+// The tokenizer's EOS id was generated (it is kept and counted).
+#define Q_STOP_EOS 1
+
+// A stop string matched (`stop_string_index` says which).
+#define Q_STOP_STRING 2
+
+// The context is full (and context shift is off).
+#define Q_STOP_CONTEXT_FULL 3
+
+// The token callback returned false.
+#define Q_STOP_CALLBACK 4
 
 #ifdef __cplusplus
 extern "C" {
@@ -942,6 +1060,201 @@ q_error_code q_tokenizer_decode(struct q_tokenizer *tok,
 // # Safety
 // `tok` must be NULL or a tokenizer whose pointers came from the C allocator (or are NULL).
 void q_tokenizer_free(struct q_tokenizer *tok);
+
+// qorus addition: `q_generate` with options (`opts` NULL or all zero: exactly `q_generate`).
+// With a sampler the draws come from its RNG (equal seeds: equal text on any thread); with a
+// grammar every generated text is a prefix of a sentence of the grammar, and a complete one when
+// the generation ends at EOS; with stop strings the text stops before the first match (the ids
+// that produced it are kept in `generated_tokens`, the last one is not fed); with
+// `context_shift` a full context keeps `n_keep` positions and drops half of the rest; with
+// `start_pos > 0` the prompt is fed at `start_pos` and the cache below it is reused.
+// `num_generated_tokens` and `current_pos` are set as by `q_generate`; `result` (may be NULL)
+// receives the stop reason. A bad option gives an error before anything is computed.
+//
+// # Safety
+// As `q_generate`; `opts` NULL or valid, with every pointer in it valid as documented there;
+// `result` NULL or writable.
+q_error_code q_generate_ex(struct q_generation_state *state,
+                           const struct q_generate_options *opts,
+                           struct q_generate_result *result);
+
+// qorus addition: `q_generate_batch` with options per sequence: `opts` is NULL or holds
+// `batch_size` options (sampler, grammar, stop strings, callback and text output per sequence;
+// `context_shift` and `start_pos` must be 0 in a batch). A sampler per sequence makes each
+// sequence's ids equal to what `q_generate_ex` gives it alone with the same seed. `results`
+// (NULL or `batch_size` entries) receives each sequence's stop reason. Samplers must be
+// distinct.
+//
+// # Safety
+// As `q_generate_batch`; `opts` NULL or `batch_size` valid options; `results` NULL or
+// `batch_size` writable entries.
+q_error_code q_generate_batch_ex(struct q_batch_generation_state *batch,
+                                 const struct q_generate_options *opts,
+                                 uint32_t *tokens_out,
+                                 uint32_t *num_tokens_out,
+                                 struct q_generate_result *results);
+
+// qorus addition: compiles a GBNF grammar (llama.cpp's format; the start rule is `root`). A
+// grammar that does not parse gives `Q_ERR_INVALID_ARG` and `q_last_error()` names the line and
+// column ("grammar: line 3, column 12: undefined rule value"). Left-recursive rules are refused.
+// `*out` is set only on success; release it with `q_grammar_free`. A grammar may be used by
+// several generations at once (each keeps its own parse state).
+//
+// # Safety
+// `gbnf` NULL or NUL-terminated; `out` NULL or writable.
+q_error_code q_grammar_new(const char *gbnf, struct q_grammar **out);
+
+// qorus addition: compiles the grammar of a JSON schema (the subset of
+// `grammar::json_schema`: object with properties and required, array with items and bounds,
+// string with length bounds, number, integer, boolean, null, enum, const, anyOf/oneOf).
+// Unsupported keywords (`$ref`, `pattern`, `minimum`, ...) and malformed JSON give
+// `Q_ERR_INVALID_ARG` naming the keyword and its location, or the line and column.
+//
+// # Safety
+// `schema` NULL or NUL-terminated; `out` NULL or writable.
+q_error_code q_grammar_from_json_schema(const char *schema, struct q_grammar **out);
+
+// qorus addition: writes the GBNF text a JSON schema converts to into `buf` (NUL-terminated).
+// `*len_out` receives its length without the NUL; a `buf_size` too small gives
+// `Q_ERR_ARENA_OOM` with `*len_out` set (call again with `*len_out + 1` bytes).
+//
+// # Safety
+// `schema` NULL or NUL-terminated; `buf` NULL (with `buf_size` 0) or `buf_size` writable bytes;
+// `len_out` NULL or writable.
+q_error_code q_json_schema_to_gbnf(const char *schema, char *buf, size_t buf_size, size_t *len_out);
+
+// qorus addition: whether `text` (UTF-8) is a complete sentence of the grammar (`*matches_out`).
+//
+// # Safety
+// `grammar` NULL or from `q_grammar_new`; `text` NULL or NUL-terminated; `matches_out` NULL or
+// writable.
+q_error_code q_grammar_matches(const struct q_grammar *grammar, const char *text, bool *matches_out);
+
+// qorus addition: releases a grammar (NULL is ignored).
+//
+// # Safety
+// `grammar` NULL or from `q_grammar_new`, not used afterwards (generations using it must have
+// returned).
+void q_grammar_free(struct q_grammar *grammar);
+
+// qorus addition: llama.cpp's default chain settings (temperature 0.8 applied last, top-k 40,
+// top-p 0.95, min-p 0.05, typical-p off, penalties off with a window of 64, seed 123456789).
+struct q_sampler_params q_sampler_default_params(void);
+
+// qorus addition: the chain the original `temperature/top_k/top_p` stand for (temperature first,
+// every other stage off), with `seed`. Sampling with it draws what `q_sample_token` draws from a
+// thread RNG in the same state.
+struct q_sampler_params q_sampler_params_from_original(float temperature,
+                                                       uint32_t top_k,
+                                                       float top_p,
+                                                       uint64_t seed);
+
+// qorus addition: makes a sampler chain for a vocabulary of `vocab_size` ids. Every buffer is
+// allocated here; sampling allocates nothing. Bad settings give `Q_ERR_INVALID_ARG` naming the
+// field (`q_last_error`); `vocab_size == 0` gives `Q_ERR_INVALID_SIZE`. `*out` is set only on
+// success.
+//
+// # Safety
+// `params` must be NULL or a valid `q_sampler_params`; `out` NULL or writable.
+q_error_code q_sampler_new(const struct q_sampler_params *params,
+                           uint32_t vocab_size,
+                           struct q_sampler **out);
+
+// qorus addition: releases a sampler (NULL is ignored).
+//
+// # Safety
+// `sampler` must be NULL or from `q_sampler_new`, not yet freed, and not used afterwards.
+void q_sampler_free(struct q_sampler *sampler);
+
+// qorus addition: replaces the sampler's logit biases with `n` entries (`n == 0` clears them).
+// An id `>= vocab_size` or a NaN or `+inf` bias gives `Q_ERR_INVALID_ARG` and changes nothing.
+//
+// # Safety
+// `sampler` as `q_sampler_free`; `bias` NULL (only with `n == 0`) or `n` entries.
+q_error_code q_sampler_set_logit_bias(struct q_sampler *sampler, const struct q_logit_bias *bias, uint32_t n);
+
+// qorus addition: samples one id from `logits` with the chain (`vocab_size` must equal the
+// chain's). Non-greedy chains draw once from their own RNG. The id is not added to the
+// penalties' history: call `q_sampler_accept`. On error nothing changes.
+//
+// # Safety
+// `sampler` as `q_sampler_free`; `logits` NULL or `vocab_size` floats; `token_out` NULL or
+// writable.
+q_error_code q_sampler_sample(struct q_sampler *sampler,
+                              const float *logits,
+                              uint32_t vocab_size,
+                              uint32_t *token_out);
+
+// qorus addition: adds an id to the sampler's penalty history (ids `>= vocab_size` give
+// `Q_ERR_INVALID_ARG`).
+//
+// # Safety
+// `sampler` as `q_sampler_free`.
+q_error_code q_sampler_accept(struct q_sampler *sampler, uint32_t token_id);
+
+// qorus addition: clears the history and reseeds the RNG with the sampler's seed.
+//
+// # Safety
+// `sampler` as `q_sampler_free`.
+q_error_code q_sampler_reset(struct q_sampler *sampler);
+
+// qorus addition: saves positions `0..pos` of the context's KV cache, with the `n_tokens` ids
+// that filled them (`n_tokens` 0, or equal to `pos`), into `buf`. `*size_out` receives the
+// state's size; `buf` NULL (any `buf_size`) only asks for it; a `buf_size` too small gives
+// `Q_ERR_ARENA_OOM`. The state is tied to this model's weights and this qorus version.
+//
+// # Safety
+// `model` and `ctx` as for `llama_forward`; `tokens` NULL or `n_tokens` ids; `buf` NULL or
+// `buf_size` writable bytes; `size_out` NULL or writable.
+q_error_code q_state_save(struct q_llama_model *model,
+                          struct q_context *ctx,
+                          uint32_t pos,
+                          const uint32_t *tokens,
+                          uint32_t n_tokens,
+                          uint8_t *buf,
+                          size_t buf_size,
+                          size_t *size_out);
+
+// qorus addition: `q_state_save` into the file `path` (created or replaced).
+//
+// # Safety
+// As `q_state_save`; `path` NULL or NUL-terminated.
+q_error_code q_state_save_file(struct q_llama_model *model,
+                               struct q_context *ctx,
+                               uint32_t pos,
+                               const uint32_t *tokens,
+                               uint32_t n_tokens,
+                               const char *path);
+
+// qorus addition: restores a state saved by `q_state_save` into the context's KV cache.
+// `*pos_out` receives its position (continue with `q_generate_options.start_pos = *pos_out`);
+// `tokens_out` (NULL: not wanted) receives its ids and `*n_tokens_out` their number (0 if it
+// was saved without ids). A state from another model or another qorus version, or damaged, is
+// refused with `Q_ERR_INVALID_ARG` (`q_last_error()` says why) and nothing is written.
+//
+// # Safety
+// `model` and `ctx` as for `llama_forward`; `buf` NULL or `size` readable bytes; `pos_out`
+// writable; `tokens_out` NULL or `tokens_capacity` writable ids; `n_tokens_out` NULL or writable.
+q_error_code q_state_load(struct q_llama_model *model,
+                          struct q_context *ctx,
+                          const uint8_t *buf,
+                          size_t size,
+                          uint32_t *pos_out,
+                          uint32_t *tokens_out,
+                          uint32_t tokens_capacity,
+                          uint32_t *n_tokens_out);
+
+// qorus addition: `q_state_load` from the file `path`.
+//
+// # Safety
+// As `q_state_load`; `path` NULL or NUL-terminated.
+q_error_code q_state_load_file(struct q_llama_model *model,
+                               struct q_context *ctx,
+                               const char *path,
+                               uint32_t *pos_out,
+                               uint32_t *tokens_out,
+                               uint32_t tokens_capacity,
+                               uint32_t *n_tokens_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ffi;
 pub mod format;
 pub mod generate;
+pub mod grammar;
 pub mod kernels;
 pub mod memory;
 pub mod quant;

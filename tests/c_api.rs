@@ -36,6 +36,7 @@ c_tests!(
     test_malformed,
     test_memory,
     test_sampling,
+    test_sampler_chain,
     test_strerror,
     test_tokenizer,
     test_handbuilt_model,
@@ -84,6 +85,8 @@ macro_rules! c_model_tests {
 c_model_tests!(
     model_forward => "q4_1",
     model_generate => "q4_1",
+    model_genapi => "q4_1",
+    model_json_extract => "q4_1",
     model_endurance => "q4_0",
     model_adversarial => "q4_0",
     model_kv_types => "q4_0",

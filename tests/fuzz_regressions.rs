@@ -830,3 +830,73 @@ fn kquant_hostile_files() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generation API (issue 15)
+
+#[test]
+fn grammar_parser() {
+    run("grammar_parser", harness::grammar_parser);
+}
+
+#[test]
+fn json_schema() {
+    run("json_schema", harness::json_schema);
+}
+
+#[test]
+fn state_loader() {
+    common::model("q4_1");
+    run("state_loader", harness::state_loader);
+}
+
+/// Writes the seeds of the generation-API targets: the grammars of `tests/data/grammars`, a few
+/// schemas, and states of 0 and 1 positions from a 4-position SmolLM2 session.
+#[test]
+#[ignore]
+fn write_genapi_seed_corpora() {
+    let dir = |t: &str| {
+        let d = root().join("fuzz/corpus").join(t);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let g = dir("grammar_parser");
+    for e in std::fs::read_dir(root().join("tests/data/grammars")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, g.join(p.file_name().unwrap())).unwrap();
+    }
+    for (i, t) in [
+        "root ::= [a-z]{2,5} (\",\" root)?\n",
+        "root ::= x | \"\\u00e9\"+ .\nx ::= (\"ab\" [^\\x00-\\x1f])* \"c\"?\n",
+        "root ::= \"a\"\n# comment\nb ::= root root\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(g.join(format!("small-{i}.gbnf")), t).unwrap();
+    }
+    let j = dir("json_schema");
+    for (i, s) in [
+        r#"{"type":"object","properties":{"name":{"type":"string","maxLength":8},"age":{"type":"integer"},"tags":{"type":"array","items":{"type":"string"},"maxItems":2}},"required":["name"]}"#,
+        r#"{"enum":["a",1,null,true]}"#,
+        r#"{"anyOf":[{"type":"number"},{"type":["boolean","null"]}]}"#,
+        r#"{"type":"array","items":{"const":"x"},"minItems":1,"maxItems":3}"#,
+        r#"{"properties":{"a":{"type":"string","minLength":1}}}"#,
+        "true",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(j.join(format!("schema-{i}.json")), s).unwrap();
+    }
+    let st = dir("state_loader");
+    let model = harness::smollm2_model();
+    let mut s = qorus::engine::Session::new(model.clone(), harness::STATE_CTX).unwrap();
+    s.forward(&[1]).unwrap();
+    std::fs::write(
+        st.join("pos-1-with-ids.state"),
+        s.save_state(1, &[1]).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(st.join("pos-0.state"), s.save_state(0, &[]).unwrap()).unwrap();
+}

@@ -143,3 +143,42 @@ fn c_api_decode(path: &std::path::Path, ty: KvType) {
         q_free_memory(&mut ctx);
     }
 }
+
+/// A sampler chain with every stage on (issue 15) allocates nothing per token once made.
+#[test]
+fn sampler_chain_allocates_nothing_per_token() {
+    use qorus::sampling::{ChainParams, SamplerChain};
+    let v = 49_152;
+    let logits: Vec<f32> = (0..v)
+        .map(|i| ((i * 7919) % 10_007) as f32 / 10_007.0 * 12.0 - 6.0)
+        .collect();
+    for params in [
+        ChainParams {
+            top_k: 0,
+            typical_p: 0.9,
+            repeat_penalty: 1.1,
+            frequency_penalty: 0.2,
+            presence_penalty: 0.1,
+            penalty_last_n: 64,
+            ..ChainParams::default()
+        },
+        ChainParams::default(),
+        ChainParams {
+            temperature_last: false,
+            ..ChainParams::GREEDY
+        },
+    ] {
+        let mut c = SamplerChain::new(params, v).unwrap();
+        c.set_logit_bias(&[(5, -2.0), (17, 1.0)]).unwrap();
+        let first = c.sample(&logits).unwrap();
+        c.accept(first);
+        let n = counted(|| {
+            for _ in 0..32 {
+                let id = c.sample(&logits).unwrap();
+                c.accept(id);
+            }
+        });
+        println!("sampler chain: {n} allocations over 32 tokens");
+        assert_eq!(n, 0, "the sampler chain allocated per token");
+    }
+}

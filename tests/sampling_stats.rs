@@ -309,3 +309,270 @@ fn neg_inf_logits_never_appear() {
     let (stat, df) = chi_square(&counts, &probs);
     assert!(stat < chi2_critical(df, 0.001), "chi2 {stat} (df {df})");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sampler chains (issue 15): every stage against an independent f64 reference.
+
+use qorus::sampling::{ChainParams, SamplerChain};
+
+/// The chain's distribution computed independently in f64: bias, penalties over `history`,
+/// top-k, typical-p, top-p, min-p at the filters' temperature, then the final temperature.
+/// Returns the probabilities and the smallest distance of a mass boundary from its threshold.
+fn expected_chain(
+    logits: &[f32],
+    p: &ChainParams,
+    bias: &[(u32, f32)],
+    history: &[u32],
+) -> (Vec<f64>, f64) {
+    let v = logits.len();
+    let mut x: Vec<f64> = logits.iter().map(|&l| l as f64).collect();
+    for &(id, b) in bias {
+        x[id as usize] += b as f64;
+    }
+    if p.penalty_last_n > 0 {
+        let window = &history[history.len().saturating_sub(p.penalty_last_n as usize)..];
+        for (id, xi) in x.iter_mut().enumerate() {
+            let c = window.iter().filter(|&&h| h as usize == id).count();
+            if c > 0 {
+                let rp = p.repeat_penalty as f64;
+                *xi = if *xi <= 0.0 { *xi * rp } else { *xi / rp };
+                *xi -= c as f64 * p.frequency_penalty as f64 + p.presence_penalty as f64;
+            }
+        }
+    }
+    let tf = if p.temperature_last {
+        1.0
+    } else {
+        p.temperature as f64
+    };
+    let probs_of = |set: &[usize]| -> Vec<f64> {
+        let m = set.iter().map(|&i| x[i] / tf).fold(f64::MIN, f64::max);
+        let w: Vec<f64> = set.iter().map(|&i| (x[i] / tf - m).exp()).collect();
+        let z: f64 = w.iter().sum();
+        w.iter().map(|e| e / z).collect()
+    };
+    let mut set: Vec<usize> = (0..v).collect();
+    set.sort_by(|&a, &b| x[b].partial_cmp(&x[a]).unwrap().then(a.cmp(&b)));
+    let mut margin = f64::INFINITY;
+    if p.top_k > 0 && (p.top_k as usize) < v {
+        set.truncate(p.top_k as usize);
+    }
+    if p.typical_p > 0.0 && p.typical_p < 1.0 {
+        let q = probs_of(&set);
+        let h: f64 = -q.iter().map(|&q| q * q.ln()).sum::<f64>();
+        let mut order: Vec<usize> = (0..set.len()).collect();
+        order.sort_by(|&a, &b| {
+            let ka = (-q[a].ln() - h).abs();
+            let kb = (-q[b].ln() - h).abs();
+            ka.partial_cmp(&kb).unwrap().then(a.cmp(&b))
+        });
+        let mut cum = 0.0;
+        let mut n = order.len();
+        for (j, &o) in order.iter().enumerate() {
+            cum += q[o];
+            margin = margin.min((cum - p.typical_p as f64).abs());
+            if cum > p.typical_p as f64 {
+                n = j + 1;
+                break;
+            }
+        }
+        let mut kept: Vec<usize> = order[..n].iter().map(|&o| set[o]).collect();
+        kept.sort_by(|&a, &b| x[b].partial_cmp(&x[a]).unwrap().then(a.cmp(&b)));
+        set = kept;
+    }
+    if p.top_p > 0.0 && p.top_p < 1.0 {
+        let q = probs_of(&set);
+        let mut cum = 0.0;
+        let mut n = set.len();
+        for (j, &qi) in q.iter().enumerate() {
+            cum += qi;
+            margin = margin.min((cum - p.top_p as f64).abs());
+            if cum >= p.top_p as f64 {
+                n = j + 1;
+                break;
+            }
+        }
+        set.truncate(n);
+    }
+    if p.min_p > 0.0 {
+        let q = probs_of(&set);
+        let qmax = q.iter().cloned().fold(0.0, f64::max);
+        for &qi in &q {
+            margin = margin.min((qi / qmax - p.min_p as f64).abs());
+        }
+        set = set
+            .iter()
+            .zip(&q)
+            .filter(|(_, &qi)| qi >= p.min_p as f64 * qmax)
+            .map(|(&i, _)| i)
+            .collect();
+    }
+    let tl = if p.temperature_last {
+        p.temperature as f64
+    } else {
+        tf
+    };
+    let m = set.iter().map(|&i| x[i] / tl).fold(f64::MIN, f64::max);
+    let z: f64 = set.iter().map(|&i| (x[i] / tl - m).exp()).sum();
+    let mut out = vec![0.0; v];
+    for &i in &set {
+        out[i] = (x[i] / tl - m).exp() / z;
+    }
+    (out, margin)
+}
+
+/// Draws from a chain, checks the support and the chi-square bound.
+fn check_chain(name: &str, logits: &[f32], p: ChainParams, bias: &[(u32, f32)], history: &[u32]) {
+    let (probs, margin) = expected_chain(logits, &p, bias, history);
+    assert!(margin > 1e-3, "{name}: ill-posed boundary ({margin})");
+    let mut chain = SamplerChain::new(p, logits.len()).unwrap();
+    chain.set_logit_bias(bias).unwrap();
+    for &h in history {
+        chain.accept(h);
+    }
+    let mut counts = vec![0u64; logits.len()];
+    for _ in 0..DRAWS {
+        counts[chain.sample(logits).unwrap() as usize] += 1;
+    }
+    for (i, (&o, &q)) in counts.iter().zip(&probs).enumerate() {
+        if q == 0.0 {
+            assert_eq!(o, 0, "{name}: id {i} outside the kept set drawn {o} times");
+        }
+    }
+    let (stat, df) = chi_square(&counts, &probs);
+    let crit = chi2_critical(df, 0.001);
+    eprintln!(
+        "{name}: kept {} ids, chi2 = {stat:.2}, df = {df}, critical = {crit:.2}",
+        df + 1
+    );
+    assert!(stat < crit, "{name}: chi2 {stat} >= {crit} (df {df})");
+}
+
+fn plain(t: f32, seed: u64) -> ChainParams {
+    ChainParams {
+        temperature: t,
+        temperature_last: true,
+        seed,
+        ..ChainParams::GREEDY
+    }
+}
+
+#[test]
+fn chain_logit_bias() {
+    let bias = [(8, -1.5), (10, 2.0), (3, f32::NEG_INFINITY)];
+    check_chain("bias", &LOGITS, plain(1.0, 21), &bias, &[]);
+}
+
+#[test]
+fn chain_penalties() {
+    let hist = [8, 8, 1, 3, 8, 6, 0];
+    let p = ChainParams {
+        repeat_penalty: 1.3,
+        penalty_last_n: 5, // sees 3, 8, 6, 0 and one 1... the last five: 1, 3, 8, 6, 0
+        ..plain(1.0, 22)
+    };
+    check_chain("repeat", &LOGITS, p, &[], &hist);
+    let p = ChainParams {
+        frequency_penalty: 0.4,
+        presence_penalty: 0.3,
+        penalty_last_n: 7,
+        ..plain(0.9, 23)
+    };
+    check_chain("frequency+presence", &LOGITS, p, &[], &hist);
+}
+
+#[test]
+fn chain_top_k_and_temperature_last() {
+    let p = ChainParams {
+        top_k: 6,
+        ..plain(1.4, 24)
+    };
+    check_chain("top_k=6, T=1.4 last", &LOGITS, p, &[], &[]);
+    check_chain("T=0.6 last", &LOGITS, plain(0.6, 25), &[], &[]);
+}
+
+#[test]
+fn chain_typical_p() {
+    let p = ChainParams {
+        typical_p: 0.6,
+        ..plain(1.0, 26)
+    };
+    let (probs, _) = expected_chain(&LOGITS, &p, &[], &[]);
+    let n = probs.iter().filter(|&&q| q > 0.0).count();
+    assert!(n > 1 && n < LOGITS.len(), "{n}");
+    // typical-p may drop the most probable id
+    check_chain("typical=0.6", &LOGITS, p, &[], &[]);
+    let p = ChainParams {
+        typical_p: 0.85,
+        top_k: 9,
+        ..plain(1.3, 27)
+    };
+    check_chain("top_k=9, typical=0.85, T=1.3", &LOGITS, p, &[], &[]);
+}
+
+#[test]
+fn chain_top_p_sees_temperature_one_when_last() {
+    let p = ChainParams {
+        top_p: 0.8,
+        ..plain(1.8, 28)
+    };
+    // Differs from the original order (top-p after temperature).
+    let first = ChainParams {
+        temperature_last: false,
+        ..p
+    };
+    let support = |q: &[f64]| q.iter().filter(|&&x| x > 0.0).count();
+    assert_ne!(
+        support(&expected_chain(&LOGITS, &p, &[], &[]).0),
+        support(&expected_chain(&LOGITS, &first, &[], &[]).0)
+    );
+    check_chain("top_p=0.8, T=1.8 last", &LOGITS, p, &[], &[]);
+    check_chain("top_p=0.8, T=1.8 first", &LOGITS, first, &[], &[]);
+    let logits: Vec<f32> = (0..300)
+        .map(|i| ((i * 131) % 300) as f32 / 300.0 * 1.5)
+        .collect();
+    let p = ChainParams {
+        top_p: 0.6,
+        ..plain(1.2, 29)
+    };
+    check_chain("V=300, top_p=0.6 last", &logits, p, &[], &[]);
+}
+
+#[test]
+fn chain_min_p() {
+    let p = ChainParams {
+        min_p: 0.15,
+        ..plain(1.0, 30)
+    };
+    let (probs, _) = expected_chain(&LOGITS, &p, &[], &[]);
+    let n = probs.iter().filter(|&&q| q > 0.0).count();
+    assert!(n > 1 && n < LOGITS.len(), "{n}");
+    check_chain("min_p=0.15", &LOGITS, p, &[], &[]);
+    let first = ChainParams {
+        min_p: 0.3,
+        temperature_last: false,
+        ..plain(1.5, 31)
+    };
+    check_chain("min_p=0.3, T=1.5 first", &LOGITS, first, &[], &[]);
+}
+
+#[test]
+fn chain_every_stage_together() {
+    let p = ChainParams {
+        temperature: 0.9,
+        top_k: 10,
+        typical_p: 0.97,
+        top_p: 0.93,
+        min_p: 0.05,
+        repeat_penalty: 1.1,
+        frequency_penalty: 0.1,
+        presence_penalty: 0.05,
+        penalty_last_n: 4,
+        seed: 32,
+        temperature_last: true,
+    };
+    let bias = [(2, 0.7), (9, -0.3)];
+    let (probs, _) = expected_chain(&LOGITS, &p, &bias, &[8, 4, 1, 4]);
+    assert!(probs.iter().filter(|&&q| q > 0.0).count() >= 3);
+    check_chain("all stages", &LOGITS, p, &bias, &[8, 4, 1, 4]);
+}

@@ -564,3 +564,193 @@ fn c_smollm2() -> &'static CTok {
         }
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generation API (issue 15): grammar parser, JSON-schema converter, state loader.
+
+/// A toy vocabulary for grammar masks: ASCII pieces, multi-character pieces, partial UTF-8 and a
+/// control token (id 0 is EOS).
+fn toy_vocab() -> std::sync::Arc<qorus::grammar::VocabIndex> {
+    static V: OnceLock<std::sync::Arc<qorus::grammar::VocabIndex>> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut toks: Vec<(Vec<u8>, bool)> = vec![(b"</s>".to_vec(), true)];
+        for b in 0x20u8..0x7f {
+            toks.push((vec![b], false));
+        }
+        for s in [
+            "ab", "abc", "\"a", "{\"", "\":", "12", "true", "null", " {", "\n", "é", "é\"",
+        ] {
+            toks.push((s.as_bytes().to_vec(), false));
+        }
+        toks.push((vec![0xC3], false));
+        toks.push((vec![0xA9], false));
+        toks.push((vec![0xF0, 0x9F], false));
+        toks.push((vec![0x98, 0x80], false));
+        std::sync::Arc::new(qorus::grammar::VocabIndex::new(toks, Some(0)))
+    })
+    .clone()
+}
+
+/// Runs a parsed grammar: its start, code points from `walk`, the full mask against single-id
+/// checks for a few steps of a toy vocabulary.
+fn exercise_grammar(g: &std::sync::Arc<qorus::grammar::Grammar>, walk: &str) {
+    use qorus::generate::Constraint;
+    let Ok(mut st) = g.initial() else { return };
+    for c in walk.chars().take(64) {
+        match g.accept(&st, c as u32) {
+            Ok(next) if !next.is_empty() => st = next,
+            Ok(_) => break,
+            Err(e) => {
+                no_internal_err(&e);
+                break;
+            }
+        }
+    }
+    let _ = g.matches_text(&walk.chars().take(64).collect::<String>());
+    let Ok(mut k) = qorus::grammar::GrammarConstraint::new(g.clone(), toy_vocab()) else {
+        return;
+    };
+    for step in 0..4 {
+        let allowed = k.allowed();
+        let mut first = None;
+        for (t, &a) in allowed.iter().enumerate() {
+            // The mask and the single-id check agree (the mask's trie walk and the direct
+            // check are separate code).
+            if step < 2 {
+                assert_eq!(a, k.allows(t as u32), "mask and check disagree on id {t}");
+            }
+            if a && first.is_none() && t != 0 {
+                first = Some(t as u32);
+            }
+        }
+        let Some(t) = first else { break };
+        assert!(k.allows(t));
+        k.accept(t).expect("an allowed id is accepted");
+    }
+}
+
+/// `grammar_parser`: bytes as GBNF text -> the parser; errors name a line and column (or a
+/// limit); a grammar that parses is run (start, code points, masks over a toy vocabulary); the
+/// same text through `q_grammar_new`.
+pub fn grammar_parser(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match qorus::grammar::Grammar::from_gbnf(&text) {
+        Ok(g) => exercise_grammar(&g, &text),
+        Err(e) => {
+            no_internal_err(&e);
+            let m = e.to_string();
+            assert!(
+                m.contains("line ") && m.contains("column ")
+                    || m.contains("left-recursive")
+                    || m.contains("deeper")
+                    || m.contains("ambiguous")
+                    || m.contains("nests"),
+                "grammar error without a place: {m}"
+            );
+        }
+    }
+    if let Ok(c) = CString::new(text.as_bytes()) {
+        let mut g: *mut qorus::ffi::gen_types::q_grammar = std::ptr::null_mut();
+        // SAFETY: valid C string and out pointer.
+        let rc = unsafe { qorus::ffi::grammar::q_grammar_new(c.as_ptr(), &mut g) };
+        no_internal(rc, "q_grammar_new");
+        assert_eq!(rc == Q_OK, !g.is_null());
+        // SAFETY: NULL or from q_grammar_new.
+        unsafe { qorus::ffi::grammar::q_grammar_free(g) };
+    }
+}
+
+/// `json_schema`: bytes as a JSON schema -> the converter. Whatever it produces must parse as a
+/// grammar (the converter never emits bad GBNF), and is run like `grammar_parser`'s; errors are
+/// never internal. The same through `q_grammar_from_json_schema`.
+pub fn json_schema(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match qorus::grammar::json_schema::schema_to_gbnf(&text) {
+        Ok(gbnf) => {
+            let g = qorus::grammar::Grammar::from_gbnf(&gbnf)
+                .unwrap_or_else(|e| panic!("the converter produced bad GBNF ({e}):\n{gbnf}"));
+            exercise_grammar(&g, "{\"a\": [1, \"x\", true, null], \"b\": {}}");
+        }
+        Err(e) => no_internal_err(&e),
+    }
+    if let Ok(c) = CString::new(text.as_bytes()) {
+        let mut g: *mut qorus::ffi::gen_types::q_grammar = std::ptr::null_mut();
+        // SAFETY: valid C string and out pointer.
+        let rc = unsafe { qorus::ffi::grammar::q_grammar_from_json_schema(c.as_ptr(), &mut g) };
+        no_internal(rc, "q_grammar_from_json_schema");
+        // SAFETY: NULL or from q_grammar_from_json_schema.
+        unsafe { qorus::ffi::grammar::q_grammar_free(g) };
+    }
+}
+
+/// The SmolLM2 model, loaded once (for the state loader).
+pub fn smollm2_model() -> &'static std::sync::Arc<qorus::engine::Model> {
+    static M: OnceLock<std::sync::Arc<qorus::engine::Model>> = OnceLock::new();
+    M.get_or_init(|| qorus::engine::Model::open(&smollm2_path()).expect("SmolLM2 model opens"))
+}
+
+/// Positions of the state loader's sessions.
+pub const STATE_CTX: usize = 4;
+
+/// `data` with its last 8 bytes replaced by the state format's checksum of the rest, so that
+/// mutated states get past the checksum to the field checks.
+pub fn with_state_checksum(data: &[u8]) -> Vec<u8> {
+    let mut v = data.to_vec();
+    if v.len() >= 8 {
+        let n = v.len() - 8;
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in &v[..n] {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01B3);
+        }
+        v[n..].copy_from_slice(&h.to_le_bytes());
+    }
+    v
+}
+
+/// A valid 1-position state (with its id) of the 4-position session, made once.
+fn baseline_state() -> &'static [u8] {
+    static B: OnceLock<Vec<u8>> = OnceLock::new();
+    B.get_or_init(|| {
+        let mut s = Session::new(smollm2_model().clone(), STATE_CTX).expect("session");
+        s.forward(&[1]).expect("forward");
+        s.save_state(1, &[1]).expect("save")
+    })
+}
+
+/// `state_loader`: bytes as a saved state, as given and with the checksum fixed up -> loaded
+/// into a 4-position SmolLM2 session holding a valid 1-position state. A refused state leaves the
+/// session unchanged; an accepted one restores a position within the context and ids within the
+/// vocabulary, and saving it again gives back exactly the bytes loaded.
+pub fn state_loader(data: &[u8]) {
+    let model = smollm2_model();
+    let base = baseline_state();
+    for bytes in [data.to_vec(), with_state_checksum(data)] {
+        let mut s = Session::new(model.clone(), STATE_CTX).expect("session");
+        s.load_state(base).expect("the baseline state loads");
+        match s.load_state(&bytes) {
+            Ok(l) => {
+                assert!(l.pos <= STATE_CTX && (l.ids.is_empty() || l.ids.len() == l.pos));
+                assert!(l
+                    .ids
+                    .iter()
+                    .all(|&t| (t as usize) < model.config.vocab_size));
+                assert_eq!(s.pos(), l.pos);
+                assert_eq!(
+                    s.save_state(l.pos, &l.ids).expect("save"),
+                    bytes,
+                    "an accepted state does not save back to itself"
+                );
+            }
+            Err(e) => {
+                no_internal_err(&e);
+                assert_eq!(s.pos(), 1, "a refused state moved the session");
+                assert_eq!(
+                    s.save_state(1, &[1]).expect("save"),
+                    base,
+                    "a refused state changed the cache"
+                );
+            }
+        }
+    }
+}

@@ -305,3 +305,131 @@ impl KvTiles for Tiles<'_> {
         }
     }
 }
+
+impl KvCache {
+    /// Bytes of one K (or V) vector.
+    pub fn vec_bytes(&self) -> usize {
+        self.ty.vec_bytes(self.layout.head_dim).unwrap_or(0)
+    }
+
+    /// The bytes of K/V of positions `0..n` of (layer, kv head), as the cache holds them.
+    ///
+    /// # Safety
+    /// No thread may be writing those positions meanwhile.
+    pub unsafe fn run_bytes(&self, layer: usize, g: usize, n: usize) -> &[u8] {
+        std::slice::from_raw_parts(
+            (self.ptr as *const u8).add(self.byte_offset(layer, g, 0)),
+            n * 2 * self.vec_bytes(),
+        )
+    }
+
+    /// [`KvCache::run_bytes`], writable.
+    ///
+    /// # Safety
+    /// No other thread may access those positions meanwhile, and no other slice of them may be
+    /// alive.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn run_bytes_mut(&self, layer: usize, g: usize, n: usize) -> &mut [u8] {
+        std::slice::from_raw_parts_mut(
+            (self.ptr as *mut u8).add(self.byte_offset(layer, g, 0)),
+            n * 2 * self.vec_bytes(),
+        )
+    }
+
+    /// Context shift (issue 15): moves positions `keep + discard .. pos` to `keep .. pos -
+    /// discard` for every layer and kv head, and re-rotates each moved key by `-discard`
+    /// positions with `rerotate(layer, key)` (see [`rerotate_key`]). Values are moved unchanged;
+    /// keys of an F16 or Q8_0 cache are read, re-rotated and written back in the cache's type
+    /// (as llama.cpp's K-shift does).
+    ///
+    /// # Safety
+    /// No other thread may access the cache meanwhile.
+    pub unsafe fn shift(
+        &self,
+        keep: usize,
+        discard: usize,
+        pos: usize,
+        rerotate: &dyn Fn(usize, &mut [f32]),
+    ) {
+        let l = self.layout;
+        assert!(
+            keep + discard <= pos && pos <= l.max_seq,
+            "bad context shift"
+        );
+        let (hd, vb) = (l.head_dim, self.vec_bytes());
+        let mut key = vec![0f32; hd];
+        for layer in 0..l.n_layers {
+            for g in 0..l.n_kv_heads {
+                let run = self.run_bytes_mut(layer, g, pos);
+                for t in keep + discard..pos {
+                    let (src, dst) = (t * 2 * vb, (t - discard) * 2 * vb);
+                    run.copy_within(src..src + 2 * vb, dst);
+                    let k = &mut run[dst..dst + vb];
+                    decode(self.ty, k, &mut key);
+                    rerotate(layer, &mut key);
+                    encode(self.ty, &key, k);
+                }
+            }
+        }
+    }
+}
+
+/// Reads one vector of type `ty` from `bytes` into `out` (scalar: for context shifts and tests).
+fn decode(ty: KvType, bytes: &[u8], out: &mut [f32]) {
+    match ty {
+        KvType::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        KvType::F16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
+            }
+        }
+        KvType::Q8_0 => {
+            for (ob, b) in out.chunks_exact_mut(QK).zip(bytes.chunks_exact(2 + QK)) {
+                let d = half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
+                for (o, &q) in ob.iter_mut().zip(&b[2..]) {
+                    *o = d * (q as i8) as f32;
+                }
+            }
+        }
+    }
+}
+
+/// Rotates one cached key of layer `layer` (`head_dim` floats, already rotated for its position)
+/// back by `delta` positions with the engine's RoPE for that layer and a context of `n_ctx` (the
+/// same tables, style and kernel as the forward pass): rotation by `-delta` uses `cos(delta θ)`
+/// and `-sin(delta θ)`.
+pub fn rerotate_key(
+    model: &crate::engine::Model,
+    layer: usize,
+    n_ctx: usize,
+    key: &mut [f32],
+    delta: usize,
+) {
+    let half = key.len() / 2;
+    let rope = model.rope_for(layer, n_ctx);
+    let cos = &rope.cos[delta * half..(delta + 1) * half];
+    let sin = &rope.sin[delta * half..(delta + 1) * half];
+    // The tables carry the attention factor (LongRoPE); position 0's cosine is that factor, and
+    // a shift must rotate without scaling again.
+    let f = rope.cos[0];
+    let mut small = [0f32; 512];
+    let mut large = Vec::new();
+    let buf: &mut [f32] = if 2 * half <= small.len() {
+        &mut small[..2 * half]
+    } else {
+        large.resize(2 * half, 0f32);
+        &mut large
+    };
+    let (c, n) = buf.split_at_mut(half);
+    for ((c, n), (&co, &si)) in c.iter_mut().zip(n.iter_mut()).zip(cos.iter().zip(sin)) {
+        (*c, *n) = (co / f, -si / f);
+    }
+    match model.arch.rope_style {
+        crate::engine::arch::RopeStyle::Interleaved => crate::kernels::rope(key, c, n),
+        crate::engine::arch::RopeStyle::Neox => crate::kernels::rope_neox(key, c, n),
+    }
+}

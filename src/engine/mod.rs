@@ -144,15 +144,7 @@ impl Session {
             1,
             self.layout.max_seq,
         );
-        // SAFETY: the vector holds the layout's bytes for its type and is borrowed for the call.
-        let kv = unsafe {
-            KvCache::from_raw_typed(
-                self.kv.as_mut_ptr() as *mut u8,
-                4 * self.kv.len(),
-                self.layout,
-                self.kv_type,
-            )
-        }?;
+        let kv = self.cache()?;
         let mut seqs = [SeqStep {
             kv,
             tokens,
@@ -162,6 +154,82 @@ impl Session {
         forward::forward(&self.model, &mut seqs, self.scratch.get(need), &pool)?;
         self.pos += tokens.len();
         Ok(&self.logits)
+    }
+
+    /// The session's cache over its vector (borrowed mutably: nothing else reads it meanwhile).
+    fn cache(&mut self) -> Result<KvCache> {
+        // SAFETY: the vector holds the layout's bytes for its type, 4-byte aligned.
+        unsafe {
+            KvCache::from_raw_typed(
+                self.kv.as_mut_ptr() as *mut u8,
+                4 * self.kv.len(),
+                self.layout,
+                self.kv_type,
+            )
+        }
+    }
+
+    /// Context shift (issue 15): drops positions `keep .. keep + discard` and moves the rest
+    /// down, re-rotating the moved keys; the session continues at `pos - discard`.
+    pub fn shift(&mut self, keep: usize, discard: usize, pos: usize) -> Result<()> {
+        if keep + discard > pos || pos > self.pos || discard == 0 {
+            return Err(Error::InvalidArg(format!(
+                "context shift keep {keep} discard {discard} at {pos} (session at {})",
+                self.pos
+            )));
+        }
+        let kv = self.cache()?;
+        let (model, n_ctx) = (self.model.clone(), self.layout.max_seq);
+        // SAFETY: the session owns the cache exclusively.
+        unsafe {
+            kv.shift(keep, discard, pos, &|layer, k| {
+                kv_cache::rerotate_key(&model, layer, n_ctx, k, discard)
+            })
+        };
+        self.pos = pos - discard;
+        Ok(())
+    }
+
+    /// Saves positions `0..n` (`n <= pos()`) of the cache with `ids` (empty, or the `n` ids
+    /// that filled them): see [`crate::generate::state`].
+    pub fn save_state(&self, n: usize, ids: &[u32]) -> Result<Vec<u8>> {
+        if n > self.pos {
+            return Err(Error::InvalidArg(format!(
+                "cannot save {n} positions, the session holds {}",
+                self.pos
+            )));
+        }
+        // SAFETY: the vector holds the layout's bytes for its type, 4-byte aligned; the cache is
+        // only read (save never writes) while `self` is borrowed.
+        unsafe {
+            let kv = KvCache::from_raw_typed(
+                self.kv.as_ptr() as *mut u8,
+                4 * self.kv.len(),
+                self.layout,
+                self.kv_type,
+            )?;
+            crate::generate::state::save(&self.model, &kv, n, ids)
+        }
+    }
+
+    /// Restores a state saved from a session of the same model (any context length that holds
+    /// its positions); on error nothing changes.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<crate::generate::state::Loaded> {
+        let kv = self.cache()?;
+        // SAFETY: the session owns the cache exclusively.
+        let l = unsafe { crate::generate::state::load(&self.model, &kv, bytes)? };
+        self.pos = l.pos;
+        Ok(l)
+    }
+
+    /// The KV cache floats (layout [`Self::kv_layout`]).
+    pub fn kv(&self) -> &[f32] {
+        &self.kv
+    }
+
+    /// The KV cache layout.
+    pub fn kv_layout(&self) -> KvLayout {
+        self.layout
     }
 
     /// The logits of the last token run.

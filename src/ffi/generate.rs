@@ -81,15 +81,23 @@ thread_local! {
 }
 
 /// Everything `q_generate` needs from a state, checked in the spec's order (§3.6.2).
-struct Checked<'a> {
-    ctx: &'a mut q_context,
-    engine: Arc<Model>,
-    prompt: &'a [u32],
-    out: &'a mut [u32],
-    params: GenParams,
+pub(crate) struct Checked<'a> {
+    pub(crate) ctx: &'a mut q_context,
+    pub(crate) engine: Arc<Model>,
+    pub(crate) prompt: &'a [u32],
+    pub(crate) out: &'a mut [u32],
+    pub(crate) params: GenParams,
 }
 
-unsafe fn check_state<'a>(state: &'a mut q_generation_state) -> Result<Checked<'a>> {
+pub(crate) unsafe fn check_state<'a>(state: &'a mut q_generation_state) -> Result<Checked<'a>> {
+    check_state_at(state, 0)
+}
+
+/// [`check_state`] for a prompt fed at `start_pos` (the cache before it is kept).
+pub(crate) unsafe fn check_state_at<'a>(
+    state: &'a mut q_generation_state,
+    start_pos: u32,
+) -> Result<Checked<'a>> {
     if state.ctx.is_null()
         || state.model.is_null()
         || state.tokenizer.is_null()
@@ -131,7 +139,7 @@ unsafe fn check_state<'a>(state: &'a mut q_generation_state) -> Result<Checked<'
         return Err(Error::Misaligned("token buffers".into()));
     }
     let prompt = std::slice::from_raw_parts(state.prompt_tokens, state.num_prompt_tokens as usize);
-    let engine = check_forward(model, ctx, prompt, 0)?;
+    let engine = check_forward(model, ctx, prompt, start_pos)?;
     let out = std::slice::from_raw_parts_mut(state.generated_tokens, state.max_tokens as usize);
     let params = GenParams {
         max_tokens: state.max_tokens as usize,
@@ -148,10 +156,10 @@ unsafe fn check_state<'a>(state: &'a mut q_generation_state) -> Result<Checked<'
 }
 
 /// The spec's generation loop over a C context: the arena is rewound before every forward call.
-struct ContextStep<'a> {
-    engine: &'a Model,
-    ctx: &'a mut q_context,
-    logits: Vec<f32>,
+pub(crate) struct ContextStep<'a> {
+    pub(crate) engine: &'a Model,
+    pub(crate) ctx: &'a mut q_context,
+    pub(crate) logits: Vec<f32>,
 }
 
 impl Step for ContextStep<'_> {
@@ -164,6 +172,22 @@ impl Step for ContextStep<'_> {
     }
     fn logits(&self) -> &[f32] {
         &self.logits
+    }
+    fn shift(&mut self, keep: usize, discard: usize, pos: usize) -> Result<()> {
+        let kv = context_kv(self.ctx, self.engine)?;
+        if keep + discard > pos || pos > kv.layout.max_seq || discard == 0 {
+            return Err(Error::InvalidArg(format!(
+                "context shift keep {keep} discard {discard} at {pos}"
+            )));
+        }
+        let (engine, n_ctx) = (self.engine, kv.layout.max_seq);
+        // SAFETY: the context's cache is used by this generation alone (caller contract).
+        unsafe {
+            kv.shift(keep, discard, pos, &|layer, k| {
+                crate::engine::kv_cache::rerotate_key(engine, layer, n_ctx, k, discard)
+            })
+        };
+        Ok(())
     }
 }
 
@@ -294,12 +318,14 @@ pub unsafe extern "C" fn q_generate_batch(
                 kv,
                 prompt: c.prompt,
                 params: c.params,
+                opts: Default::default(),
                 out: &mut out_row[..c.params.max_tokens],
                 logits,
                 outcome: Outcome {
                     n_generated: 0,
                     pos: 0,
                     stop: StopReason::MaxTokens,
+                    n_shifts: 0,
                 },
             });
         }

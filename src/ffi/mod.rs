@@ -13,3 +13,9 @@ pub mod model;
 pub mod registry;
 pub mod tokenizer;
 pub mod types;
+// qorus additions of issue 15 (generation API).
+pub mod gen_types;
+pub mod generate_ex;
+pub mod grammar;
+pub mod sampler;
+pub mod state;

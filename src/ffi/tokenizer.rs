@@ -560,3 +560,33 @@ pub(crate) unsafe fn piece_stream<'a>(
         out.extend(pending.drain(..n));
     }))
 }
+
+/// qorus addition (issue 15): the vocabulary of `t` prepared for grammar checks. A GGUF
+/// tokenizer gives its token bytes and control attributes; any other uses the struct's
+/// vocabulary strings, with BOS, EOS and PAD as control tokens.
+///
+/// # Safety
+/// `t`'s vocabulary must be valid (`vocab_size` entries, NULL or NUL-terminated).
+pub(crate) unsafe fn vocab_index(t: &q_tokenizer) -> crate::grammar::VocabIndex {
+    if let Some(Private {
+        engine: Engine::Gguf(tok),
+        ..
+    }) = private_of(t)
+    {
+        return crate::grammar::VocabIndex::from_tokenizer(tok);
+    }
+    let tokens = (0..t.vocab_size)
+        .map(|id| {
+            let control = id == t.bos_token_id || id == t.eos_token_id || id == t.pad_token_id;
+            let mut b = Vec::new();
+            if !t.vocab.is_null() {
+                let s = *t.vocab.add(id as usize);
+                if !s.is_null() {
+                    b.extend_from_slice(CStr::from_ptr(s).to_bytes());
+                }
+            }
+            (b, control)
+        })
+        .collect();
+    crate::grammar::VocabIndex::new(tokens, Some(t.eos_token_id))
+}

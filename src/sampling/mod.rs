@@ -11,10 +11,12 @@
 //!
 //! Nothing here allocates per token once a [`SamplerScratch`] has reached the vocabulary size.
 
+pub mod chain;
 pub mod rng;
 mod select;
 pub mod simd;
 
+pub use chain::{ChainParams, SamplerChain};
 pub use rng::{set_thread_seed, with_thread_rng, Rng, DEFAULT_SEED};
 
 use crate::error::{Error, Result};

@@ -24,7 +24,7 @@ pub(super) enum Kept {
 }
 
 /// Descending by value, then ascending by id: a total order (the values hold no NaN).
-fn by_value_desc(vals: &[f32], a: u32, b: u32) -> Ordering {
+pub(super) fn by_value_desc(vals: &[f32], a: u32, b: u32) -> Ordering {
     let (x, y) = (vals[a as usize], vals[b as usize]);
     if x > y {
         Ordering::Less
@@ -56,7 +56,7 @@ fn before(vals: &[f32], a: u32, b: u32) -> bool {
 
 /// Length of the smallest prefix of `sorted` (descending) whose mass is `≥ p · total`; the whole
 /// slice if rounding keeps it from being reached.
-fn nucleus_sorted(vals: &[f32], sorted: &[u32], total: f64, p: f32) -> usize {
+pub(super) fn nucleus_sorted(vals: &[f32], sorted: &[u32], total: f64, p: f32) -> usize {
     let target = p as f64 * total;
     let mut cum = 0f64;
     for (j, &i) in sorted.iter().enumerate() {
@@ -77,7 +77,13 @@ fn nucleus_sorted(vals: &[f32], sorted: &[u32], total: f64, p: f32) -> usize {
 /// current m-th best; when the buffer (≈ 2m) is full it is cut back to the m best by partial
 /// selection. Each cut discards at least ≈ m candidates, so the pass costs O(V), plus
 /// O(m log m) for the final sort — also for adversarial (e.g. ascending) inputs.
-fn top_m(vals: &[f32], after: Option<u32>, m: usize, work: &mut [u32], sorted: bool) -> usize {
+pub(super) fn top_m(
+    vals: &[f32],
+    after: Option<u32>,
+    m: usize,
+    work: &mut [u32],
+    sorted: bool,
+) -> usize {
     debug_assert!(m >= 1);
     let cap = work.len().min(m.saturating_mul(2).max(m + 64));
     let cmp = |a: &u32, b: &u32| by_value_desc(vals, *a, *b);
@@ -134,7 +140,7 @@ fn top_m(vals: &[f32], after: Option<u32>, m: usize, work: &mut [u32], sorted: b
 /// chunk; only the chunk holding the boundary is sorted. The usual small nucleus costs one O(V)
 /// pass plus a sort of 64 ids. Returns the nucleus length; `idx[..len]` holds the nucleus (in
 /// rank order by chunk, not necessarily within the earlier chunks).
-fn nucleus_partial(vals: &[f32], idx: &mut [u32], total: f64, p: f32) -> usize {
+pub(super) fn nucleus_partial(vals: &[f32], idx: &mut [u32], total: f64, p: f32) -> usize {
     let v = idx.len();
     let target = p as f64 * total;
     let mut cum = 0f64;

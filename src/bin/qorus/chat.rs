@@ -1,14 +1,17 @@
 //! `qorus chat`: an interactive conversation. The conversation is rendered with the model's chat
 //! template every turn, and only the tokens after the longest prefix already in the KV cache are
-//! run, so earlier turns are never re-read.
+//! run, so earlier turns are never re-read. With `--prompt-cache FILE` the first turn's prompt
+//! (system message included) is saved, and a later run whose prompt starts the same way (the same
+//! system prompt) reuses it.
 
 use std::io::{BufRead, Write};
 
 use qorus::chat::Message;
 use qorus::engine::Session;
-use qorus::generate::{generate, GenParams, StopReason};
+use qorus::generate::{generate_ex, GenOptions, GenParams, StopMatcher, StopReason};
+use qorus::sampling::SamplingParams;
 
-use crate::generate::{chat_prompt, Common};
+use crate::generate::{chat_prompt, load_prompt_cache, save_prompt_cache, stop_text, Common};
 use crate::load;
 
 /// Arguments of `qorus chat`.
@@ -22,17 +25,21 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), String> {
-    let sampling = a.common.setup()?;
+    a.common.check()?;
     let l = load::open(a.common.model.as_deref(), a.common.tokenizer.as_deref())?;
     let tok = &l.tokenizer;
     let n_ctx = a.common.ctx.min(l.model.config.max_seq_len).max(1);
+    let mut setup = a.common.setup(tok, n_ctx)?;
+    // The end of the assistant's turn: <end_of_turn> (Gemma), <|im_end|>, ... or EOS.
+    if setup.eos.is_some() {
+        setup.eos = tok.end_of_turn().or(tok.eos());
+    }
     let mut session = Session::with_kv_type(l.model.clone(), n_ctx, a.common.cache_type)
         .map_err(|e| e.to_string())?;
     let mut messages: Vec<Message> = a.system.iter().map(|s| Message::new("system", s)).collect();
     // Tokens whose K/V are in the cache, position by position.
     let mut cached: Vec<u32> = Vec::new();
-    // The end of the assistant's turn: <end_of_turn> (Gemma), <|im_end|>, ... or EOS.
-    let eos = tok.end_of_turn().or(tok.eos());
+    let mut first_turn = true;
     let mut out = vec![0u32; a.common.max_tokens];
     let stdin = std::io::stdin();
     let interactive = unsafe { libc::isatty(0) } == 1;
@@ -66,6 +73,12 @@ pub fn run(a: Args) -> Result<(), String> {
                 ids.len()
             ));
         }
+        if first_turn {
+            if let Some(p) = &a.common.prompt_cache {
+                let n = load_prompt_cache(p, &mut session, &ids);
+                cached = ids[..n].to_vec();
+            }
+        }
         let keep = cached
             .iter()
             .zip(&ids)
@@ -75,34 +88,49 @@ pub fn run(a: Args) -> Result<(), String> {
         cached.truncate(keep);
         let params = GenParams {
             max_tokens: a.common.max_tokens,
-            sampling,
-            eos,
+            sampling: SamplingParams::GREEDY,
+            eos: setup.eos,
         };
+        let mut constraint = setup.constraint()?;
         let mut dec = tok.stream_decoder();
+        let mut opts = GenOptions {
+            chain: Some(&mut setup.chain),
+            chain_sees_prompt: true,
+            decoder: Some(Box::new(move |id, out: &mut Vec<u8>| {
+                out.extend(dec.push(id))
+            })),
+            stops: StopMatcher::new(&setup.stops),
+            ..GenOptions::default()
+        };
+        if let Some(c) = constraint.as_mut() {
+            opts.constraint = Some(c);
+        }
         let mut reply = Vec::new();
         let so = std::io::stdout();
         let mut so = so.lock();
-        let outcome = generate(
+        let outcome = generate_ex(
             &mut session,
             &ids[keep..],
             keep,
             &params,
+            &mut opts,
             &mut out,
-            &mut |id| {
-                if Some(id) != eos {
-                    let piece = dec.push(id);
-                    reply.extend_from_slice(&piece);
-                    let _ = so.write_all(&piece);
-                    let _ = so.flush();
-                }
+            &mut |_, piece| {
+                reply.extend_from_slice(piece);
+                let _ = so.write_all(piece);
+                let _ = so.flush();
                 true
             },
         )
         .map_err(|e| e.to_string())?;
-        let rest = dec.finish();
-        reply.extend_from_slice(&rest);
-        let _ = so.write_all(&rest);
+        drop(opts);
         let _ = writeln!(so);
+        if first_turn {
+            first_turn = false;
+            if let (Some(p), false) = (&a.common.prompt_cache, a.common.prompt_cache_ro) {
+                save_prompt_cache(p, &session, &ids)?;
+            }
+        }
         cached.extend_from_slice(&ids[keep..]);
         let fed = outcome.pos - ids.len();
         cached.extend_from_slice(&out[..fed]);
@@ -110,9 +138,15 @@ pub fn run(a: Args) -> Result<(), String> {
             "assistant",
             String::from_utf8_lossy(&reply).trim(),
         ));
-        if outcome.stop == StopReason::ContextFull {
-            eprintln!("qorus chat: the context is full");
-            break;
+        match outcome.stop {
+            StopReason::ContextFull => {
+                eprintln!("qorus chat: the context is full");
+                break;
+            }
+            StopReason::StopString(_) => {
+                eprintln!("qorus chat: {}", stop_text(outcome.stop, &a.common.stop));
+            }
+            _ => {}
         }
     }
     Ok(())

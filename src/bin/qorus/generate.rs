@@ -1,76 +1,16 @@
 //! `qorus generate`: one prompt, a streamed continuation, speeds on stderr.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
 use qorus::chat::{render, Message};
 use qorus::engine::Session;
-use qorus::generate::{generate, GenParams, StopReason};
+use qorus::generate::{generate_ex, GenOptions, GenParams, StopMatcher, StopReason};
 use qorus::sampling::SamplingParams;
 
 use crate::load;
-
-/// Sampling and model options shared by `generate` and `chat`.
-#[derive(clap::Args, Clone)]
-pub struct Common {
-    /// Model file (GGUF or .qorus); default: SmolLM2-135M-Instruct, fetched on first use.
-    #[arg(short, long)]
-    pub model: Option<PathBuf>,
-    /// GGUF file whose tokenizer to use (needed for .qorus models).
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// Most tokens to generate.
-    #[arg(short = 'n', long, default_value_t = 256)]
-    pub max_tokens: usize,
-    /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.8)]
-    pub temp: f32,
-    /// Keep only the K most probable tokens (0 = off).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: u32,
-    /// Keep the smallest set of tokens whose probability reaches P (1 = off).
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Random seed (default: from the clock).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Threads (default: QORUS_NUM_THREADS or all cores).
-    #[arg(short, long)]
-    pub threads: Option<usize>,
-    /// Context length in tokens.
-    #[arg(long, default_value_t = 2048)]
-    pub ctx: usize,
-    /// KV cache type: f16 (default), q8_0 or f32.
-    #[arg(long = "cache-type", default_value = "f16", value_parser = crate::bench::parse_kv_type)]
-    pub cache_type: qorus::engine::kv_cache::KvType,
-}
-
-impl Common {
-    /// Applies threads and seed; returns the sampling parameters.
-    pub fn setup(&self) -> Result<SamplingParams, String> {
-        if let Some(t) = self.threads {
-            if t == 0 || t > 256 {
-                return Err(format!("--threads {t}: give 1 to 256"));
-            }
-            qorus::engine::pool::set_num_threads(t);
-        }
-        let seed = self.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-        qorus::sampling::set_thread_seed(seed);
-        let p = SamplingParams {
-            temperature: self.temp,
-            top_k: self.top_k,
-            top_p: self.top_p,
-        };
-        p.validate().map_err(|e| format!("--temp: {e}"))?;
-        Ok(p)
-    }
-}
+pub use crate::options::Common;
 
 /// Arguments of `qorus generate`.
 #[derive(clap::Args)]
@@ -106,8 +46,48 @@ pub fn chat_prompt(
     .map_err(|e| e.to_string())
 }
 
+/// Loads `--prompt-cache` into `session` if it exists and fits: returns how many leading ids of
+/// `ids` it holds (at most `ids.len() - 1`, so that the last prompt id is run for its logits).
+pub fn load_prompt_cache(path: &Path, session: &mut Session, ids: &[u32]) -> usize {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    match session.load_state(&bytes) {
+        Ok(l) => {
+            let n = l
+                .ids
+                .iter()
+                .zip(ids)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(ids.len().saturating_sub(1));
+            session.truncate(n);
+            eprintln!(
+                "qorus: prompt cache {}: reusing {n} of {} prompt tokens",
+                path.display(),
+                ids.len()
+            );
+            n
+        }
+        Err(e) => {
+            session.reset();
+            eprintln!("qorus: prompt cache {} not used: {e}", path.display());
+            0
+        }
+    }
+}
+
+/// Saves the first `ids.len()` positions of `session` (the prompt) to `path`.
+pub fn save_prompt_cache(path: &Path, session: &Session, ids: &[u32]) -> Result<(), String> {
+    let n = ids.len().min(session.pos());
+    let bytes = session
+        .save_state(n, &ids[..n])
+        .map_err(|e| e.to_string())?;
+    std::fs::write(path, bytes).map_err(|e| format!("--prompt-cache {}: {e}", path.display()))
+}
+
 pub fn run(a: Args) -> Result<(), String> {
-    let sampling = a.common.setup()?;
+    a.common.check()?;
     let t_load = Instant::now();
     let l = load::open(a.common.model.as_deref(), a.common.tokenizer.as_deref())?;
     let load_s = t_load.elapsed().as_secs_f64();
@@ -128,13 +108,33 @@ pub fn run(a: Args) -> Result<(), String> {
             ids.len()
         ));
     }
+    let mut setup = a.common.setup(tok, n_ctx)?;
     let mut session = Session::with_kv_type(l.model.clone(), n_ctx, a.common.cache_type)
         .map_err(|e| e.to_string())?;
+    let reused = match &a.common.prompt_cache {
+        Some(p) => load_prompt_cache(p, &mut session, &ids),
+        None => 0,
+    };
     let params = GenParams {
         max_tokens: a.common.max_tokens,
-        sampling,
-        eos: tok.eos(),
+        sampling: SamplingParams::GREEDY,
+        eos: setup.eos,
     };
+    let mut constraint = setup.constraint()?;
+    let mut dec = tok.stream_decoder();
+    let mut opts = GenOptions {
+        chain: Some(&mut setup.chain),
+        chain_sees_prompt: true,
+        decoder: Some(Box::new(move |id, out: &mut Vec<u8>| {
+            out.extend(dec.push(id))
+        })),
+        stops: StopMatcher::new(&setup.stops),
+        shift_keep: a.common.shift_keep(ids.len()),
+        ..GenOptions::default()
+    };
+    if let Some(c) = constraint.as_mut() {
+        opts.constraint = Some(c);
+    }
     let mut out = vec![0u32; a.common.max_tokens];
     let stdout = std::io::stdout();
     let mut so = stdout.lock();
@@ -142,39 +142,56 @@ pub fn run(a: Args) -> Result<(), String> {
         let _ = so.write_all(a.prompt.as_bytes());
         let _ = so.flush();
     }
-    let mut dec = tok.stream_decoder();
-    let eos = tok.eos();
     let t0 = Instant::now();
     let mut t_first = None;
-    let outcome = generate(&mut session, &ids, 0, &params, &mut out, &mut |id| {
-        t_first.get_or_insert_with(Instant::now);
-        if Some(id) != eos {
-            let _ = so.write_all(&dec.push(id));
+    let outcome = generate_ex(
+        &mut session,
+        &ids[reused..],
+        reused,
+        &params,
+        &mut opts,
+        &mut out,
+        &mut |_, text| {
+            t_first.get_or_insert_with(Instant::now);
+            let _ = so.write_all(text);
             let _ = so.flush();
-        }
-        true
-    })
+            true
+        },
+    )
     .map_err(|e| e.to_string())?;
-    let _ = so.write_all(&dec.finish());
     let _ = writeln!(so);
     drop(so);
+    drop(opts);
+    if let (Some(p), false) = (&a.common.prompt_cache, a.common.prompt_cache_ro) {
+        save_prompt_cache(p, &session, &ids)?;
+    }
     let t_end = Instant::now();
     let t_first = t_first.unwrap_or(t_end);
     let prefill_s = (t_first - t0).as_secs_f64();
-    let decode_n = outcome.pos - ids.len();
+    let run_n = ids.len() - reused;
+    let decode_n = outcome.n_generated.saturating_sub(1);
     let decode_s = (t_end - t_first).as_secs_f64();
     eprintln!(
-        "qorus: {} | load {:.2} s | prompt {} tokens, {:.1} tokens/s | generated {} tokens, {:.1} tokens/s{}",
+        "qorus: {} | load {:.2} s | prompt {} tokens ({} reused), {:.1} tokens/s | generated {} tokens, {:.1} tokens/s | stopped: {}",
         l.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         load_s,
         ids.len(),
-        ids.len() as f64 / prefill_s.max(1e-9),
+        reused,
+        run_n as f64 / prefill_s.max(1e-9),
         outcome.n_generated,
         if decode_n > 0 { decode_n as f64 / decode_s.max(1e-9) } else { 0.0 },
-        match outcome.stop {
-            StopReason::ContextFull => " | stopped: context full",
-            _ => "",
-        }
+        stop_text(outcome.stop, &a.common.stop),
     );
     Ok(())
+}
+
+/// Why a generation stopped, for the status line.
+pub fn stop_text(s: StopReason, stops: &[String]) -> String {
+    match s {
+        StopReason::MaxTokens => "max tokens".into(),
+        StopReason::Eos => "end of text".into(),
+        StopReason::ContextFull => "context full".into(),
+        StopReason::Callback => "interrupted".into(),
+        StopReason::StopString(i) => format!("stop string {:?}", stops.get(i).map_or("", |s| s)),
+    }
 }

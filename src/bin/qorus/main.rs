@@ -7,6 +7,7 @@ mod convert;
 mod generate;
 mod info;
 mod load;
+mod options;
 
 use std::process::ExitCode;
 
