@@ -99,7 +99,9 @@ fn q4_0_greedy_matches_llama_cpp() {
 // token by token, with flash attention and with an F16 KV cache, each against its one-batch run
 // (tests/data/README.md has the table). Bounds: mean KLD (on the top-64) <= the largest of the three
 // means, max KLD <= the largest of the three maxima (at least 0.1, as for Q8_0/Q4_0), top-1 >= the
-// smallest of the three agreements. These tests need branches kquant-quantizer (the quantizer) and
+// smallest of the three agreements less two binomial standard errors of a sample of that many
+// positions (an agreement is a count over ~636 positions, a few of them near-ties: llama.cpp's
+// three settings themselves differ by 1.6 points on Q5_K_M, 94.65 to 96.23 %). These tests need branches kquant-quantizer (the quantizer) and
 // kquant-engine (the kernels).
 // ---------------------------------------------------------------------------------------------
 
@@ -119,7 +121,9 @@ fn spread_bounds(label: &str) -> (f64, f64, f64) {
         .iter()
         .map(|c| r[&format!("{c}_top1")])
         .fold(100f64, f64::min);
-    (mean, max, top1)
+    let p = top1 / 100.0;
+    let two_se = 200.0 * (p * (1.0 - p) / r["positions"]).sqrt();
+    (mean, max, top1 - two_se)
 }
 
 fn check_kquant(variant: &str) {

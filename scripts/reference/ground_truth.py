@@ -16,6 +16,9 @@ For the prompts of tests/data/reference/logits_VARIANT.bin (their token ids), co
    only (KLD on the reference's top-64 ids, both sides renormalised there; top-1 agreement; max
    |dlogit| on the top-64): token by token (n_batch 1), flash attention, F16 KV cache.
 
+With --update, llama.cpp's per-position KLD to the truth (one batch) also goes to
+ground_truth_positions.tsv beside the TSV, for the paired comparison in tests/numpy_reference.rs.
+
 The first step also checks that the one-batch run reproduces the committed reference file exactly.
 --update replaces (or adds) the variant's row in the TSV that tests/numpy_reference.rs and
 tests/reference.rs read; --markdown prints that file as the tables in tests/data/README.md.
@@ -37,7 +40,8 @@ COLUMNS = ["variant", "positions",
            "llama_f64_kld_mean", "llama_f64_kld_max", "llama_f64_top1",
            "tbt_kld_mean", "tbt_kld_max", "tbt_top1", "tbt_dlogit",
            "flash_kld_mean", "flash_kld_max", "flash_top1", "flash_dlogit",
-           "kvf16_kld_mean", "kvf16_kld_max", "kvf16_top1", "kvf16_dlogit"]
+           "kvf16_kld_mean", "kvf16_kld_max", "kvf16_top1", "kvf16_dlogit",
+           "tbt_f64_kld_mean", "flash_f64_kld_mean", "kvf16_f64_kld_mean"]
 
 
 def log_softmax(x):
@@ -94,14 +98,15 @@ def measure(model, variant, ref_path, threads):
     tr = truth(model, prompts)
     k = np.concatenate([kld_rows(t, b) for t, b in zip(tr, base)])
     agree = np.concatenate([t.argmax(1) == b.argmax(1) for t, b in zip(tr, base)])
-    row = {"variant": variant, "positions": len(k), "llama_f64_kld_mean": float(k.mean()),
+    row = {"variant": variant, "positions": len(k), "per_position": k, "llama_f64_kld_mean": float(k.mean()),
            "llama_f64_kld_max": float(k.max()), "llama_f64_top1": 100.0 * agree.mean()}
     print(f"  llama.cpp vs float64: mean KLD {k.mean():.3e}, max {k.max():.3e}, top-1 {100 * agree.mean():.2f} %",
           file=sys.stderr)
     for tag, kw in (("tbt", dict(n_batch=1)), ("flash", dict(flash=True)), ("kvf16", dict(kv_f32=False))):
         rows = llamacpp_tool.logits(model, prompts, nv, threads=threads, **kw)
         kt = np.concatenate([kld_rows(t, b) for t, b in zip(tr, rows)])
-        print(f"  {tag:5s} vs float64: mean KLD {kt.mean():.3e}, max {kt.max():.3e} (not in the TSV)", file=sys.stderr)
+        print(f"  {tag:5s} vs float64: mean KLD {kt.mean():.3e}, max {kt.max():.3e}", file=sys.stderr)
+        row[f"{tag}_f64_kld_mean"] = float(kt.mean())
         m, mx, t1, dl = spread(ref, rows)
         row.update({f"{tag}_kld_mean": m, f"{tag}_kld_max": mx, f"{tag}_top1": t1, f"{tag}_dlogit": dl})
         print(f"  {tag:5s} vs one batch: top-{ref.top_k} KLD mean {m:.3e} max {mx:.3e}, top-1 {t1:.2f} %, "
@@ -115,10 +120,11 @@ def read_tsv(path):
         with open(path) as f:
             lines = [ln for ln in f.read().splitlines() if ln and not ln.startswith("#")]
         head = lines[0].split("\t")
-        assert head == COLUMNS, f"{path}: columns {head}"
+        assert head == COLUMNS[:len(head)], f"{path}: columns {head}"
         for ln in lines[1:]:
             v = ln.split("\t")
-            rows.append({c: (v[i] if c == "variant" else float(v[i])) for i, c in enumerate(COLUMNS)})
+            rows.append({c: (v[i] if c == "variant" else float(v[i]) if i < len(v) else float("nan"))
+                         for i, c in enumerate(COLUMNS)})
     return rows
 
 
@@ -142,16 +148,28 @@ def write_tsv(path, rows):
             f.write("\t".join(fmt(c, r[c]) for c in COLUMNS) + "\n")
 
 
+def positions_path(tsv):
+    """Per-position KLDs beside the TSV (ground_truth_positions.tsv)."""
+    return os.path.join(os.path.dirname(tsv), "ground_truth_positions.tsv")
+
+
 def markdown(path):
+    """Two tables: llama.cpp's distance to the float64 truth in each setting, then its spread."""
     rows = read_tsv(path)
-    print("| variant | llama.cpp vs float64: mean KLD | max KLD | top-1 | token by token: mean / max KLD, top-1 "
+    print("| variant | one batch, F32 KV (reference files): mean KLD | max KLD | top-1 | token by token: mean KLD "
           "| flash attention | F16 KV cache |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
+        print(f"| {r['variant']} | {r['llama_f64_kld_mean']:.3e} | {r['llama_f64_kld_max']:.2e} | "
+              f"{r['llama_f64_top1']:.2f} % | {r['tbt_f64_kld_mean']:.3e} | {r['flash_f64_kld_mean']:.3e} | "
+              f"{r['kvf16_f64_kld_mean']:.3e} |")
+    print()
+    print("| variant | token by token: mean / max KLD, top-1 | flash attention | F16 KV cache |")
+    print("| --- | --- | --- | --- |")
+    for r in rows:
         cfg = [f"{r[f'{t}_kld_mean']:.1e} / {r[f'{t}_kld_max']:.1e}, {r[f'{t}_top1']:.2f} %"
                for t in ("tbt", "flash", "kvf16")]
-        print(f"| {r['variant']} | {r['llama_f64_kld_mean']:.2e} | {r['llama_f64_kld_max']:.2e} | "
-              f"{r['llama_f64_top1']:.2f} % | " + " | ".join(cfg) + " |")
+        print(f"| {r['variant']} | " + " | ".join(cfg) + " |")
 
 
 def main():
@@ -174,6 +192,15 @@ def main():
         rows = [r for r in read_tsv(a.update) if r["variant"] != a.variant] + [row]
         write_tsv(a.update, rows)
         print(f"updated {a.update}", file=sys.stderr)
+        pp = positions_path(a.update)
+        prows = [ln for ln in (open(pp).read().splitlines() if os.path.exists(pp) else [])
+                 if ln and not ln.startswith("#") and ln.split("\t")[0] != a.variant]
+        prows.append("\t".join([a.variant] + [f"{x:.6e}" for x in row["per_position"]]))
+        with open(pp, "w") as f:
+            f.write("# made by scripts/reference/ground_truth.py: per variant, KLD(truth || llama.cpp one batch) "
+                    "at every position of the reference prompts, in order\n")
+            f.write("\n".join(prows) + "\n")
+        print(f"updated {pp}", file=sys.stderr)
     print("\t".join(fmt(c, row[c]) for c in COLUMNS))
 
 

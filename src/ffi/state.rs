@@ -9,7 +9,7 @@ use crate::ffi::types::*;
 use crate::generate::state;
 
 /// The engine model, the cache layout and the cache of a context, checked.
-unsafe fn parts<'a>(
+unsafe fn parts(
     model: *mut q_llama_model,
     ctx: *mut q_context,
 ) -> Result<(

@@ -335,7 +335,7 @@ fn tile_step(
     acc: &mut [f32],
     sc: &mut [f32],
 ) {
-    debug_assert!(n >= 1 && n <= TILE && kv.len() >= n * 2 * hd && acc.len() >= hd);
+    debug_assert!((1..=TILE).contains(&n) && kv.len() >= n * 2 * hd && acc.len() >= hd);
     #[cfg(target_arch = "x86_64")]
     if simd != Simd::None {
         // SAFETY: the level check found AVX2 + FMA; hd % 8 == 0; lengths asserted above (q and

@@ -23,6 +23,7 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// Scores of `U` consecutive positions from `k` (stride `st`): 8-column blocks alternate
 /// between two accumulators per position.
 #[inline]
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn scores<const U: usize>(
     q: *const f32,
@@ -70,7 +71,7 @@ pub unsafe fn tile_step(
     acc: &mut [f32],
     sc: &mut [f32],
 ) {
-    debug_assert!(hd % 8 == 0 && n >= 1 && n <= TILE && sc.len() >= TILE);
+    debug_assert!(hd % 8 == 0 && (1..=TILE).contains(&n) && sc.len() >= TILE);
     let s2 = 2 * hd;
     let (qp, kp, sp) = (q.as_ptr(), kv.as_ptr(), sc.as_mut_ptr());
     let mut t = 0;
