@@ -180,9 +180,11 @@ int main(void) {
                 br[i].num_generated_tokens == counts[i];
     QCHECK(same, "q_generate_batch_ex: each sequence's seeded ids == q_generate_ex alone (%u, %u, %u ids)", counts[0],
            counts[1], counts[2]);
+    q_sampler *kept = bo[1].sampler;
     bo[1].sampler = bo[0].sampler;
     QCHECK_CODE(q_generate_batch_ex(&batch, bo, tokens_out, counts, br), Q_ERR_INVALID_ARG);
     bo[1].sampler = NULL;
+    q_sampler_free(kept);
     bo[2].context_shift = true;
     QCHECK_CODE(q_generate_batch_ex(&batch, bo, tokens_out, counts, br), Q_ERR_INVALID_ARG);
     for (int i = 0; i < 3; i++) {
