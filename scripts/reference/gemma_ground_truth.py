@@ -9,7 +9,8 @@ The truth runs the file's own dequantized weights in float64 (no activation quan
 llama.cpp runs as the reference file was made (one batch per prompt, n_ctx 1024, F32 KV cache); qorus through
 examples/kv_logits.rs (one prefill per prompt, F32 KV cache; equal to token by token bit for bit). Printed per
 prompt and overall: KL(truth || x) over the whole vocabulary (mean, max), top-1 agreement with the truth, and
-KL(llama.cpp || qorus). Needs ~4 GB of memory and a few minutes on two cores.
+KL(llama.cpp || qorus); then llama.cpp token by token, with flash attention and with an F16 KV cache against the
+truth. Needs ~4 GB of memory and a few minutes on two cores.
 """
 import os
 import subprocess
@@ -83,7 +84,17 @@ def main():
             print(f"{who:9s} against float64 over {o} positions: KLD mean {np.mean(tot[k]):.3e}, max "
                   f"{np.max(tot[k]):.3e}; top-1 {100 * tot[t1] / o:.2f} %")
         print(f"qorus against llama.cpp: KLD mean {np.mean(tot['lq']):.3e}, max {np.max(tot['lq']):.3e}")
-        del truth, qorus
+        del llama, qorus
+        # llama.cpp's other valid configurations against the truth (how far llama.cpp itself strays).
+        for name, kw in (("token by token", dict(n_batch=1)), ("flash attention", dict(n_batch=N_CTX, flash=True)),
+                         ("F16 KV cache", dict(n_batch=N_CTX, kv_f32=False))):
+            rows = np.concatenate([llamacpp_tool.logits(model, [p], nv, n_ctx=N_CTX, **kw)[0] for p in prompts])
+            k = [kld(truth[i], rows[i]) for i in range(o)]
+            t1 = sum(int(rows[i].argmax() == truth[i].argmax()) for i in range(o))
+            print(f"llama.cpp {name} against float64: KLD mean {np.mean(k):.3e}, max {np.max(k):.3e}; "
+                  f"top-1 {100 * t1 / o:.2f} %", flush=True)
+            del rows
+        del truth
 
 
 if __name__ == "__main__":
