@@ -12,10 +12,19 @@
 //! Greedy: each prompt prefilled, then 32 greedy steps; ids must equal llama.cpp's up to the first
 //! step where llama.cpp's own top-1/top-2 margin is below 0.5.
 //!
-//! Bounds (see the closing numbers printed by the test and tests/data/README.md): the quantized
-//! activations make this a Q4-class comparison (SmolLM2 Q4_0 is held to a mean KLD of 5.5e-3 and
-//! 94 % top-1 in tests/reference.rs); Gemma is held to mean top-64 KLD <= 5.5e-3, max <= 0.1, and
-//! the same top-1 wherever llama.cpp's margin is >= 0.5.
+//! Bounds: llama.cpp's own spread on this model and these prompts, measured exactly as this test
+//! measures qorus (scripts/reference/make_gemma_references.py prints it; tests/data/README.md has
+//! the table). llama.cpp in four valid configurations (one batch = the reference, token by token,
+//! flash attention, F16 KV cache), every one against every other at all 741 positions: mean top-64
+//! KLD from 5.2e-3 (token by token vs one batch) to 6.5e-3 (one batch vs F16 KV cache), max top-64
+//! KLD from 0.039 to 0.186 (F16 KV cache vs flash attention: a near-tie of two tokens at a logit of
+//! 35), top-1 from 93.25 % to 94.33 %, and from 0 to 3 top-1 misses where the first run's margin
+//! is at least 0.5. Every activation is rounded to 8 bits before each quantized product, so any
+//! other valid order of float sums moves logits by up to ~3. Against a float64 run of the same
+//! weights (scripts/reference/gemma_ground_truth.py) llama.cpp's mean full KLD is 5.4e-3 and
+//! qorus's 5.3e-3. qorus is held to the envelope: mean <= 6.463e-3, max <= 0.1863, top-1 at
+//! least 93.25 %, and (stricter than llama.cpp) no top-1 miss at a margin of 0.5 or more.
+//! Measured (2026-12-01): mean 5.53e-3, max 0.128, top-1 94.47 %, no miss.
 
 mod common;
 
@@ -24,8 +33,12 @@ use std::sync::Arc;
 
 use qorus::engine::{Model, Session};
 
-const MEAN_KLD: f64 = 5.5e-3;
-const MAX_KLD: f64 = 0.1;
+/// llama.cpp's spread (see above): the largest mean and max top-64 KLD and the smallest top-1
+/// agreement between two of its valid configurations.
+const MEAN_KLD: f64 = 6.463e-3;
+const MAX_KLD: f64 = 0.1863;
+const TOP1_PCT: f64 = 93.25;
+/// Top-1 must agree wherever llama.cpp's top-1/top-2 margin is at least this.
 const MARGIN: f32 = 0.5;
 
 struct RefPrompt {
@@ -140,6 +153,7 @@ fn gemma3_logits_match_llama_cpp() {
     for r in &refs {
         let mut sess = Session::new(model.clone(), 1024).unwrap();
         let mut last = Vec::new();
+        let first = klds.len();
         for (p, &t) in r.tokens.iter().enumerate() {
             let logits = sess.forward(&[t]).unwrap();
             let ours: Vec<f32> = r.top_ids[p].iter().map(|&i| logits[i as usize]).collect();
@@ -153,6 +167,13 @@ fn gemma3_logits_match_llama_cpp() {
             }
             last = logits.to_vec();
         }
+        let k = &klds[first..];
+        println!(
+            "prompt of {} tokens: top-64 KLD mean {:.3e}, max {:.3e}",
+            k.len(),
+            k.iter().sum::<f64>() / k.len() as f64,
+            k.iter().cloned().fold(0.0, f64::max)
+        );
         let mut sess = Session::new(model.clone(), 1024).unwrap();
         let batch = sess.forward(&r.tokens).unwrap();
         assert!(
@@ -166,12 +187,17 @@ fn gemma3_logits_match_llama_cpp() {
     }
     let mean = klds.iter().sum::<f64>() / n as f64;
     let max = klds.iter().cloned().fold(0.0, f64::max);
+    let top1 = 100.0 * top1 as f64 / n as f64;
     println!(
-        "gemma3-270m Q4_K_M, {n} positions: top-64 KLD mean {mean:.3e}, max {max:.3e}; full KLD at {:?}; top-1 {:.2} % ({clear_miss} misses at a margin >= {MARGIN})",
-        full_klds,
-        100.0 * top1 as f64 / n as f64
+        "gemma3-270m Q4_K_M, {n} positions: top-64 KLD mean {mean:.3e}, max {max:.3e}; full KLD at {full_klds:?}; top-1 {top1:.2} % ({clear_miss} misses at a margin >= {MARGIN})"
     );
-    assert!(mean <= MEAN_KLD && max <= MAX_KLD && clear_miss == 0);
+    println!(
+        "bounds from llama.cpp's spread: mean <= {MEAN_KLD:e}, max <= {MAX_KLD}, top-1 >= {TOP1_PCT} %, no miss"
+    );
+    assert!(mean <= MEAN_KLD, "mean top-64 KLD {mean:e} > {MEAN_KLD:e}");
+    assert!(max <= MAX_KLD, "max top-64 KLD {max:e} > {MAX_KLD}");
+    assert!(top1 >= TOP1_PCT, "top-1 {top1:.2} % < {TOP1_PCT} %");
+    assert_eq!(clear_miss, 0, "top-1 misses at a margin >= {MARGIN}");
 }
 
 #[test]

@@ -38,6 +38,15 @@ The math, per token at position p (every position attends to positions 0..p):
   logits = Wout (x * output_norm / sqrt(mean(x^2) + eps)), Wout = output.weight or, when the file
   has none, token_embd.weight (tied).
 
+Gemma 3 (`gemma3`, as llama.cpp's src/models/gemma3.cpp): x = token_embd[token] * sqrt(dim); head
+dimension attention.key_length; per-head RMSNorm of q and k (attn_q_norm, attn_k_norm) before RoPE;
+NEOX RoPE (pairs (i, i + hd/2)) with base rope.freq_base_swa (default 10000) on the sliding-window
+layers (layer l slides when l % 6 < 5, or attention.sliding_window_pattern) and rope.freq_base on the
+others; scores q.k / sqrt(hd) (27B: / sqrt(dim / H)); on a sliding layer a position attends only to
+the keys fewer than attention.sliding_window positions back; x += post_attention_norm(Wo o);
+x += post_ffw_norm(Wdown (gelu_tanh(Wgate u) * (Wup u))); logits soft-capped by
+final_logit_softcapping when the file has it. (The GGUF norm weights already hold Gemma's 1 + w.)
+
 The GGUF reader and the dequantizers here are deliberately separate from the Rust ones
 (src/format/gguf.rs, src/quant/), so that the two are checked against each other too. Only numpy is
 needed.
@@ -153,8 +162,9 @@ def read_gguf(path):
 class Config:
     def __init__(self, meta, tensors):
         arch = meta.get("general.architecture", b"").decode()
-        if arch != "llama":
-            raise ValueError(f"architecture {arch!r}, expected 'llama'")
+        if arch not in ("llama", "gemma3"):
+            raise ValueError(f"architecture {arch!r}, expected 'llama' or 'gemma3'")
+        self.arch = arch
 
         def get(k, default=None):
             v = meta.get(f"{arch}.{k}", default)
@@ -170,8 +180,30 @@ class Config:
         self.rope_base = float(get("rope.freq_base", 10000.0))
         self.eps = float(get("attention.layer_norm_rms_epsilon", 1e-5))
         self.vocab_size = tensors.shape("token_embd.weight")[0]
-        self.head_dim = self.dim // self.n_heads
-        assert self.dim % self.n_heads == 0 and self.n_heads % self.n_kv_heads == 0
+        self.head_dim = int(get("attention.key_length", self.dim // self.n_heads))
+        assert self.n_heads % self.n_kv_heads == 0
+        # Gemma 3 (llama.cpp's src/models/gemma3.cpp): sliding-window layers (llama.cpp's
+        # set_swa_pattern(6): layer l slides when l % 6 < 5; a position attends to the keys less than
+        # `window` positions back) with their own RoPE base.
+        self.window = 0
+        self.swa = [False] * self.n_layers
+        self.rope_base_swa = self.rope_base
+        self.softcap = 0.0
+        if arch == "gemma3":
+            assert self.head_dim == int(get("attention.value_length", self.head_dim))
+            self.window = int(get("attention.sliding_window", 0))
+            if self.window:
+                pat = get("attention.sliding_window_pattern", 6)
+                if isinstance(pat, list):
+                    self.swa = [bool(x) for x in pat]
+                else:
+                    self.swa = [pat == 0 or l % pat < pat - 1 for l in range(self.n_layers)]
+                self.rope_base_swa = float(get("rope.freq_base_swa", 10000.0))
+            self.softcap = float(get("final_logit_softcapping", 0.0))
+            self.q_scale = 1.0 / np.sqrt(self.dim / self.n_heads if self.n_layers == 62 else self.head_dim)
+        else:
+            assert self.head_dim * self.n_heads == self.dim
+            self.q_scale = 1.0 / np.sqrt(self.head_dim)
 
     def __str__(self):
         return (f"d={self.dim} h={self.hidden_dim} L={self.n_layers} H={self.n_heads} G={self.n_kv_heads} "
@@ -182,17 +214,19 @@ def rmsnorm(x, g, eps):
     return x * g / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
 
 
-def rope_angles(c, n):
+def rope_angles(c, n, base=None):
     """[n, hd/2] angles for positions 0..n-1."""
+    base = c.rope_base if base is None else base
     half = c.head_dim // 2
     i = np.arange(half, dtype=np.float64)
     p = np.arange(n, dtype=np.float64)
-    return p[:, None] * c.rope_base ** (-2.0 * i / c.head_dim)[None, :]
+    return p[:, None] * base ** (-2.0 * i / c.head_dim)[None, :]
 
 
-def rope_angles_ggml(c, n):
+def rope_angles_ggml(c, n, base=None):
+    base = c.rope_base if base is None else base
     half = c.head_dim // 2
-    scale = np.float32(np.float32(c.rope_base) ** np.float32(-2.0 / c.head_dim))
+    scale = np.float32(np.float32(base) ** np.float32(-2.0 / c.head_dim))
     out = np.zeros((n, half), dtype=np.float32)
     for p in range(n):
         t = np.float32(p)
@@ -212,6 +246,18 @@ def rope(x, cos, sin):
     return out
 
 
+def rope_neox(x, cos, sin):
+    """x: [n, heads, hd]; rotates pairs (i, i + hd/2) (llama.cpp's NEOX mode: Gemma, Qwen, Phi-3)."""
+    h = x.shape[-1] // 2
+    a, b = x[..., :h], x[..., h:]
+    c, s = cos[:, None, :], sin[:, None, :]
+    return np.concatenate([a * c - b * s, a * s + b * c], axis=-1)
+
+
+def gelu_tanh(z):
+    return 0.5 * z * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (z + 0.044715 * z ** 3)))
+
+
 def forward_hidden(c, t, prompts, rope_f32=False, trace=None):
     """Runs every prompt (a list of token-id lists, each from position 0 with an empty cache)
     through the layers, all prompts together so that each weight is dequantized once; returns the
@@ -221,12 +267,18 @@ def forward_hidden(c, t, prompts, rope_f32=False, trace=None):
     n_all = int(starts[-1])
     d, hd, H, G = c.dim, c.head_dim, c.n_heads, c.n_kv_heads
     n_max = max(lens)
-    ang = rope_angles_ggml(c, n_max) if rope_f32 else rope_angles(c, n_max)
+    angles = rope_angles_ggml if rope_f32 else rope_angles
     pos = np.concatenate([np.arange(n) for n in lens])
-    cos, sin = np.cos(ang)[pos], np.sin(ang)[pos]
+    trig = {}
+    for base in {c.rope_base, c.rope_base_swa}:
+        ang = angles(c, n_max, base)
+        trig[base] = (np.cos(ang)[pos], np.sin(ang)[pos])
+    gemma = c.arch == "gemma3"
     emb = t["token_embd.weight"]
     x = emb[np.concatenate([np.asarray(p) for p in prompts])]
     del emb
+    if gemma:
+        x = x * np.sqrt(c.dim)
     if trace is not None:
         trace(-1, x)
     for l in range(c.n_layers):
@@ -235,25 +287,44 @@ def forward_hidden(c, t, prompts, rope_f32=False, trace=None):
         q = (u @ w("attn_q").T).reshape(n_all, H, hd)
         k = (u @ w("attn_k").T).reshape(n_all, G, hd)
         v = (u @ w("attn_v").T).reshape(n_all, G, hd)
-        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        swa = c.swa[l] and c.window > 0
+        cos, sin = trig[c.rope_base_swa if swa else c.rope_base]
+        if gemma:
+            q, k = rmsnorm(q, w("attn_q_norm"), c.eps), rmsnorm(k, w("attn_k_norm"), c.eps)
+            q, k = rope_neox(q, cos, sin), rope_neox(k, cos, sin)
+        else:
+            q, k = rope(q, cos, sin), rope(k, cos, sin)
         o = np.empty((n_all, H, hd))
         for s0, s1 in zip(starts[:-1], starts[1:]):
             n = s1 - s0
             mask = np.triu(np.full((n, n), -np.inf), k=1)  # row = query position, column = key position
+            if swa:
+                mask += np.tril(np.full((n, n), -np.inf), k=-c.window)  # key c.window or more back
             for j in range(H):
                 g = j // (H // G)
-                sc = q[s0:s1, j, :] @ k[s0:s1, g, :].T / np.sqrt(hd) + mask
+                sc = q[s0:s1, j, :] @ k[s0:s1, g, :].T * c.q_scale + mask
                 sc = np.exp(sc - sc.max(axis=1, keepdims=True))
                 sc /= sc.sum(axis=1, keepdims=True)
                 o[s0:s1, j, :] = sc @ v[s0:s1, g, :]
-        x = x + o.reshape(n_all, d) @ w("attn_output").T
+        a = o.reshape(n_all, H * hd) @ w("attn_output").T
+        if gemma:
+            a = rmsnorm(a, w("post_attention_norm"), c.eps)
+        x = x + a
         u = rmsnorm(x, w("ffn_norm"), c.eps)
         gate = u @ w("ffn_gate").T
         up = u @ w("ffn_up").T
-        x = x + (gate / (1.0 + np.exp(-gate)) * up) @ w("ffn_down").T
+        if gemma:
+            x = x + rmsnorm((gelu_tanh(gate) * up) @ w("ffn_down").T, w("post_ffw_norm"), c.eps)
+        else:
+            x = x + (gate / (1.0 + np.exp(-gate)) * up) @ w("ffn_down").T
         if trace is not None:
             trace(l, x)
     return rmsnorm(x, t["output_norm.weight"], c.eps)
+
+
+def softcap(c, logits):
+    """Gemma's final soft-cap cap * tanh(logits / cap), when the file has one."""
+    return c.softcap * np.tanh(logits / c.softcap) if c.softcap else logits
 
 
 def output_matrix(t):
@@ -263,7 +334,7 @@ def output_matrix(t):
 
 def forward(c, t, tokens, rope_f32=False, trace=None):
     """Logits at every position of one prompt, [n_tokens, vocab]."""
-    return forward_hidden(c, t, [tokens], rope_f32, trace) @ output_matrix(t).T
+    return softcap(c, forward_hidden(c, t, [tokens], rope_f32, trace) @ output_matrix(t).T)
 
 
 def forward_many(c, t, prompts, out, rope_f32=False, rows_per_chunk=64):
@@ -271,7 +342,7 @@ def forward_many(c, t, prompts, out, rope_f32=False, rows_per_chunk=64):
     xn = forward_hidden(c, t, prompts, rope_f32)
     wout = output_matrix(t)
     for s in range(0, xn.shape[0], rows_per_chunk):
-        (xn[s:s + rows_per_chunk] @ wout.T).astype("<f8").tofile(out)
+        softcap(c, xn[s:s + rows_per_chunk] @ wout.T).astype("<f8").tofile(out)
 
 
 def main():
