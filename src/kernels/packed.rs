@@ -515,8 +515,22 @@ pub unsafe fn matmul_packed_at(
             return;
         }
         let ka = match a {
-            Acts::Q8 { qs, d, s, n, .. } => packed_k::KActs { qs, d, s, n },
-            Acts::Q8K { qs, d, n, .. } => packed_k::KActs { qs, d, s: &[], n },
+            Acts::Q8 { qs, d, s, n, .. } => packed_k::KActs {
+                qs,
+                d,
+                s,
+                bsums: &[],
+                n,
+            },
+            Acts::Q8K {
+                qs, d, bsums, n, ..
+            } => packed_k::KActs {
+                qs,
+                d,
+                s: &[],
+                bsums,
+                n,
+            },
             Acts::F32 { .. } => unreachable!("checked"),
         };
         #[cfg(target_arch = "x86_64")]

@@ -278,6 +278,9 @@ pub struct KActs<'a> {
     pub d: &'a [f32],
     /// Q5_1: block sums times scale (else unused, may be empty).
     pub s: &'a [f32],
+    /// Q8_K: the sums of each 16 consecutive codes, `n * k / 16` (the SIMD kernels use them
+    /// instead of summing the codes again; empty for Q8 activations).
+    pub bsums: &'a [i16],
     /// Rows.
     pub n: usize,
 }

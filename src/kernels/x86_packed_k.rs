@@ -306,22 +306,34 @@ macro_rules! kpacked {
                 let nsb = k / p.sb_len();
                 let kh = k / 16;
                 let mut asum = std::mem::MaybeUninit::<[i16; NA_MAX * MAX_H]>::uninit();
-                let ap = asum.as_mut_ptr() as *mut i16;
+                let own = asum.as_mut_ptr() as *mut i16;
+                // Q8_K activations carry their sums per 16 codes; Q8 ones are summed here, once
+                // for a single tile (decode), else per tile and panel.
+                let given = a.bsums.len() >= a.n * kh;
                 let (g0, g1) = (rows.start / GROUP, rows.end.div_ceil(GROUP));
                 let (qs, d) = (a.qs.as_ptr(), a.d.as_ptr());
                 let s = if a.s.is_empty() { d } else { a.s.as_ptr() };
+                let mut summed_tile = usize::MAX;
                 let mut p0 = g0;
                 while p0 < g1 {
                     let p1 = (p0 + PANEL).min(g1);
                     let mut i = 0;
                     while i < a.n {
                         let na = (a.n - i).min(NA_MAX);
-                        for ii in 0..na {
-                            let row = std::slice::from_raw_parts(qs.add((i + ii) * k), k);
-                            for (h, c) in row.chunks_exact(16).enumerate() {
-                                *ap.add(ii * kh + h) = c.iter().map(|&v| v as i16).sum();
+                        let ap = if given {
+                            a.bsums.as_ptr().add(i * kh)
+                        } else {
+                            if summed_tile != i {
+                                for ii in 0..na {
+                                    let row = std::slice::from_raw_parts(qs.add((i + ii) * k), k);
+                                    for (h, c) in row.chunks_exact(16).enumerate() {
+                                        *own.add(ii * kh + h) = c.iter().map(|&v| v as i16).sum();
+                                    }
+                                }
+                                summed_tile = i;
                             }
-                        }
+                            own as *const i16
+                        };
                         let (qi, di, si) = (qs.add(i * k), d.add(i * nsb), s.add(i * nsb));
                         for g in p0..p1 {
                             let r0 = g * GROUP;
