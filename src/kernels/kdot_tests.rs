@@ -4,18 +4,7 @@ use super::*;
 use crate::kernels::scalar::quantize_acts;
 use crate::quant::kquants::dequantize_blocks;
 use crate::quant::reference::f32_to_f16_bits;
-
-const TYPES: [WeightType; 9] = [
-    WeightType::Q5_0,
-    WeightType::Q5_1,
-    WeightType::Q2_K,
-    WeightType::Q3_K,
-    WeightType::Q4_K,
-    WeightType::Q5_K,
-    WeightType::Q6_K,
-    WeightType::IQ4_NL,
-    WeightType::IQ4_XS,
-];
+use crate::quant::test_util::ISSUE12_TYPES as TYPES;
 
 pub(crate) struct Rng(pub(crate) u64);
 

@@ -4,18 +4,7 @@
 
 use super::*;
 use crate::quant::reference::f32_to_f16_bits;
-
-const TYPES: [WeightType; 9] = [
-    WeightType::Q5_0,
-    WeightType::Q5_1,
-    WeightType::Q2_K,
-    WeightType::Q3_K,
-    WeightType::Q4_K,
-    WeightType::Q5_K,
-    WeightType::Q6_K,
-    WeightType::IQ4_NL,
-    WeightType::IQ4_XS,
-];
+use crate::quant::test_util::ISSUE12_TYPES as TYPES;
 
 fn h(x: f32) -> [u8; 2] {
     f32_to_f16_bits(x).to_le_bytes()

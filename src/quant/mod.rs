@@ -15,3 +15,5 @@ pub use reference::{dequantize_row, quantize_row};
 
 #[cfg(test)]
 mod quantize_tests;
+#[cfg(test)]
+pub(crate) mod test_util;

@@ -2,19 +2,8 @@
 //! own `llama-quantize` (tests/data/quant_golden, scripts/reference/make_quant_golden.py),
 //! round-trip error bounds through the engine's dequantizers, and edge blocks.
 
+use crate::quant::test_util::ISSUE12_TYPES as TYPES;
 use crate::quant::{dequantize_row, quantize_row, WeightType};
-
-const TYPES: [WeightType; 9] = [
-    WeightType::Q5_0,
-    WeightType::Q5_1,
-    WeightType::Q2_K,
-    WeightType::Q3_K,
-    WeightType::Q4_K,
-    WeightType::Q5_K,
-    WeightType::Q6_K,
-    WeightType::IQ4_NL,
-    WeightType::IQ4_XS,
-];
 
 fn golden_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant_golden")
