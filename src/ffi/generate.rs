@@ -230,6 +230,123 @@ pub unsafe extern "C" fn q_generate(state: *mut q_generation_state) -> q_error_c
     guard_code("q_generate", || generate_state(state, &mut |_| true))
 }
 
+/// A batch's arguments and states, all checked before anything is touched (shared by
+/// `q_generate_batch` and `q_generate_batch_ex`).
+pub(crate) struct CheckedBatch<'a> {
+    pub(crate) batch: &'a mut q_batch_generation_state,
+    pub(crate) states: &'a mut [q_generation_state],
+    pub(crate) checked: Vec<Checked<'a>>,
+    pub(crate) engine: Arc<Model>,
+    /// Sequences in the batch.
+    pub(crate) n: usize,
+    /// Vocabulary size.
+    pub(crate) v: usize,
+    /// Row stride of `out_all`: the largest `max_tokens`.
+    pub(crate) stride: usize,
+    pub(crate) out_all: &'a mut [u32],
+    pub(crate) counts: &'a mut [u32],
+}
+
+/// Checks a batch's arguments and states in the order `q_generate_batch` documents.
+///
+/// # Safety
+/// As `q_generate_batch`.
+pub(crate) unsafe fn check_batch<'a>(
+    batch: *mut q_batch_generation_state,
+    tokens_out: *mut u32,
+    num_tokens_out: *mut u32,
+) -> Result<CheckedBatch<'a>> {
+    if batch.is_null() || tokens_out.is_null() || num_tokens_out.is_null() {
+        return Err(Error::InvalidArg("NULL argument".into()));
+    }
+    let batch = check_mut(batch, "batch")?;
+    let misaligned = |p: usize| p % 4 != 0;
+    if misaligned(tokens_out as usize)
+        || misaligned(num_tokens_out as usize)
+        || misaligned(batch.shared_logits as usize)
+    {
+        return Err(Error::Misaligned(
+            "tokens_out, num_tokens_out or shared_logits is not 4-byte aligned".into(),
+        ));
+    }
+    if batch.states.is_null() {
+        return Err(Error::InvalidArg("states is NULL".into()));
+    }
+    if batch.batch_size == 0 {
+        return Err(Error::InvalidSize("batch_size is 0".into()));
+    }
+    let n = batch.batch_size as usize;
+    if (batch.states as usize) % std::mem::align_of::<q_generation_state>() != 0 {
+        return Err(Error::Misaligned("states".into()));
+    }
+    let states = std::slice::from_raw_parts_mut(batch.states, n);
+    // Validate everything before touching anything.
+    let mut checked = Vec::with_capacity(n);
+    let mut stride = 0usize;
+    for st in states.iter_mut() {
+        let st: *mut q_generation_state = st;
+        let c = check_state(&mut *st)?;
+        stride = stride.max(c.params.max_tokens);
+        checked.push(c);
+    }
+    for i in 0..n {
+        for j in 0..i {
+            if std::ptr::eq(&*checked[i].ctx, &*checked[j].ctx) {
+                return Err(Error::InvalidArg(format!(
+                    "states {j} and {i} share a context"
+                )));
+            }
+        }
+        if !Arc::ptr_eq(&checked[i].engine, &checked[0].engine) {
+            return Err(Error::InvalidArg(format!(
+                "state {i} uses a different model than state 0"
+            )));
+        }
+    }
+    let engine = checked[0].engine.clone();
+    let v = engine.config.vocab_size;
+    let total = n
+        .checked_mul(stride)
+        .ok_or_else(|| Error::Overflow("tokens_out size".into()))?;
+    let out_all = std::slice::from_raw_parts_mut(tokens_out, total);
+    let counts = std::slice::from_raw_parts_mut(num_tokens_out, n);
+    Ok(CheckedBatch {
+        batch,
+        states,
+        checked,
+        engine,
+        n,
+        v,
+        stride,
+        out_all,
+        counts,
+    })
+}
+
+impl CheckedBatch<'_> {
+    /// Writes the outcomes back: each sequence's ids and count, the states' counters and the
+    /// shared logits.
+    pub(crate) unsafe fn finish(&mut self, outcomes: &[Outcome], logit_rows: &[f32]) {
+        let stride = self.stride;
+        for (i, (o, c)) in outcomes.iter().zip(self.checked.iter_mut()).enumerate() {
+            self.counts[i] = o.n_generated as u32;
+            c.out[..o.n_generated]
+                .copy_from_slice(&self.out_all[i * stride..i * stride + o.n_generated]);
+        }
+        for (st, o) in self.states.iter_mut().zip(outcomes) {
+            st.num_generated_tokens = o.n_generated as u32;
+            st.current_pos = o.pos as u32;
+        }
+        if !self.batch.shared_logits.is_null() {
+            std::ptr::copy_nonoverlapping(
+                logit_rows.as_ptr(),
+                self.batch.shared_logits,
+                self.n * self.v,
+            );
+        }
+    }
+}
+
 /// qorus addition: generates for `batch_size` states in lock-step, one weight pass per step.
 /// Each state has its own context (arena, KV cache) and sampling settings; all share one model.
 /// Row `i` of `tokens_out` (stride = the largest `max_tokens`) and `num_tokens_out[i]` receive
@@ -248,70 +365,20 @@ pub unsafe extern "C" fn q_generate_batch(
     num_tokens_out: *mut u32,
 ) -> q_error_code {
     guard_code("q_generate_batch", || {
-        if batch.is_null() || tokens_out.is_null() || num_tokens_out.is_null() {
-            return Err(Error::InvalidArg("NULL argument".into()));
-        }
-        let batch = check_mut(batch, "batch")?;
-        let misaligned = |p: usize| p % 4 != 0;
-        if misaligned(tokens_out as usize)
-            || misaligned(num_tokens_out as usize)
-            || misaligned(batch.shared_logits as usize)
-        {
-            return Err(Error::Misaligned(
-                "tokens_out, num_tokens_out or shared_logits is not 4-byte aligned".into(),
-            ));
-        }
-        if batch.states.is_null() {
-            return Err(Error::InvalidArg("states is NULL".into()));
-        }
-        if batch.batch_size == 0 {
-            return Err(Error::InvalidSize("batch_size is 0".into()));
-        }
-        let n = batch.batch_size as usize;
-        if (batch.states as usize) % std::mem::align_of::<q_generation_state>() != 0 {
-            return Err(Error::Misaligned("states".into()));
-        }
-        let states = std::slice::from_raw_parts_mut(batch.states, n);
-        // Validate everything before touching anything.
-        let mut checked = Vec::with_capacity(n);
-        let mut stride = 0usize;
-        for st in states.iter_mut() {
-            let st: *mut q_generation_state = st;
-            let c = check_state(&mut *st)?;
-            stride = stride.max(c.params.max_tokens);
-            checked.push(c);
-        }
-        for i in 0..n {
-            for j in 0..i {
-                if std::ptr::eq(&*checked[i].ctx, &*checked[j].ctx) {
-                    return Err(Error::InvalidArg(format!(
-                        "states {j} and {i} share a context"
-                    )));
-                }
-            }
-            if !Arc::ptr_eq(&checked[i].engine, &checked[0].engine) {
-                return Err(Error::InvalidArg(format!(
-                    "state {i} uses a different model than state 0"
-                )));
-            }
-        }
-        let engine = checked[0].engine.clone();
-        let v = engine.config.vocab_size;
-        let total = n
-            .checked_mul(stride)
-            .ok_or_else(|| Error::Overflow("tokens_out size".into()))?;
-        let out_all = std::slice::from_raw_parts_mut(tokens_out, total);
-        let counts = std::slice::from_raw_parts_mut(num_tokens_out, n);
+        let mut cb = check_batch(batch, tokens_out, num_tokens_out)?;
+        let (n, v, stride) = (cb.n, cb.v, cb.stride);
+        let engine = cb.engine.clone();
         let mut logit_rows = vec![0f32; n * v];
         let mut seqs = Vec::with_capacity(n);
         let mut kvs = Vec::with_capacity(n);
-        for c in checked.iter_mut() {
+        for c in cb.checked.iter_mut() {
             c.ctx.scratch_head = c.ctx.scratch_base_offset;
             kvs.push(context_kv(c.ctx, &engine)?);
         }
-        for ((c, (out_row, logits)), kv) in checked
+        for ((c, (out_row, logits)), kv) in cb
+            .checked
             .iter()
-            .zip(out_all.chunks_mut(stride).zip(logit_rows.chunks_mut(v)))
+            .zip(cb.out_all.chunks_mut(stride).zip(logit_rows.chunks_mut(v)))
             .zip(kvs)
         {
             seqs.push(BatchSeq {
@@ -333,18 +400,7 @@ pub unsafe extern "C" fn q_generate_batch(
         generate_batch(&engine, &mut seqs, &mut scratch)?;
         let outcomes: Vec<Outcome> = seqs.iter().map(|s| s.outcome).collect();
         drop(seqs);
-        for (i, (o, c)) in outcomes.iter().zip(checked.iter_mut()).enumerate() {
-            counts[i] = o.n_generated as u32;
-            c.out[..o.n_generated]
-                .copy_from_slice(&out_all[i * stride..i * stride + o.n_generated]);
-        }
-        for (st, o) in states.iter_mut().zip(&outcomes) {
-            st.num_generated_tokens = o.n_generated as u32;
-            st.current_pos = o.pos as u32;
-        }
-        if !batch.shared_logits.is_null() {
-            std::ptr::copy_nonoverlapping(logit_rows.as_ptr(), batch.shared_logits, n * v);
-        }
+        cb.finish(&outcomes, &logit_rows);
         Ok(())
     })
 }

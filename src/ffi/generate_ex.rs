@@ -3,13 +3,12 @@
 //! output) and a result saying why they stopped.
 
 use std::ffi::{c_char, CStr};
-use std::sync::Arc;
 
 use crate::engine::ScratchBuf;
 use crate::error::{Error, Result};
 use crate::ffi::boundary::{check_mut, guard_code};
 use crate::ffi::gen_types::*;
-use crate::ffi::generate::{check_state_at, ContextStep};
+use crate::ffi::generate::{check_batch, check_state_at, ContextStep};
 use crate::ffi::model::context_kv;
 use crate::ffi::types::*;
 use crate::generate::{
@@ -258,64 +257,14 @@ pub unsafe extern "C" fn q_generate_batch_ex(
     results: *mut q_generate_result,
 ) -> q_error_code {
     guard_code("q_generate_batch_ex", || {
-        if batch.is_null() || tokens_out.is_null() || num_tokens_out.is_null() {
-            return Err(Error::InvalidArg("NULL argument".into()));
-        }
-        let batch = check_mut(batch, "batch")?;
-        let misaligned = |p: usize| p % 4 != 0;
-        if misaligned(tokens_out as usize)
-            || misaligned(num_tokens_out as usize)
-            || misaligned(batch.shared_logits as usize)
-        {
-            return Err(Error::Misaligned(
-                "tokens_out, num_tokens_out or shared_logits is not 4-byte aligned".into(),
-            ));
-        }
-        if batch.states.is_null() {
-            return Err(Error::InvalidArg("states is NULL".into()));
-        }
-        if batch.batch_size == 0 {
-            return Err(Error::InvalidSize("batch_size is 0".into()));
-        }
-        let n = batch.batch_size as usize;
-        if (batch.states as usize) % std::mem::align_of::<q_generation_state>() != 0 {
-            return Err(Error::Misaligned("states".into()));
-        }
-        let states = std::slice::from_raw_parts_mut(batch.states, n);
-        let mut checked = Vec::with_capacity(n);
-        let mut stride = 0usize;
-        for st in states.iter_mut() {
-            let st: *mut q_generation_state = st;
-            let c = check_state_at(&mut *st, 0)?;
-            stride = stride.max(c.params.max_tokens);
-            checked.push(c);
-        }
-        for i in 0..n {
-            for j in 0..i {
-                if std::ptr::eq(&*checked[i].ctx, &*checked[j].ctx) {
-                    return Err(Error::InvalidArg(format!(
-                        "states {j} and {i} share a context"
-                    )));
-                }
-            }
-            if !Arc::ptr_eq(&checked[i].engine, &checked[0].engine) {
-                return Err(Error::InvalidArg(format!(
-                    "state {i} uses a different model than state 0"
-                )));
-            }
-        }
-        let engine = checked[0].engine.clone();
-        let v = engine.config.vocab_size;
-        let total = n
-            .checked_mul(stride)
-            .ok_or_else(|| Error::Overflow("tokens_out size".into()))?;
-        let out_all = std::slice::from_raw_parts_mut(tokens_out, total);
-        let counts = std::slice::from_raw_parts_mut(num_tokens_out, n);
+        let mut cb = check_batch(batch, tokens_out, num_tokens_out)?;
+        let (n, v, stride) = (cb.n, cb.v, cb.stride);
+        let engine = cb.engine.clone();
         let mut logit_rows = vec![0f32; n * v];
         let mut grammars = Vec::with_capacity(n);
         let mut sinks = Vec::with_capacity(n);
         let mut options = Vec::with_capacity(n);
-        for (i, st) in states.iter_mut().enumerate() {
+        for (i, st) in cb.states.iter_mut().enumerate() {
             let o = if opts.is_null() {
                 std::ptr::null()
             } else {
@@ -344,14 +293,15 @@ pub unsafe extern "C" fn q_generate_batch_ex(
             }
         }
         let mut kvs = Vec::with_capacity(n);
-        for c in checked.iter_mut() {
+        for c in cb.checked.iter_mut() {
             c.ctx.scratch_head = c.ctx.scratch_base_offset;
             kvs.push(context_kv(c.ctx, &engine)?);
         }
         let mut seqs = Vec::with_capacity(n);
-        for ((((c, (out_row, logits)), kv), mut o), g) in checked
+        for ((((c, (out_row, logits)), kv), mut o), g) in cb
+            .checked
             .iter()
-            .zip(out_all.chunks_mut(stride).zip(logit_rows.chunks_mut(v)))
+            .zip(cb.out_all.chunks_mut(stride).zip(logit_rows.chunks_mut(v)))
             .zip(kvs)
             .zip(options)
             .zip(grammars.iter_mut())
@@ -381,20 +331,11 @@ pub unsafe extern "C" fn q_generate_batch_ex(
         let outcomes: Vec<Outcome> = seqs.iter().map(|s| s.outcome).collect();
         drop(seqs);
         let lens: Vec<usize> = sinks.iter().map(|s| s.len).collect();
-        for (i, (o, c)) in outcomes.iter().zip(checked.iter_mut()).enumerate() {
-            counts[i] = o.n_generated as u32;
-            c.out[..o.n_generated]
-                .copy_from_slice(&out_all[i * stride..i * stride + o.n_generated]);
-        }
-        for (i, (st, o)) in states.iter_mut().zip(&outcomes).enumerate() {
-            st.num_generated_tokens = o.n_generated as u32;
-            st.current_pos = o.pos as u32;
-            if !results.is_null() {
+        cb.finish(&outcomes, &logit_rows);
+        if !results.is_null() {
+            for (i, o) in outcomes.iter().enumerate() {
                 results.add(i).write_unaligned(result_of(o, lens[i]));
             }
-        }
-        if !batch.shared_logits.is_null() {
-            std::ptr::copy_nonoverlapping(logit_rows.as_ptr(), batch.shared_logits, n * v);
         }
         Ok(())
     })
