@@ -8,8 +8,7 @@ use std::io::{BufRead, Write};
 
 use qorus::chat::Message;
 use qorus::engine::Session;
-use qorus::generate::{generate_ex, GenOptions, GenParams, StopMatcher, StopReason};
-use qorus::sampling::SamplingParams;
+use qorus::generate::{generate_ex, StopReason};
 
 use crate::generate::{chat_prompt, load_prompt_cache, save_prompt_cache, stop_text, Common};
 use crate::load;
@@ -86,25 +85,9 @@ pub fn run(a: Args) -> Result<(), String> {
             .count()
             .min(ids.len() - 1);
         cached.truncate(keep);
-        let params = GenParams {
-            max_tokens: a.common.max_tokens,
-            sampling: SamplingParams::GREEDY,
-            eos: setup.eos,
-        };
         let mut constraint = setup.constraint()?;
-        let mut dec = tok.stream_decoder();
-        let mut opts = GenOptions {
-            chain: Some(&mut setup.chain),
-            chain_sees_prompt: true,
-            decoder: Some(Box::new(move |id, out: &mut Vec<u8>| {
-                out.extend(dec.push(id))
-            })),
-            stops: StopMatcher::new(&setup.stops),
-            ..GenOptions::default()
-        };
-        if let Some(c) = constraint.as_mut() {
-            opts.constraint = Some(c);
-        }
+        let (params, mut opts) =
+            setup.gen_options(tok, a.common.max_tokens, constraint.as_mut(), None);
         let mut reply = Vec::new();
         let so = std::io::stdout();
         let mut so = so.lock();

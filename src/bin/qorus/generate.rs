@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use qorus::chat::{render, Message};
 use qorus::engine::Session;
-use qorus::generate::{generate_ex, GenOptions, GenParams, StopMatcher, StopReason};
-use qorus::sampling::SamplingParams;
+use qorus::generate::{generate_ex, StopReason};
 
 use crate::load;
 pub use crate::options::Common;
@@ -115,26 +114,13 @@ pub fn run(a: Args) -> Result<(), String> {
         Some(p) => load_prompt_cache(p, &mut session, &ids),
         None => 0,
     };
-    let params = GenParams {
-        max_tokens: a.common.max_tokens,
-        sampling: SamplingParams::GREEDY,
-        eos: setup.eos,
-    };
     let mut constraint = setup.constraint()?;
-    let mut dec = tok.stream_decoder();
-    let mut opts = GenOptions {
-        chain: Some(&mut setup.chain),
-        chain_sees_prompt: true,
-        decoder: Some(Box::new(move |id, out: &mut Vec<u8>| {
-            out.extend(dec.push(id))
-        })),
-        stops: StopMatcher::new(&setup.stops),
-        shift_keep: a.common.shift_keep(ids.len()),
-        ..GenOptions::default()
-    };
-    if let Some(c) = constraint.as_mut() {
-        opts.constraint = Some(c);
-    }
+    let (params, mut opts) = setup.gen_options(
+        tok,
+        a.common.max_tokens,
+        constraint.as_mut(),
+        a.common.shift_keep(ids.len()),
+    );
     let mut out = vec![0u32; a.common.max_tokens];
     let stdout = std::io::stdout();
     let mut so = stdout.lock();

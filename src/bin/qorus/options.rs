@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use qorus::generate::{GenOptions, GenParams, StopMatcher};
 use qorus::grammar::json_schema::schema_to_gbnf;
 use qorus::grammar::{Grammar, GrammarConstraint, VocabIndex};
-use qorus::sampling::{ChainParams, SamplerChain};
+use qorus::sampling::{ChainParams, SamplerChain, SamplingParams};
 use qorus::tokenizer::Tokenizer;
 
 /// Model, sampling and generation options shared by `generate` and `chat`.
@@ -117,6 +118,38 @@ impl Setup {
                 .map_err(|e| e.to_string()),
             None => Ok(None),
         }
+    }
+
+    /// The parameters and options `qorus generate` and `qorus chat` generate with: greedy picks
+    /// made through the sampler chain (which sees the prompt), text streamed through `tok`'s
+    /// decoder, the stop strings, and `constraint` (a fresh [`Setup::constraint`]) if any.
+    pub fn gen_options<'a>(
+        &'a mut self,
+        tok: &'a Tokenizer,
+        max_tokens: usize,
+        constraint: Option<&'a mut GrammarConstraint>,
+        shift_keep: Option<usize>,
+    ) -> (GenParams, GenOptions<'a>) {
+        let params = GenParams {
+            max_tokens,
+            sampling: SamplingParams::GREEDY,
+            eos: self.eos,
+        };
+        let mut dec = tok.stream_decoder();
+        let mut opts = GenOptions {
+            chain: Some(&mut self.chain),
+            chain_sees_prompt: true,
+            decoder: Some(Box::new(move |id, out: &mut Vec<u8>| {
+                out.extend(dec.push(id))
+            })),
+            stops: StopMatcher::new(&self.stops),
+            shift_keep,
+            ..GenOptions::default()
+        };
+        if let Some(c) = constraint {
+            opts.constraint = Some(c);
+        }
+        (params, opts)
     }
 }
 
