@@ -14,9 +14,13 @@ struct SamplerBox {
     chain: SamplerChain,
 }
 
-impl From<&q_sampler_params> for ChainParams {
-    fn from(p: &q_sampler_params) -> ChainParams {
-        ChainParams {
+/// A `$to` (`ChainParams` or `q_sampler_params`) with every field copied from `$p`: the two
+/// structs have the same fields, and this one list serves both conversions (a field missing on
+/// either side does not compile).
+macro_rules! copy_sampler_fields {
+    ($to:ident, $p:expr) => {{
+        let p = $p;
+        $to {
             temperature: p.temperature,
             top_k: p.top_k,
             top_p: p.top_p,
@@ -29,24 +33,18 @@ impl From<&q_sampler_params> for ChainParams {
             seed: p.seed,
             temperature_last: p.temperature_last,
         }
+    }};
+}
+
+impl From<&q_sampler_params> for ChainParams {
+    fn from(p: &q_sampler_params) -> ChainParams {
+        copy_sampler_fields!(ChainParams, p)
     }
 }
 
 impl From<ChainParams> for q_sampler_params {
     fn from(p: ChainParams) -> q_sampler_params {
-        q_sampler_params {
-            temperature: p.temperature,
-            top_k: p.top_k,
-            top_p: p.top_p,
-            min_p: p.min_p,
-            typical_p: p.typical_p,
-            repeat_penalty: p.repeat_penalty,
-            frequency_penalty: p.frequency_penalty,
-            presence_penalty: p.presence_penalty,
-            penalty_last_n: p.penalty_last_n,
-            temperature_last: p.temperature_last,
-            seed: p.seed,
-        }
+        copy_sampler_fields!(q_sampler_params, p)
     }
 }
 
