@@ -31,6 +31,7 @@ mod family_models;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::logits::{argmax, kld, read_logits};
 use family_models::{Spec, SPECS};
 use qorus::engine::{Model, Session};
 
@@ -44,88 +45,6 @@ const N_CTX: usize = 512;
 
 fn ref_dir() -> PathBuf {
     common::root().join("tests/data/reference/families")
-}
-
-/// One prompt of a reference file.
-struct RefPrompt {
-    tokens: Vec<u32>,
-    full_pos: Vec<usize>,
-    full_logits: Vec<Vec<f32>>,
-    top1: Vec<u32>,
-    /// llama.cpp's top-1 minus top-2 logit at every position.
-    margin: Vec<f32>,
-}
-
-/// Reads a `QRLG` logits file (tests/data/README.md).
-fn read_logits(path: &Path) -> (usize, Vec<RefPrompt>) {
-    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let f32_at = |o: usize| f32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    assert_eq!(&b[0..4], b"QRLG", "{}", path.display());
-    let (n_vocab, n_prompts, top_k) =
-        (u32_at(8) as usize, u32_at(12) as usize, u32_at(16) as usize);
-    let mut off = 96;
-    let mut table = Vec::new();
-    for _ in 0..n_prompts {
-        table.push((u32_at(off) as usize, u32_at(off + 4) as usize));
-        off += 8;
-    }
-    let mut prompts = Vec::new();
-    for (n_tok, n_full) in table {
-        let tokens: Vec<u32> = (0..n_tok).map(|i| u32_at(off + 4 * i)).collect();
-        off += 4 * n_tok;
-        let full_pos: Vec<usize> = (0..n_full).map(|i| u32_at(off + 4 * i) as usize).collect();
-        off += 4 * n_full;
-        let full_logits: Vec<Vec<f32>> = (0..n_full)
-            .map(|j| {
-                (0..n_vocab)
-                    .map(|v| f32_at(off + 4 * (j * n_vocab + v)))
-                    .collect()
-            })
-            .collect();
-        off += 4 * n_full * n_vocab;
-        let top1: Vec<u32> = (0..n_tok).map(|p| u32_at(off + 4 * p * top_k)).collect();
-        off += 4 * n_tok * top_k;
-        let margin: Vec<f32> = (0..n_tok)
-            .map(|p| f32_at(off + 4 * p * top_k) - f32_at(off + 4 * (p * top_k + 1)))
-            .collect();
-        off += 4 * n_tok * top_k;
-        prompts.push(RefPrompt {
-            tokens,
-            full_pos,
-            full_logits,
-            top1,
-            margin,
-        });
-    }
-    assert_eq!(off, b.len(), "{}: trailing bytes", path.display());
-    (n_vocab, prompts)
-}
-
-/// KL(softmax(p) || softmax(q)) in f64.
-fn kld(p: &[f32], q: &[f32]) -> f64 {
-    let lse = |x: &[f32]| {
-        let m = x.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
-        m + x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln()
-    };
-    let (lp, lq) = (lse(p), lse(q));
-    p.iter()
-        .zip(q)
-        .map(|(&a, &b)| {
-            let la = a as f64 - lp;
-            la.exp() * (la - (b as f64 - lq))
-        })
-        .sum()
-}
-
-fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// The pinned sha256 of each model (from SHA256SUMS).
@@ -208,12 +127,12 @@ fn families_match_llama_cpp() {
             let mut last = Vec::new();
             for (p, &t) in toks.iter().enumerate() {
                 let logits = sess.forward(&[t]).unwrap().to_vec();
-                let same = argmax(&logits) == rp.top1[p];
+                let same = argmax(&logits) == rp.top_ids[p][0];
                 top1_ok += same as usize;
-                clear_misses += (!same && rp.margin[p] >= TOP1_MARGIN) as usize;
+                clear_misses += (!same && rp.margin(p) >= TOP1_MARGIN) as usize;
                 n_pos += 1;
                 if let Some(j) = rp.full_pos.iter().position(|&fp| fp == p) {
-                    let r = &rp.full_logits[j];
+                    let r = &rp.full[j];
                     klds.push(kld(r, &logits));
                     let dl = r
                         .iter()

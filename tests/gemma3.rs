@@ -28,9 +28,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
+use common::logits::{argmax, kld, read_logits};
 use qorus::engine::{Model, Session};
 
 /// llama.cpp's spread (see above): the largest mean and max top-64 KLD and the smallest top-1
@@ -41,98 +41,12 @@ const TOP1_PCT: f64 = 93.25;
 /// Top-1 must agree wherever llama.cpp's top-1/top-2 margin is at least this.
 const MARGIN: f32 = 0.5;
 
-struct RefPrompt {
-    tokens: Vec<u32>,
-    full_pos: Vec<usize>,
-    full: Vec<Vec<f32>>,
-    top_ids: Vec<Vec<u32>>,
-    top_vals: Vec<Vec<f32>>,
-}
-
 fn u32_at(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
 }
 
 fn f32_at(b: &[u8], o: usize) -> f32 {
     f32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-
-fn read_logits(path: &Path) -> Vec<RefPrompt> {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[0..4], b"QRLG");
-    let (nv, np, k) = (
-        u32_at(&b, 8) as usize,
-        u32_at(&b, 12) as usize,
-        u32_at(&b, 16) as usize,
-    );
-    let mut off = 96;
-    let table: Vec<(usize, usize)> = (0..np)
-        .map(|i| {
-            (
-                u32_at(&b, off + 8 * i) as usize,
-                u32_at(&b, off + 8 * i + 4) as usize,
-            )
-        })
-        .collect();
-    off += 8 * np;
-    let mut out = Vec::new();
-    for (nt, nf) in table {
-        let tokens = (0..nt).map(|i| u32_at(&b, off + 4 * i)).collect();
-        off += 4 * nt;
-        let full_pos = (0..nf).map(|i| u32_at(&b, off + 4 * i) as usize).collect();
-        off += 4 * nf;
-        let full = (0..nf)
-            .map(|j| {
-                (0..nv)
-                    .map(|v| f32_at(&b, off + 4 * (j * nv + v)))
-                    .collect()
-            })
-            .collect();
-        off += 4 * nf * nv;
-        let top_ids = (0..nt)
-            .map(|p| (0..k).map(|i| u32_at(&b, off + 4 * (p * k + i))).collect())
-            .collect();
-        off += 4 * nt * k;
-        let top_vals = (0..nt)
-            .map(|p| (0..k).map(|i| f32_at(&b, off + 4 * (p * k + i))).collect())
-            .collect();
-        off += 4 * nt * k;
-        out.push(RefPrompt {
-            tokens,
-            full_pos,
-            full,
-            top_ids,
-            top_vals,
-        });
-    }
-    assert_eq!(off, b.len());
-    out
-}
-
-/// KL(softmax(p) || softmax(q)) over the given values.
-fn kld(p: &[f32], q: &[f32]) -> f64 {
-    let lse = |x: &[f32]| {
-        let m = x.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
-        m + x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln()
-    };
-    let (lp, lq) = (lse(p), lse(q));
-    p.iter()
-        .zip(q)
-        .map(|(&a, &b)| {
-            let la = a as f64 - lp;
-            la.exp() * (la - (b as f64 - lq))
-        })
-        .sum()
-}
-
-fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 fn model() -> Arc<Model> {
@@ -146,7 +60,7 @@ fn ref_path(name: &str) -> std::path::PathBuf {
 #[test]
 fn gemma3_logits_match_llama_cpp() {
     let model = model();
-    let refs = read_logits(&ref_path("logits_gemma3_270m.bin"));
+    let (_, refs) = read_logits(&ref_path("logits_gemma3_270m.bin"));
     assert!(refs.iter().any(|r| r.tokens.len() > 512));
     let (mut klds, mut full_klds, mut n, mut top1, mut clear_miss) =
         (Vec::new(), Vec::new(), 0, 0, 0);
@@ -160,7 +74,7 @@ fn gemma3_logits_match_llama_cpp() {
             klds.push(kld(&r.top_vals[p], &ours));
             let same = argmax(logits) == r.top_ids[p][0];
             top1 += same as usize;
-            clear_miss += (!same && r.top_vals[p][0] - r.top_vals[p][1] >= MARGIN) as usize;
+            clear_miss += (!same && r.margin(p) >= MARGIN) as usize;
             n += 1;
             if let Some(j) = r.full_pos.iter().position(|&f| f == p) {
                 full_klds.push(kld(&r.full[j], logits));

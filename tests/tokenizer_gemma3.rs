@@ -8,41 +8,9 @@
 
 mod common;
 
+use common::unescape;
 use qorus::format::gguf::Gguf;
 use qorus::tokenizer::Tokenizer;
-
-fn unescape(line: &str) -> Vec<u8> {
-    let b = line.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            let e = match b[i + 1] {
-                b'n' => b'\n',
-                b'r' => b'\r',
-                b't' => b'\t',
-                b'\\' => b'\\',
-                b'x' => {
-                    let h = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
-                    out.push(u8::from_str_radix(h, 16).unwrap());
-                    i += 4;
-                    continue;
-                }
-                _ => {
-                    out.push(b[i]);
-                    i += 1;
-                    continue;
-                }
-            };
-            out.push(e);
-            i += 2;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
 
 #[test]
 fn gemma3_tokenizer_matches_llama_cpp() {

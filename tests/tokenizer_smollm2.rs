@@ -9,6 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use common::unescape;
 use qorus::format::gguf::Gguf;
 use qorus::format::tokenizer_file::{write_from_gguf, TokenizerFile};
 use qorus::tokenizer::Tokenizer;
@@ -26,38 +27,6 @@ fn with_gguf<R>(f: impl FnOnce(&Gguf) -> R) -> R {
     let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
     let g = Gguf::parse(&map).unwrap();
     f(&g)
-}
-
-fn unescape(line: &str) -> Vec<u8> {
-    let b = line.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            match b[i + 1] {
-                b'n' => out.push(b'\n'),
-                b'r' => out.push(b'\r'),
-                b't' => out.push(b'\t'),
-                b'\\' => out.push(b'\\'),
-                b'x' => {
-                    let h = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
-                    out.push(u8::from_str_radix(h, 16).unwrap());
-                    i += 4;
-                    continue;
-                }
-                _ => {
-                    out.push(b[i]);
-                    i += 1;
-                    continue;
-                }
-            }
-            i += 2;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 fn corpus() -> Vec<(Vec<u8>, Vec<u32>)> {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod logits;
 mod tools;
 #[allow(unused_imports)]
 pub use tools::{executable, python_with};
@@ -731,4 +732,39 @@ pub fn ground_truth_row(label: &str) -> std::collections::HashMap<String, f64> {
         }
     }
     panic!("{} has no row for {label}", path.display());
+}
+
+/// A line of the tokenizer reference files (tests/data/tokenizer) as bytes: `\n`, `\r`, `\t`,
+/// `\\` and `\xHH` escapes decoded; any other backslash is kept.
+pub fn unescape(line: &str) -> Vec<u8> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let e = match b[i + 1] {
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'\\' => b'\\',
+                b'x' => {
+                    let h = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
+                    out.push(u8::from_str_radix(h, 16).unwrap());
+                    i += 4;
+                    continue;
+                }
+                _ => {
+                    out.push(b[i]);
+                    i += 1;
+                    continue;
+                }
+            };
+            out.push(e);
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
 }
