@@ -8,6 +8,7 @@ use qorus::engine::model::GgufTensors;
 use qorus::engine::{Arch, Config, Model};
 use qorus::format::gguf::{Gguf, Value};
 use qorus::format::{map_file, qorus_file};
+use qorus::quant::WeightType;
 
 /// Arguments of `qorus info`.
 #[derive(clap::Args)]
@@ -58,37 +59,11 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// ggml's name of a type id, as `qorus info` has always printed it: "?" for the ids ggml no
+/// longer has (4, 5) and those after bf16 (30).
 fn ggml_type_name(id: u32) -> &'static str {
     match id {
-        0 => "f32",
-        1 => "f16",
-        2 => "q4_0",
-        3 => "q4_1",
-        6 => "q5_0",
-        7 => "q5_1",
-        8 => "q8_0",
-        9 => "q8_1",
-        10 => "q2_K",
-        11 => "q3_K",
-        12 => "q4_K",
-        13 => "q5_K",
-        14 => "q6_K",
-        15 => "q8_K",
-        16 => "iq2_xxs",
-        17 => "iq2_xs",
-        18 => "iq3_xxs",
-        19 => "iq1_s",
-        20 => "iq4_nl",
-        21 => "iq3_s",
-        22 => "iq2_s",
-        23 => "iq4_xs",
-        24 => "i8",
-        25 => "i16",
-        26 => "i32",
-        27 => "i64",
-        28 => "f64",
-        29 => "iq1_m",
-        30 => "bf16",
+        0..=3 | 6..=30 => WeightType::ggml_id_name(id),
         _ => "?",
     }
 }
