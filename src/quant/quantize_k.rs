@@ -50,33 +50,29 @@ fn pack2(levels: &[u8; QK_K], qs: &mut [u8]) {
     }
 }
 
-/// Quantizes 256 values to one Q2_K block (`quantize_row_q2_K_ref`).
-pub fn quantize_block_q2_k(x: &[f32; QK_K], out: &mut [u8; Q2_K_BYTES]) {
-    const Q4SCALE: f32 = 15.0;
-    let search = Qkx2Search {
-        nmax: 3,
-        rmin: -0.5,
-        rdelta: 0.1,
-        nstep: 15,
-        use_mad: true,
-    };
-    let mut levels = [0u8; QK_K];
-    let mut aux = [0u8; 16];
-    let mut weights = [0f32; 16];
-    let mut mins = [0f32; 16];
-    let mut scales = [0f32; 16];
+/// The sub-block search Q2_K and Q4_K/Q5_K share: for each of the `NB` sub-blocks of `N`
+/// values, the weights `weigh` gives, then `make_qkx2_quants` (codes into `levels`). Returns the
+/// scales, the mins and the largest of each.
+fn search_sub_blocks<const N: usize, const NB: usize>(
+    x: &[f32; QK_K],
+    search: Qkx2Search,
+    levels: &mut [u8; QK_K],
+    weigh: impl Fn(&[f32], &mut [f32; N]),
+) -> ([f32; NB], [f32; NB], f32, f32) {
+    let mut aux = [0u8; N];
+    let mut weights = [0f32; N];
+    let mut mins = [0f32; NB];
+    let mut scales = [0f32; NB];
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
-    for j in 0..16 {
-        let xs = &x[16 * j..16 * j + 16];
-        for (w, v) in weights.iter_mut().zip(xs) {
-            *w = v.abs();
-        }
+    for j in 0..NB {
+        let xs = &x[N * j..N * j + N];
+        weigh(xs, &mut weights);
         let (s, m) = make_qkx2_quants(
             search,
             xs,
             &weights,
-            &mut levels[16 * j..16 * j + 16],
+            &mut levels[N * j..N * j + N],
             &mut aux,
         );
         scales[j] = s;
@@ -88,6 +84,26 @@ pub fn quantize_block_q2_k(x: &[f32; QK_K], out: &mut [u8; Q2_K_BYTES]) {
             max_min = m;
         }
     }
+    (scales, mins, max_scale, max_min)
+}
+
+/// Quantizes 256 values to one Q2_K block (`quantize_row_q2_K_ref`).
+pub fn quantize_block_q2_k(x: &[f32; QK_K], out: &mut [u8; Q2_K_BYTES]) {
+    const Q4SCALE: f32 = 15.0;
+    let search = Qkx2Search {
+        nmax: 3,
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+        use_mad: true,
+    };
+    let mut levels = [0u8; QK_K];
+    let (scales, mins, max_scale, max_min) =
+        search_sub_blocks::<16, 16>(x, search, &mut levels, |xs, weights| {
+            for (w, v) in weights.iter_mut().zip(xs) {
+                *w = v.abs();
+            }
+        });
     let mut sc = [0u8; 16];
     let d = if max_scale > 0.0 {
         let iscale = Q4SCALE / max_scale;
@@ -196,38 +212,17 @@ pub fn quantize_block_q3_k(x: &[f32; QK_K], out: &mut [u8; Q3_K_BYTES]) {
 /// scales, and the final codes `0..=nmax`. Returns `(d bits, dmin bits, scales, levels)`.
 fn quantize_scales_mins_k(x: &[f32; QK_K], search: Qkx2Search) -> (u16, u16, [u8; 12], [u8; QK_K]) {
     let mut levels = [0u8; QK_K];
-    let mut aux = [0u8; 32];
-    let mut weights = [0f32; 32];
-    let mut mins = [0f32; 8];
-    let mut scales = [0f32; 8];
-    let mut max_scale = 0.0f32;
-    let mut max_min = 0.0f32;
-    for j in 0..8 {
-        let xs = &x[32 * j..32 * j + 32];
-        let mut sum_x2 = 0.0f32;
-        for &v in xs {
-            sum_x2 += v * v;
-        }
-        let av_x = (sum_x2 / 32.0).sqrt();
-        for (w, v) in weights.iter_mut().zip(xs) {
-            *w = av_x + v.abs();
-        }
-        let (s, m) = make_qkx2_quants(
-            search,
-            xs,
-            &weights,
-            &mut levels[32 * j..32 * j + 32],
-            &mut aux,
-        );
-        scales[j] = s;
-        mins[j] = m;
-        if s > max_scale {
-            max_scale = s;
-        }
-        if m > max_min {
-            max_min = m;
-        }
-    }
+    let (scales, mins, max_scale, max_min) =
+        search_sub_blocks::<32, 8>(x, search, &mut levels, |xs, weights| {
+            let mut sum_x2 = 0.0f32;
+            for &v in xs {
+                sum_x2 += v * v;
+            }
+            let av_x = (sum_x2 / 32.0).sqrt();
+            for (w, v) in weights.iter_mut().zip(xs) {
+                *w = av_x + v.abs();
+            }
+        });
     let inv_scale = if max_scale > 0.0 {
         63.0 / max_scale
     } else {
