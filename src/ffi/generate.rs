@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::ffi::boundary::{check_mut, check_ref, guard, guard_code};
 use crate::ffi::model::{check_forward, context_kv, forward_in_context};
 use crate::ffi::types::*;
-use crate::generate::{generate, generate_batch, BatchSeq, GenParams, Outcome, Step, StopReason};
+use crate::generate::{
+    generate, generate_batch, BatchSeq, GenOptions, GenParams, Outcome, Step, StopReason,
+};
 use crate::sampling::{self, SamplerScratch, SamplingParams};
 
 /// Samples one token id from `logits` (spec §3.6.1; defects E1–E3 fixed, see `crate::sampling`).
@@ -324,6 +326,47 @@ pub(crate) unsafe fn check_batch<'a>(
 }
 
 impl CheckedBatch<'_> {
+    /// The batch's sequences, one per state: its KV cache (the arena's scratch reset), prompt,
+    /// settings and `options`, its row of `out_all` and of `logit_rows` (`n x v`).
+    pub(crate) fn seqs<'s>(
+        &'s mut self,
+        logit_rows: &'s mut [f32],
+        options: Vec<GenOptions<'s>>,
+    ) -> Result<Vec<BatchSeq<'s>>> {
+        let mut kvs = Vec::with_capacity(self.n);
+        for c in self.checked.iter_mut() {
+            c.ctx.scratch_head = c.ctx.scratch_base_offset;
+            kvs.push(context_kv(c.ctx, &self.engine)?);
+        }
+        let mut seqs = Vec::with_capacity(self.n);
+        for ((c, (out_row, logits)), (kv, opts)) in self
+            .checked
+            .iter()
+            .zip(
+                self.out_all
+                    .chunks_mut(self.stride)
+                    .zip(logit_rows.chunks_mut(self.v)),
+            )
+            .zip(kvs.into_iter().zip(options))
+        {
+            seqs.push(BatchSeq {
+                kv,
+                prompt: c.prompt,
+                params: c.params,
+                opts,
+                out: &mut out_row[..c.params.max_tokens],
+                logits,
+                outcome: Outcome {
+                    n_generated: 0,
+                    pos: 0,
+                    stop: StopReason::MaxTokens,
+                    n_shifts: 0,
+                },
+            });
+        }
+        Ok(seqs)
+    }
+
     /// Writes the outcomes back: each sequence's ids and count, the states' counters and the
     /// shared logits.
     pub(crate) unsafe fn finish(&mut self, outcomes: &[Outcome], logit_rows: &[f32]) {
@@ -366,36 +409,11 @@ pub unsafe extern "C" fn q_generate_batch(
 ) -> q_error_code {
     guard_code("q_generate_batch", || {
         let mut cb = check_batch(batch, tokens_out, num_tokens_out)?;
-        let (n, v, stride) = (cb.n, cb.v, cb.stride);
+        let (n, v) = (cb.n, cb.v);
         let engine = cb.engine.clone();
         let mut logit_rows = vec![0f32; n * v];
-        let mut seqs = Vec::with_capacity(n);
-        let mut kvs = Vec::with_capacity(n);
-        for c in cb.checked.iter_mut() {
-            c.ctx.scratch_head = c.ctx.scratch_base_offset;
-            kvs.push(context_kv(c.ctx, &engine)?);
-        }
-        for ((c, (out_row, logits)), kv) in cb
-            .checked
-            .iter()
-            .zip(cb.out_all.chunks_mut(stride).zip(logit_rows.chunks_mut(v)))
-            .zip(kvs)
-        {
-            seqs.push(BatchSeq {
-                kv,
-                prompt: c.prompt,
-                params: c.params,
-                opts: Default::default(),
-                out: &mut out_row[..c.params.max_tokens],
-                logits,
-                outcome: Outcome {
-                    n_generated: 0,
-                    pos: 0,
-                    stop: StopReason::MaxTokens,
-                    n_shifts: 0,
-                },
-            });
-        }
+        let options = (0..n).map(|_| GenOptions::default()).collect();
+        let mut seqs = cb.seqs(&mut logit_rows, options)?;
         let mut scratch = ScratchBuf::default();
         generate_batch(&engine, &mut seqs, &mut scratch)?;
         let outcomes: Vec<Outcome> = seqs.iter().map(|s| s.outcome).collect();

@@ -9,10 +9,9 @@ use crate::error::{Error, Result};
 use crate::ffi::boundary::{check_mut, guard_code};
 use crate::ffi::gen_types::*;
 use crate::ffi::generate::{check_batch, check_state_at, ContextStep};
-use crate::ffi::model::context_kv;
 use crate::ffi::types::*;
 use crate::generate::{
-    generate_batch_ex, generate_ex, BatchSeq, GenOptions, Outcome, StopMatcher, StopReason, FLUSH,
+    generate_batch_ex, generate_ex, GenOptions, Outcome, StopMatcher, StopReason, FLUSH,
 };
 
 /// Options read from C.
@@ -258,7 +257,7 @@ pub unsafe extern "C" fn q_generate_batch_ex(
 ) -> q_error_code {
     guard_code("q_generate_batch_ex", || {
         let mut cb = check_batch(batch, tokens_out, num_tokens_out)?;
-        let (n, v, stride) = (cb.n, cb.v, cb.stride);
+        let (n, v) = (cb.n, cb.v);
         let engine = cb.engine.clone();
         let mut logit_rows = vec![0f32; n * v];
         let mut grammars = Vec::with_capacity(n);
@@ -292,38 +291,12 @@ pub unsafe extern "C" fn q_generate_batch_ex(
                 }
             }
         }
-        let mut kvs = Vec::with_capacity(n);
-        for c in cb.checked.iter_mut() {
-            c.ctx.scratch_head = c.ctx.scratch_base_offset;
-            kvs.push(context_kv(c.ctx, &engine)?);
-        }
-        let mut seqs = Vec::with_capacity(n);
-        for ((((c, (out_row, logits)), kv), mut o), g) in cb
-            .checked
-            .iter()
-            .zip(cb.out_all.chunks_mut(stride).zip(logit_rows.chunks_mut(v)))
-            .zip(kvs)
-            .zip(options)
-            .zip(grammars.iter_mut())
-        {
+        for (o, g) in options.iter_mut().zip(grammars.iter_mut()) {
             if let Some(g) = g.as_mut() {
                 o.constraint = Some(g);
             }
-            seqs.push(BatchSeq {
-                kv,
-                prompt: c.prompt,
-                params: c.params,
-                opts: o,
-                out: &mut out_row[..c.params.max_tokens],
-                logits,
-                outcome: Outcome {
-                    n_generated: 0,
-                    pos: 0,
-                    stop: StopReason::MaxTokens,
-                    n_shifts: 0,
-                },
-            });
         }
+        let mut seqs = cb.seqs(&mut logit_rows, options)?;
         let mut scratch = ScratchBuf::default();
         generate_batch_ex(&engine, &mut seqs, &mut scratch, &mut |i, id, text| {
             sinks[i].on_token(id, text)
