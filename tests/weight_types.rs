@@ -5,6 +5,7 @@
 use qorus::format::gguf::Value;
 use qorus::format::gguf_write::{GgufWriter, TensorSpec};
 use qorus::format::{build_model, open_bytes};
+use qorus::quant::kquants::f16_offsets;
 use qorus::quant::WeightType;
 
 /// Shape of a tiny LLaMA.
@@ -33,18 +34,6 @@ fn f16_bits(x: f32) -> u16 {
     qorus::quant::reference::f32_to_f16_bits(x)
 }
 
-/// Offsets of the f16 scale fields of one block of `ty` (ggml-common.h).
-fn f16_fields(ty: WeightType) -> &'static [usize] {
-    match ty {
-        WeightType::Q5_0 | WeightType::IQ4_NL | WeightType::IQ4_XS => &[0],
-        WeightType::Q5_1 | WeightType::Q4_K | WeightType::Q5_K => &[0, 2],
-        WeightType::Q2_K => &[80, 82],
-        WeightType::Q3_K => &[108],
-        WeightType::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
 /// Random but finite encoded data of `n` values of `ty`: random bytes with small f16 scales.
 fn random_data(ty: WeightType, n: usize, rng: &mut Rng) -> Vec<u8> {
     if !ty.is_kquant_family() {
@@ -57,7 +46,7 @@ fn random_data(ty: WeightType, n: usize, rng: &mut Rng) -> Vec<u8> {
         .map(|_| rng.next() as u8)
         .collect();
     for blk in b.chunks_exact_mut(ty.block_bytes()) {
-        for &o in f16_fields(ty) {
+        for &o in f16_offsets(ty) {
             let s = 0.002 + 0.002 * (rng.next() % 100) as f32 / 100.0;
             blk[o..o + 2].copy_from_slice(&f16_bits(s).to_le_bytes());
         }

@@ -3,44 +3,7 @@
 use super::*;
 use crate::kernels::scalar::quantize_acts;
 use crate::quant::kquants::dequantize_blocks;
-use crate::quant::reference::f32_to_f16_bits;
-use crate::quant::test_util::ISSUE12_TYPES as TYPES;
-
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub(crate) fn f(&mut self) -> f32 {
-        (self.next() % 20001) as f32 / 10000.0 - 1.0
-    }
-}
-
-/// Random weight rows of `ty` with finite f16 scales.
-pub(crate) fn random_weights(ty: WeightType, n: usize, rng: &mut Rng) -> Vec<u8> {
-    let fields: &[usize] = match ty {
-        WeightType::Q5_0 | WeightType::IQ4_NL | WeightType::IQ4_XS => &[0],
-        WeightType::Q5_1 | WeightType::Q4_K | WeightType::Q5_K => &[0, 2],
-        WeightType::Q2_K => &[80, 82],
-        WeightType::Q3_K => &[108],
-        WeightType::Q6_K => &[208],
-        _ => unreachable!(),
-    };
-    let mut b: Vec<u8> = (0..ty.row_bytes(n).unwrap())
-        .map(|_| rng.next() as u8)
-        .collect();
-    for blk in b.chunks_exact_mut(ty.block_bytes()) {
-        for &o in fields {
-            let v = rng.f() * 0.01;
-            blk[o..o + 2].copy_from_slice(&f32_to_f16_bits(v).to_le_bytes());
-        }
-    }
-    b
-}
+use crate::quant::test_util::{random_k_weights, XorShift, ISSUE12_TYPES as TYPES};
 
 #[test]
 fn q8_k_by_hand() {
@@ -85,11 +48,11 @@ fn q8_k_non_finite_inputs_do_not_panic() {
 /// original activations up to the activations' 8-bit rounding.
 #[test]
 fn dot_matches_dequantized_dot() {
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = XorShift(0x1234_5678_9abc_def1);
     let n = 512;
     for ty in TYPES {
         for _ in 0..20 {
-            let w = random_weights(ty, n, &mut rng);
+            let w = random_k_weights(ty, n, &mut rng);
             let mut wf = vec![0f32; n];
             dequantize_blocks(ty, &w, &mut wf);
             let x: Vec<f32> = (0..n).map(|_| rng.f()).collect();

@@ -230,15 +230,13 @@ const KTYPES: [WeightType; 9] = [
 /// Random rows of `ty` with f16 scales of the given fill (zero: all scales 0; large: up to 1e3;
 /// some NaN/Inf scales too when `nonfinite`).
 fn rand_k_matrix(ty: WeightType, rows: usize, cols: usize, rng: &mut Rng, fill: Fill) -> Vec<u8> {
-    let mut r = crate::kernels::kdot::tests::Rng(rng.next() | 1);
+    let mut r = crate::quant::test_util::XorShift(rng.next() | 1);
     let mut data = Vec::with_capacity(rows * ty.row_bytes(cols).unwrap());
     for _ in 0..rows {
-        data.extend(crate::kernels::kdot::tests::random_weights(
-            ty, cols, &mut r,
-        ));
+        data.extend(crate::quant::test_util::random_k_weights(ty, cols, &mut r));
     }
     if fill != Fill::Random {
-        let fields = crate::quant::kquants::tests::f16_fields(ty);
+        let fields = crate::quant::kquants::f16_offsets(ty);
         for blk in data.chunks_exact_mut(ty.block_bytes()) {
             for &o in fields {
                 let v = match fill {

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::quant::reference::f32_to_f16_bits;
-use crate::quant::test_util::ISSUE12_TYPES as TYPES;
+use crate::quant::test_util::{XorShift, ISSUE12_TYPES as TYPES};
 
 fn h(x: f32) -> [u8; 2] {
     f32_to_f16_bits(x).to_le_bytes()
@@ -283,33 +283,15 @@ fn ggml_dequant(ty: WeightType, x: &[u8], y: &mut [f32]) {
     }
 }
 
-/// Offsets of a block's f16 fields.
-pub(crate) fn f16_fields(ty: WeightType) -> &'static [usize] {
-    match ty {
-        WeightType::Q5_0 | WeightType::IQ4_NL | WeightType::IQ4_XS => &[0],
-        WeightType::Q5_1 | WeightType::Q4_K | WeightType::Q5_K => &[0, 2],
-        WeightType::Q2_K => &[80, 82],
-        WeightType::Q3_K => &[108],
-        WeightType::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
 #[test]
 fn random_blocks_match_ggml_loops() {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for ty in TYPES {
         for _ in 0..200 {
-            let mut b: Vec<u8> = (0..ty.block_bytes()).map(|_| next() as u8).collect();
-            for &o in f16_fields(ty) {
+            let mut b: Vec<u8> = (0..ty.block_bytes()).map(|_| rng.next() as u8).collect();
+            for &o in f16_offsets(ty) {
                 // finite scales of varied magnitude and sign
-                let v = ((next() % 2001) as f32 - 1000.0) * 1e-3;
+                let v = ((rng.next() % 2001) as f32 - 1000.0) * 1e-3;
                 b[o..o + 2].copy_from_slice(&h(v));
             }
             let got = deq(ty, &b);

@@ -1,5 +1,7 @@
 //! Test-only helpers shared by the quantizer and kernel tests.
 
+use crate::quant::kquants::f16_offsets;
+use crate::quant::reference::f32_to_f16_bits;
 use crate::quant::WeightType;
 
 /// The types issue 12 added (Q5_0 .. IQ4_XS): the tail of [`WeightType::ALL`] from Q5_0 on,
@@ -14,6 +16,38 @@ pub(crate) const ISSUE12_TYPES: [WeightType; 9] = {
     }
     t
 };
+
+/// xorshift64 (shifts 13, 7, 17): deterministic test data.
+pub(crate) struct XorShift(pub(crate) u64);
+
+impl XorShift {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform on the grid -1, -0.9999, ..., 1.
+    pub(crate) fn f(&mut self) -> f32 {
+        (self.next() % 20001) as f32 / 10000.0 - 1.0
+    }
+}
+
+/// Random weight rows of `ty` (one of [`ISSUE12_TYPES`]) with finite f16 scales.
+pub(crate) fn random_k_weights(ty: WeightType, n: usize, rng: &mut XorShift) -> Vec<u8> {
+    let fields = f16_offsets(ty);
+    assert!(!fields.is_empty(), "{ty:?} is not a K-family type");
+    let mut b: Vec<u8> = (0..ty.row_bytes(n).unwrap())
+        .map(|_| rng.next() as u8)
+        .collect();
+    for blk in b.chunks_exact_mut(ty.block_bytes()) {
+        for &o in fields {
+            let v = rng.f() * 0.01;
+            blk[o..o + 2].copy_from_slice(&f32_to_f16_bits(v).to_le_bytes());
+        }
+    }
+    b
+}
 
 #[test]
 fn issue12_types_start_at_q5_0() {
