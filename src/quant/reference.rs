@@ -391,6 +391,7 @@ pub fn transcode_q4_0_to_qorus(src: &[u8], dst: &mut [u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::test_util::ORIGINAL_TYPES as ALL;
 
     /// A deterministic pseudo-random generator for test data (xorshift32).
     struct Rng(u32);
@@ -413,16 +414,6 @@ mod tests {
         dequantize_row(ty, &q, &mut y).unwrap();
         y
     }
-
-    const ALL: [WeightType; 7] = [
-        WeightType::F32,
-        WeightType::F16,
-        WeightType::BF16,
-        WeightType::Q4_0,
-        WeightType::Q4_1,
-        WeightType::Q8_0,
-        WeightType::QorusQ4_0,
-    ];
 
     #[test]
     fn spec_8_2_vector() {

@@ -4,18 +4,23 @@ use crate::quant::kquants::f16_offsets;
 use crate::quant::reference::f32_to_f16_bits;
 use crate::quant::WeightType;
 
-/// The types issue 12 added (Q5_0 .. IQ4_XS): the tail of [`WeightType::ALL`] from Q5_0 on,
-/// in its order, taken from that list rather than written out again.
-pub(crate) const ISSUE12_TYPES: [WeightType; 9] = {
-    const FIRST: usize = WeightType::ALL.len() - 9;
-    let mut t = [WeightType::ALL[FIRST]; 9];
+/// `N` consecutive entries of [`WeightType::ALL`] from `first`.
+const fn all_from<const N: usize>(first: usize) -> [WeightType; N] {
+    let mut t = [WeightType::ALL[first]; N];
     let mut i = 0;
-    while i < 9 {
-        t[i] = WeightType::ALL[FIRST + i];
+    while i < N {
+        t[i] = WeightType::ALL[first + i];
         i += 1;
     }
     t
-};
+}
+
+/// The types before issue 12 (F32 .. QorusQ4_0): the head of [`WeightType::ALL`].
+pub(crate) const ORIGINAL_TYPES: [WeightType; 7] = all_from(0);
+
+/// The types issue 12 added (Q5_0 .. IQ4_XS): the rest of [`WeightType::ALL`], in its order,
+/// taken from that list rather than written out again.
+pub(crate) const ISSUE12_TYPES: [WeightType; 9] = all_from(7);
 
 /// xorshift64 (shifts 13, 7, 17): deterministic test data.
 pub(crate) struct XorShift(pub(crate) u64);
@@ -50,7 +55,12 @@ pub(crate) fn random_k_weights(ty: WeightType, n: usize, rng: &mut XorShift) -> 
 }
 
 #[test]
-fn issue12_types_start_at_q5_0() {
+fn type_lists_split_all() {
+    assert_eq!(ORIGINAL_TYPES[6], WeightType::QorusQ4_0);
     assert_eq!(ISSUE12_TYPES[0], WeightType::Q5_0);
     assert_eq!(ISSUE12_TYPES[8], WeightType::IQ4_XS);
+    assert_eq!(
+        ORIGINAL_TYPES.len() + ISSUE12_TYPES.len(),
+        WeightType::ALL.len()
+    );
 }
