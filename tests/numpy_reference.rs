@@ -651,7 +651,7 @@ fn ground_truth(model_path: &Path, label: &str) {
     let out = dir.0.join("truth.f64");
     let script = common::root().join("scripts/reference/numpy_forward.py");
     let t0 = std::time::Instant::now();
-    let o = Command::new("python3")
+    let o = python_numpy()
         .arg(&script)
         .arg(model_path)
         .arg("--prompts-from")

@@ -578,7 +578,8 @@ fn ensure_rnd512_f16(original: &Path) -> PathBuf {
         return path;
     }
     let script = root().join("scripts/reference/make_portable_random_llama.py");
-    let o = Command::new("python3")
+    // The script needs numpy: provisioned like the NumPy reference tests' (tools.rs).
+    let o = python_with(&[("numpy", "numpy")])
         .arg(&script)
         .arg("--tokenizer-from")
         .arg(original)
