@@ -250,26 +250,34 @@ fn llama_gguf(
     for spec in &ts {
         let n: u64 = spec.dims.iter().product();
         let vals = rng.vec(n as usize);
-        let mut b = vec![0u8; spec.size().unwrap()];
-        if spec.ty.is_kquant_family() {
-            // random codes and scales, finite f16 super-scales
-            for x in b.iter_mut() {
-                *x = (rng.f() * 2560.0) as i32 as u8;
-            }
-            let offs = qorus::quant::kquants::f16_offsets(spec.ty);
-            for blk in b.chunks_exact_mut(spec.ty.block_bytes()) {
-                for &o in offs {
-                    let h = qorus::quant::reference::f32_to_f16_bits(rng.f() * 0.05);
-                    blk[o..o + 2].copy_from_slice(&h.to_le_bytes());
-                }
-            }
+        let b = if spec.ty.is_kquant_family() {
+            random_blocks(spec.ty, spec.size().unwrap(), &mut rng)
         } else {
+            let mut b = vec![0u8; spec.size().unwrap()];
             quantize_row(spec.ty, &vals, &mut b).unwrap();
-        }
+            b
+        };
         w.write_tensor(&b).unwrap();
     }
     w.finish().unwrap();
     buf
+}
+
+/// `size` bytes of blocks of `ty` (one of the issue-12 types): random codes and scales, finite
+/// f16 super-scales.
+fn random_blocks(ty: WeightType, size: usize, rng: &mut Lcg) -> Vec<u8> {
+    let mut b = vec![0u8; size];
+    for x in b.iter_mut() {
+        *x = (rng.f() * 2560.0) as i32 as u8;
+    }
+    let offs = qorus::quant::kquants::f16_offsets(ty);
+    for blk in b.chunks_exact_mut(ty.block_bytes()) {
+        for &o in offs {
+            let h = qorus::quant::reference::f32_to_f16_bits(rng.f() * 0.05);
+            blk[o..o + 2].copy_from_slice(&h.to_le_bytes());
+        }
+    }
+    b
 }
 
 /// A GGUF holding only metadata.
@@ -899,4 +907,303 @@ fn write_genapi_seed_corpora() {
     )
     .unwrap();
     std::fs::write(st.join("pos-0.state"), s.save_state(0, &[]).unwrap()).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fuzzing of issues 12/13/15 (session 4): small seeds of every issue-12 block type, hostile
+// block and vocabulary files (`write_block_type_corpora` writes them; the tests below rebuild
+// them in memory and check the errors).
+
+const BLOCK_TYPES: [WeightType; 9] = {
+    use WeightType::*;
+    [Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS]
+};
+
+/// A tiny LLaMA model (vocabulary 8, d 32, ffn 256, one layer, 2 heads, 1 KV head) whose
+/// `ffn_down` (32 rows of 256, the last tensor of the file) is of type `ty`; with a 32-value
+/// block type every matrix is, otherwise the others are Q4_0. About 10-20 KB.
+fn block_type_model(ty: WeightType) -> Vec<u8> {
+    let sh = Shape {
+        v: 8,
+        d: 32,
+        h: 256,
+        l: 1,
+        heads: 2,
+        kv: 1,
+        ctx: 16,
+    };
+    if ty.block_len() == 32 {
+        return llama_gguf(sh, ty, ty, None, vec![]);
+    }
+    let base = llama_gguf(sh, WeightType::Q4_0, WeightType::Q4_0, None, vec![]);
+    let mut rng = Lcg(ty as u32 + 99);
+    family_models::rewrite(&base, |_, ts| {
+        let (t, b) = ts
+            .iter_mut()
+            .find(|(t, _)| t.name == "blk.0.ffn_down.weight")
+            .unwrap();
+        t.ty = ty;
+        *b = random_blocks(ty, t.size().unwrap(), &mut rng);
+    })
+}
+
+fn tyname(ty: WeightType) -> String {
+    ty.name().to_ascii_lowercase()
+}
+
+/// Hostile block files: (file name, bytes, text the load error must contain, or `None` when the
+/// file loads and runs: non-finite weights give non-finite logits, never a crash).
+#[allow(clippy::type_complexity)]
+fn hostile_block_types() -> Vec<(String, Vec<u8>, Option<&'static str>)> {
+    let mut v = Vec::new();
+    let down = "blk.0.ffn_down.weight";
+    for ty in BLOCK_TYPES {
+        let n = tyname(ty);
+        let good = block_type_model(ty);
+        // NaN, +Inf, -Inf and the largest f16 as the scales of consecutive blocks
+        let mut f = good.clone();
+        {
+            let g = Gguf::parse(&f).unwrap();
+            let t = g.tensor(down).unwrap();
+            let (start, size) = (t.file_offset, t.size);
+            let bits = [0x7e00u16, 0x7c00, 0xfc00, 0x7bff];
+            for (i, blk) in f[start..start + size]
+                .chunks_exact_mut(ty.block_bytes())
+                .enumerate()
+            {
+                for &o in qorus::quant::kquants::f16_offsets(ty) {
+                    blk[o..o + 2].copy_from_slice(&bits[(i + o) % 4].to_le_bytes());
+                }
+            }
+        }
+        v.push((format!("{n}-nonfinite-scales"), f, None));
+        // the last super-block cut in half
+        let cut = good[..good.len() - ty.block_bytes() / 2].to_vec();
+        v.push((format!("{n}-truncated-block"), cut, Some(down)));
+        // a type code whose data is larger than the bytes: Q8_0 runs past the end of the file
+        let mut f = good.clone();
+        set_type(&mut f, down, WeightType::Q8_0.ggml_id().unwrap());
+        v.push((format!("{n}-type-code-q8_0"), f, Some(down)));
+        // rows that are not a whole number of blocks: rows of 32 for a 256-value block type,
+        // rows of 48 (an F16 model of d 48) for a 32-value one
+        let (f, t) = if ty.block_len() == 256 {
+            let mut f = good.clone();
+            set_type(&mut f, "blk.0.ffn_gate.weight", ty.ggml_id().unwrap());
+            (f, "blk.0.ffn_gate.weight")
+        } else {
+            let sh = Shape {
+                v: 8,
+                d: 48,
+                h: 64,
+                l: 1,
+                heads: 2,
+                kv: 1,
+                ctx: 16,
+            };
+            let mut f = llama_gguf(sh, WeightType::F16, WeightType::F16, None, vec![]);
+            set_type(&mut f, "blk.0.attn_q.weight", ty.ggml_id().unwrap());
+            (f, "blk.0.attn_q.weight")
+        };
+        v.push((format!("{n}-row-not-whole-blocks"), f, Some(t)));
+    }
+    v
+}
+
+/// An SPM vocabulary of `n` tokens (the seed's, then "x0", "x1", ...) whose scores cycle through
+/// NaN, +-Inf, -0, 1e38, a subnormal and ordinary values.
+fn broken_scores_meta(n: usize) -> Vec<(String, Value)> {
+    let mut meta = spm_tokenizer_meta();
+    let get = |meta: &[(String, Value)], k: &str| -> usize {
+        meta.iter().position(|(key, _)| key == k).unwrap()
+    };
+    let ti = get(&meta, "tokenizer.ggml.tokens");
+    let si = get(&meta, "tokenizer.ggml.scores");
+    let yi = get(&meta, "tokenizer.ggml.token_type");
+    let (Value::Array(toks), Value::Array(types)) = (meta[ti].1.clone(), meta[yi].1.clone()) else {
+        unreachable!()
+    };
+    let (mut toks, mut types) = (toks, types);
+    for i in toks.len()..n {
+        toks.push(s(&format!("x{i}")));
+        types.push(Value::I32(1));
+    }
+    let cycle = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        1e38,
+        1e-45,
+        -1.0,
+        3.0,
+    ];
+    let scores = (0..n).map(|i| Value::F32(cycle[i % cycle.len()])).collect();
+    meta[ti].1 = Value::Array(toks);
+    meta[yi].1 = Value::Array(types);
+    meta[si].1 = Value::Array(scores);
+    meta
+}
+
+/// Hostile vocabularies: (file name, bytes). Tokenizer-level files go to both `gguf_reader` and
+/// `tokenizer_file`.
+fn hostile_vocabularies() -> Vec<(&'static str, Vec<u8>)> {
+    // 2500 tokens with broken scores (metadata only: the tokenizer, no model)
+    let big = meta_gguf(broken_scores_meta(2500));
+    // scores of the wrong type (GGUF arrays hold one type): strings
+    let mut meta = broken_scores_meta(600);
+    let si = meta
+        .iter()
+        .position(|(k, _)| k == "tokenizer.ggml.scores")
+        .unwrap();
+    let good_scores = meta[si].1.clone();
+    meta[si].1 = Value::Array((0..600).map(|i| s(&format!("{i}.5"))).collect());
+    let wrong_types = meta_gguf(meta.clone());
+    meta[si].1 = good_scores;
+    // fewer scores than tokens
+    if let Value::Array(a) = &mut meta[si].1 {
+        a.truncate(300);
+    }
+    let short = meta_gguf(meta);
+    // a tiny Gemma 3 whose SPM vocabulary (600 tokens, broken scores) replaces the GPT-2 one
+    let gemma = family_models::rewrite(&tiny_family("gemma3"), |m, ts| {
+        m.retain(|(k, _)| !k.starts_with("tokenizer."));
+        m.extend(broken_scores_meta(600));
+        let mut rng = Lcg(5);
+        let (t, b) = ts
+            .iter_mut()
+            .find(|(t, _)| t.name == "token_embd.weight")
+            .unwrap();
+        t.dims = vec![32, 600];
+        t.ty = WeightType::Q4_0;
+        *b = vec![0u8; t.size().unwrap()];
+        quantize_row(WeightType::Q4_0, &rng.vec(32 * 600), b).unwrap();
+    });
+    // a Qwen2 whose vocabulary (GPT-2, 264 tokens) is larger than its embedding (200 rows)
+    let qwen = family_models::rewrite(&tiny_family("qwen2"), |_, ts| {
+        for (t, b) in ts.iter_mut() {
+            if t.name == "token_embd.weight" || t.name == "output.bias" {
+                let row = t.size().unwrap() / *t.dims.last().unwrap() as usize;
+                *t.dims.last_mut().unwrap() = 200;
+                b.truncate(row * 200);
+            }
+        }
+    });
+    vec![
+        ("spm-2500-broken-scores", big),
+        ("spm-scores-wrong-types", wrong_types),
+        ("spm-fewer-scores", short),
+        ("gemma3-spm-600-broken-scores", gemma),
+        ("qwen2-vocab-larger-than-embedding", qwen),
+    ]
+}
+
+/// Every hostile block file either loads and runs (non-finite scales) or fails with an error
+/// naming the tensor; none panics in the gguf_reader target's code.
+#[test]
+fn block_type_errors_name_the_problem() {
+    for ty in BLOCK_TYPES {
+        let good = block_type_model(ty);
+        assert!(good.len() < 64 << 10);
+        assert_eq!(build_error(&good), None, "{ty:?}: the seed loads");
+        harness::gguf_reader(&good);
+    }
+    for (name, bytes, want) in hostile_block_types() {
+        let err = build_error(&bytes);
+        println!("{name}: {err:?}");
+        match (want, err) {
+            (None, None) => {}
+            (Some(w), Some(e)) => assert!(e.contains(w), "{name}: {e:?} does not name {w}"),
+            (w, e) => panic!("{name}: expected {w:?}, got {e:?}"),
+        }
+        harness::gguf_reader(&bytes);
+    }
+    for (name, bytes) in hostile_vocabularies() {
+        println!("{name}: {:?}", build_error(&bytes));
+        harness::gguf_reader(&bytes);
+        harness::tokenizer_file(&bytes);
+    }
+}
+
+/// Writes the block-type seeds (`fuzz/corpus/gguf_reader/blocks-*`) and the hostile block and
+/// vocabulary files (`tests/data/fuzz_regressions/{gguf_reader,tokenizer_file}/`).
+#[test]
+#[ignore = "writes seeds and regression inputs; run by hand"]
+fn write_block_type_corpora() {
+    for ty in BLOCK_TYPES {
+        write(
+            "gguf_reader",
+            &format!("blocks-{}", tyname(ty)),
+            &block_type_model(ty),
+        );
+    }
+    for (name, bytes, _) in hostile_block_types() {
+        write_nasty("gguf_reader", &name, &bytes);
+    }
+    for (name, bytes) in hostile_vocabularies() {
+        write_nasty("gguf_reader", name, &bytes);
+        if !name.contains("gemma3") && !name.contains("qwen2") {
+            write_nasty("tokenizer_file", name, &bytes);
+        }
+    }
+}
+
+/// Hostile states, edited from the committed 1-position seed (the harness also tries each with
+/// its checksum fixed up, so the field checks are reached).
+fn hostile_states() -> Vec<(&'static str, Vec<u8>)> {
+    let seed = std::fs::read(root().join("fuzz/corpus/state_loader/pos-1-with-ids.state")).unwrap();
+    let vlen = u32::from_le_bytes(seed[12..16].try_into().unwrap()) as usize;
+    // layers, kv heads, head dim, pos, number of ids, cache type (u32 each), then the ids
+    let fields = 16 + vlen + 8;
+    let field = |i: usize, x: u32| {
+        let mut b = seed.clone();
+        b[fields + 4 * i..fields + 4 * i + 4].copy_from_slice(&x.to_le_bytes());
+        harness::with_state_checksum(&b)
+    };
+    let mut version_len = seed.clone();
+    version_len[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut bad_id = seed.clone();
+    bad_id[fields + 24..fields + 28].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut nan_cache = seed.clone();
+    let end = nan_cache.len() - 8;
+    for x in nan_cache[fields + 28..end].chunks_exact_mut(4) {
+        x.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    vec![
+        (
+            "version-length-max",
+            harness::with_state_checksum(&version_len),
+        ),
+        ("layers-zero", field(0, 0)),
+        ("kv-heads-max", field(1, u32::MAX)),
+        ("head-dim-1", field(2, 1)),
+        ("pos-past-context", field(3, 5)),
+        ("pos-max", field(3, u32::MAX)),
+        ("ids-count-max", field(4, u32::MAX)),
+        ("ids-count-2", field(4, 2)),
+        ("cache-type-7", field(5, 7)),
+        ("cache-type-f16", field(5, 1)),
+        (
+            "id-out-of-vocabulary",
+            harness::with_state_checksum(&bad_id),
+        ),
+        ("nan-cache", harness::with_state_checksum(&nan_cache)),
+        (
+            "truncated-data",
+            harness::with_state_checksum(&seed[..seed.len() / 2]),
+        ),
+        ("magic-only", b"QKVSTATE".to_vec()),
+        (
+            "header-only",
+            harness::with_state_checksum(&[&seed[..fields + 24], &[0u8; 8][..]].concat()),
+        ),
+    ]
+}
+
+/// Writes the hand-made hostile states to `tests/data/fuzz_regressions/state_loader/`.
+#[test]
+#[ignore = "writes regression inputs; run by hand"]
+fn write_state_regressions() {
+    for (name, bytes) in hostile_states() {
+        write_nasty("state_loader", name, &bytes);
+    }
 }

@@ -12,6 +12,8 @@ pub mod json_schema;
 mod parse;
 pub mod vocab;
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -52,6 +54,38 @@ pub struct Grammar {
 
 /// A parse state: one stack of positions (top last).
 pub type Stack = Vec<u32>;
+
+/// Distinct stacks in the order first inserted, with a hash index (a linear `contains` made
+/// expanding n stacks quadratic).
+#[derive(Default)]
+struct Stacks {
+    v: Vec<Stack>,
+    /// Stack hash -> indices in `v`.
+    index: HashMap<u64, Vec<usize>>,
+}
+
+impl Stacks {
+    fn hash(s: &Stack) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        s.hash(&mut h);
+        h.finish()
+    }
+
+    fn contains(&self, s: &Stack) -> bool {
+        self.index
+            .get(&Self::hash(s))
+            .is_some_and(|ix| ix.iter().any(|&i| self.v[i] == *s))
+    }
+
+    /// Adds `s` unless it is already there.
+    fn insert(&mut self, s: Stack) {
+        let ix = self.index.entry(Self::hash(&s)).or_default();
+        if ix.iter().all(|&i| self.v[i] != s) {
+            ix.push(self.v.len());
+            self.v.push(s);
+        }
+    }
+}
 
 /// At most this many stacks at once (an ambiguous grammar could otherwise grow without bound).
 const MAX_STACKS: usize = 4096;
@@ -227,20 +261,18 @@ impl Grammar {
     }
 
     /// Expands rule references on top of `stack` and adds the resulting stacks to `out`.
-    fn advance(&self, stack: Stack, out: &mut Vec<Stack>) -> Result<()> {
+    fn advance(&self, stack: Stack, out: &mut Stacks) -> Result<()> {
         self.advance_at(stack, out, 0)
     }
 
-    fn advance_at(&self, stack: Stack, out: &mut Vec<Stack>, depth: usize) -> Result<()> {
+    fn advance_at(&self, stack: Stack, out: &mut Stacks, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
             return Err(Error::InvalidArg(format!(
                 "grammar nests rule references deeper than {MAX_DEPTH}"
             )));
         }
         let Some(&top) = stack.last() else {
-            if !out.contains(&stack) {
-                out.push(stack);
-            }
+            out.insert(stack);
             return Ok(());
         };
         match self.elems[top as usize] {
@@ -266,12 +298,12 @@ impl Grammar {
                     ));
                 }
                 if !out.contains(&stack) {
-                    if out.len() >= MAX_STACKS {
+                    if out.v.len() >= MAX_STACKS {
                         return Err(Error::InvalidArg(format!(
                             "grammar is too ambiguous (more than {MAX_STACKS} parse stacks)"
                         )));
                     }
-                    out.push(stack);
+                    out.insert(stack);
                 }
             }
         }
@@ -280,7 +312,7 @@ impl Grammar {
 
     /// The stacks at the start of the grammar.
     pub fn initial(&self) -> Result<Vec<Stack>> {
-        let mut out = Vec::new();
+        let mut out = Stacks::default();
         for &s in &self.rules[self.root as usize] {
             let st = if self.elems[s as usize] == Elem::End {
                 vec![]
@@ -289,12 +321,16 @@ impl Grammar {
             };
             self.advance(st, &mut out)?;
         }
-        Ok(out)
+        Ok(out.v)
     }
 
     /// The stacks after code point `c` (empty: `c` is not allowed).
     pub fn accept(&self, stacks: &[Stack], c: u32) -> Result<Vec<Stack>> {
-        let mut out = Vec::new();
+        let mut out = Stacks::default();
+        // Stacks that reach the same continuation (alternatives of one rule that all take `c`)
+        // are advanced once: expanding each again made `("a" | "a" | ...)*` cubic in the number
+        // of alternatives (a 28 s fuzz input).
+        let mut done = Stacks::default();
         for st in stacks {
             let Some(&top) = st.last() else { continue };
             let e = self.elems[top as usize];
@@ -306,9 +342,13 @@ impl Grammar {
             if self.elems[top as usize + 1] != Elem::End {
                 ns.push(top + 1);
             }
+            if done.contains(&ns) {
+                continue;
+            }
+            done.insert(ns.clone());
             self.advance(ns, &mut out)?;
         }
-        Ok(out)
+        Ok(out.v)
     }
 
     /// Whether some stack can take a code point in `lo ..= hi`.
