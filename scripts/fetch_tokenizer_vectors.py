@@ -34,21 +34,29 @@ def cache_dir() -> pathlib.Path:
 
 def download_sdist(dest: pathlib.Path) -> pathlib.Path:
     # `--no-binary llama-cpp-python` selects the source distribution. pip prepares its metadata,
-    # which needs the build backend; `--no-build-isolation` uses an installed scikit-build-core
-    # instead of building one from source in an isolated environment (which can take very long).
+    # which needs the build backend (scikit-build-core) and a CMake >= 3.21; `--no-build-isolation`
+    # uses ours instead of building an isolated environment (which can take very long). Both come
+    # from PyPI into a directory of their own (`pip install --target`), so the Python environment
+    # is left as it is and a machine without CMake works.
+    tools = dest / "build-tools"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "scikit-build-core"],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(tools), "scikit-build-core", "cmake"],
         check=True,
         stdout=sys.stderr,
     )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tools)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PATH"] = os.pathsep.join([str(tools / "bin"), env.get("PATH", "")])
     subprocess.run(
         [
             sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
-            "--no-binary", "llama-cpp-python", "-d", str(dest), f"llama-cpp-python=={VERSION}",
+            "--no-binary", "llama-cpp-python", "-d", str(dest / "sdist"), f"llama-cpp-python=={VERSION}",
         ],
         check=True,
         stdout=sys.stderr,
+        env=env,
     )
+    dest = dest / "sdist"
     found = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
     if not found:
         sys.exit("pip download produced no llama_cpp_python sdist")
