@@ -8,17 +8,7 @@
 use core::arch::x86_64::*;
 
 use super::attn::{State, TILE};
-use super::x86::vec::exp8;
-
-/// `((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7))`.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
+use super::x86::vec::{exp8, hsum};
 
 /// Scores of `U` consecutive positions from `k` (stride `st`): 8-column blocks alternate
 /// between two accumulators per position.
