@@ -7,7 +7,7 @@
 //! `qs[j]`, element `j + 16` in the high nibble; bit 4 of element `j` is bit `j` of the
 //! little-endian u32 `qh`. Values are `(q - 16) * d` (Q5_0) and `q * d + m` (Q5_1).
 
-use crate::quant::reference::f32_to_f16_bits;
+use crate::quant::reference::{f32_to_f16_bits, min_max};
 
 /// Bytes of a Q5_0 block.
 pub const Q5_0_BYTES: usize = 22;
@@ -51,16 +51,7 @@ pub fn quantize_block_q5_0(x: &[f32; 32], out: &mut [u8; Q5_0_BYTES]) {
 
 /// Quantizes 32 values to one Q5_1 block (`quantize_row_q5_1_ref`).
 pub fn quantize_block_q5_1(x: &[f32; 32], out: &mut [u8; Q5_1_BYTES]) {
-    let mut min = f32::MAX;
-    let mut max = -f32::MAX;
-    for &v in x {
-        if v < min {
-            min = v;
-        }
-        if v > max {
-            max = v;
-        }
-    }
+    let (min, max) = min_max(x);
     let d = (max - min) / 31.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut codes = [0u8; 32];

@@ -99,8 +99,9 @@ pub fn quantize_block_qorus_q4_0(x: &[f32; QK]) -> BlockQorusQ4_0 {
     BlockQorusQ4_0 { qs, scale: d }
 }
 
-/// Quantizes one block of 32 values to ggml Q4_1 (`quantize_row_q4_1_ref`).
-pub fn quantize_block_q4_1(x: &[f32; QK]) -> BlockQ4_1 {
+/// The smallest and largest of `x` as ggml's `quantize_row_q4_1_ref` / `q5_1_ref` find them
+/// (starting from `FLT_MAX` / `-FLT_MAX`, strict comparisons: NaN is skipped).
+pub(crate) fn min_max(x: &[f32]) -> (f32, f32) {
     let mut min = f32::MAX;
     let mut max = -f32::MAX;
     for &v in x {
@@ -111,6 +112,12 @@ pub fn quantize_block_q4_1(x: &[f32; QK]) -> BlockQ4_1 {
             max = v;
         }
     }
+    (min, max)
+}
+
+/// Quantizes one block of 32 values to ggml Q4_1 (`quantize_row_q4_1_ref`).
+pub fn quantize_block_q4_1(x: &[f32; QK]) -> BlockQ4_1 {
+    let (min, max) = min_max(x);
     let d = (max - min) / 15.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let code = |v: f32| -> u8 {
