@@ -1139,6 +1139,7 @@ void q_grammar_free(struct q_grammar *grammar);
 
 // qorus addition: llama.cpp's default chain settings (temperature 0.8 applied last, top-k 40,
 // top-p 0.95, min-p 0.05, typical-p off, penalties off with a window of 64, seed 123456789).
+// Takes no pointer and cannot panic (a constant conversion), so it needs no guard.
 struct q_sampler_params q_sampler_default_params(void);
 
 // qorus addition: the chain the original `temperature/top_k/top_p` stand for (temperature first,

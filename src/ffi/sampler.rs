@@ -65,6 +65,7 @@ pub(crate) unsafe fn chain_mut<'a>(p: *mut q_sampler) -> Result<&'a mut SamplerC
 
 /// qorus addition: llama.cpp's default chain settings (temperature 0.8 applied last, top-k 40,
 /// top-p 0.95, min-p 0.05, typical-p off, penalties off with a window of 64, seed 123456789).
+/// Takes no pointer and cannot panic (a constant conversion), so it needs no guard.
 #[no_mangle]
 pub extern "C" fn q_sampler_default_params() -> q_sampler_params {
     ChainParams::default().into()

@@ -15,6 +15,7 @@
 //! * blocks in order, `acc` starting at 0.
 
 use crate::quant::kquants::{decode, Decoded};
+use crate::quant::scale_search::signed_absmax;
 use crate::quant::{WeightType, QK, QK_K};
 
 /// Quantizes `x` (a multiple of 256 values) per 256-block like ggml's `quantize_row_q8_K_ref`
@@ -25,13 +26,7 @@ use crate::quant::{WeightType, QK, QK_K};
 /// never a panic.
 pub fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
     for (b, xb) in x.chunks_exact(QK_K).enumerate() {
-        let (mut amax, mut max) = (0f32, 0f32);
-        for &v in xb {
-            if v.abs() > amax {
-                amax = v.abs();
-                max = v;
-            }
-        }
+        let (max, amax) = signed_absmax(xb);
         let q = &mut qs[b * QK_K..(b + 1) * QK_K];
         if amax == 0.0 {
             d[b] = 0.0;

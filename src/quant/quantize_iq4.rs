@@ -10,7 +10,7 @@
 //! `ib / 2`; high 2 bits at bit `2 * ib` of `scales_h`), value = `d * (ls - 32) * KVALUES[code]`.
 
 use crate::quant::reference::f32_to_f16_bits;
-use crate::quant::scale_search::{best_index_int8, nearest_int, GROUP_MAX_EPS};
+use crate::quant::scale_search::{best_index_int8, nearest_int, signed_absmax, GROUP_MAX_EPS};
 
 /// The 16 non-linear levels (`kvalues_iq4nl`).
 pub const KVALUES_IQ4NL: [i8; 16] = [
@@ -30,15 +30,7 @@ const NTRY: i32 = 7;
 fn iq4_block_scale(xb: &[f32], levels: &mut [u8]) -> f32 {
     let values = &KVALUES_IQ4NL;
     let v0 = values[0] as f32;
-    let mut amax = 0.0f32;
-    let mut max = 0.0f32;
-    for &v in xb {
-        let ax = v.abs();
-        if ax > amax {
-            amax = ax;
-            max = v;
-        }
-    }
+    let (max, amax) = signed_absmax(xb);
     if amax < GROUP_MAX_EPS {
         return 0.0;
     }

@@ -21,13 +21,10 @@ pub fn nearest_int(v: f32) -> i32 {
     (val.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
 }
 
-/// Symmetric search of a scale for `x` with codes in `[-nmax, nmax-1]` stored as `l + nmax` in
-/// `levels` (`make_qx_quants` with `rmse_type == 1` and no importance weights: weights `x^2`,
-/// 18 scale candidates around `-nmax / max`). Returns the scale.
-pub fn make_qx_quants_rmse1(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
-    let n = x.len();
-    let mut max = 0.0f32;
-    let mut amax = 0.0f32;
+/// The value of largest magnitude in `x` (the first on ties) and that magnitude, as ggml's
+/// quantizers find them (strict `>` from 0: NaN and an all-zero `x` give `(0, 0)`).
+pub fn signed_absmax(x: &[f32]) -> (f32, f32) {
+    let (mut max, mut amax) = (0f32, 0f32);
     for &v in x {
         let ax = v.abs();
         if ax > amax {
@@ -35,6 +32,15 @@ pub fn make_qx_quants_rmse1(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
             max = v;
         }
     }
+    (max, amax)
+}
+
+/// Symmetric search of a scale for `x` with codes in `[-nmax, nmax-1]` stored as `l + nmax` in
+/// `levels` (`make_qx_quants` with `rmse_type == 1` and no importance weights: weights `x^2`,
+/// 18 scale candidates around `-nmax / max`). Returns the scale.
+pub fn make_qx_quants_rmse1(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
+    let n = x.len();
+    let (max, amax) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         levels[..n].fill(0);
         return 0.0;
@@ -83,15 +89,7 @@ pub fn make_qx_quants_rmse1(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
 /// (`x^2`) error falls. Codes are stored as `l + nmax` in `levels`; returns the scale.
 pub fn make_q3_quants_rmse(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
     let n = x.len();
-    let mut max = 0.0f32;
-    let mut amax = 0.0f32;
-    for &v in x {
-        let ax = v.abs();
-        if ax > amax {
-            amax = ax;
-            max = v;
-        }
-    }
+    let (max, amax) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         levels[..n].fill(0);
         return 0.0;
