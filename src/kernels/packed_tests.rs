@@ -403,3 +403,52 @@ fn k_packed_levels_bit_identical_to_unpacked_scalar() {
         }
     }
 }
+
+/// Throughput of the packed K-family matmuls at each level (prints only; run on demand with
+/// `cargo test --release --lib k_packed_speed -- --ignored --nocapture`): a 4096 x 4096 matrix
+/// times 64 activation rows, best of 25 runs timed in thread CPU time (robust to a shared
+/// machine).
+#[test]
+#[ignore = "timing, prints only"]
+fn k_packed_speed() {
+    let mut rng = Rng::new(23);
+    let (rows, k, n) = (4096usize, 4096usize, 64usize);
+    for ty in [
+        WeightType::Q4_K,
+        WeightType::Q6_K,
+        WeightType::Q5_K,
+        WeightType::Q3_K,
+    ] {
+        let data = rand_k_matrix(ty, rows, k, &mut rng, Fill::Random);
+        let w = MatRef {
+            ty,
+            data: &data,
+            rows,
+            cols: k,
+        };
+        let p = pack(w).unwrap();
+        let x = rand_vec(n * k, &mut rng, Fill::Random);
+        let a = kacts(ty, &x);
+        let mut out = vec![0f32; n * rows];
+        for lv in available().into_iter().filter(|&l| l != Level::Scalar) {
+            let mut best = f64::MAX;
+            for _ in 0..25 {
+                let t = thread_cpu_secs();
+                let acts = kview(ty, &a, n, k);
+                unsafe { matmul_packed_at(lv, p.as_ref(), acts, 0..rows, out.as_mut_ptr(), rows) };
+                best = best.min(thread_cpu_secs() - t);
+            }
+            let gmac = (rows * k * n) as f64 / best / 1e9;
+            println!("{ty:?} {lv:?}: {:.2} ms, {gmac:.1} GMAC/s", best * 1e3);
+        }
+    }
+}
+
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}

@@ -83,6 +83,9 @@ macro_rules! kpacked {
 
             const VNNI: bool = $vnni;
 
+            /// Activation rows per tile: AVX2's 16 vector registers hold fewer rows' sums.
+            const NA_TILE: usize = if VNNI { NA_MAX } else { 4 };
+
             /// `acc + Σ_e w[4l+e] * a[e]` per lane `l`, `w` unsigned bytes (< 64 on AVX2), `a` the
             /// 4 signed bytes at `p`.
             #[inline]
@@ -115,21 +118,18 @@ macro_rules! kpacked {
                 _mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i))
             }
 
-            /// One group (8 rows) x NA activation rows, all super-blocks.
+            /// One group (8 rows) x NA activation rows, all blocks, for the one-unit types
+            /// (Q5_0, Q5_1, IQ4_NL: 32-value blocks of scale 1 with Q8 activations).
             #[target_feature(enable = $feat)]
             unsafe fn tile<const T: u8, const NA: usize>(args: TileArgs) {
                 let (grp, nsb, qs, k, d, s, asum, out, ldo, nvalid) = args;
                 let p = props_of(T);
-                let (head, ub, sbb, sbl) =
-                    (p.head_bytes(), p.unit_bytes(), p.sb_bytes(), p.sb_len());
-                let (scb, mb) = (p.sc_bytes(), p.m_bytes());
+                let (head, sbb, sbl) = (p.head_bytes(), p.sb_bytes(), p.sb_len());
                 // effective code offset: the IQ4 values are shifted by 128 for vpdpbusd
                 let bias = if p.lut && VNNI { 128 } else { p.bias };
                 let kh = k / 16;
                 let m0f = _mm256_set1_epi8(0x0F);
                 let one = _mm256_set1_epi8(1);
-                let three = _mm256_set1_epi8(3);
-                let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
                 let mut lutb = [0u8; 16];
                 for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
                     *o = if VNNI {
@@ -143,14 +143,181 @@ macro_rules! kpacked {
                 let mut accf = [_mm256_setzero_ps(); NA];
                 for b in 0..nsb {
                     let sb = grp.add(b * sbb);
+                    let q = sb.add(head);
+                    let mut wl = [_mm256_setzero_si256(); 4];
+                    let mut wh = [_mm256_setzero_si256(); 4];
+                    for t in 0..4 {
+                        let x = _mm256_loadu_si256(q.add(32 * t) as *const __m256i);
+                        wl[t] = _mm256_and_si256(x, m0f);
+                        wh[t] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
+                    }
+                    if p.hb == 1 {
+                        let h = _mm256_loadu_si256(q.add(128) as *const __m256i);
+                        for t in 0..4 {
+                            let bl = _mm256_srl_epi16(h, _mm_cvtsi32_si128(t as i32));
+                            let bh = _mm256_srl_epi16(h, _mm_cvtsi32_si128(4 + t as i32));
+                            let bl = _mm256_slli_epi16(_mm256_and_si256(bl, one), 4);
+                            let bh = _mm256_slli_epi16(_mm256_and_si256(bh, one), 4);
+                            wl[t] = _mm256_or_si256(wl[t], bl);
+                            wh[t] = _mm256_or_si256(wh[t], bh);
+                        }
+                    }
+                    let mut wla = [_mm256_setzero_si256(); 4];
+                    let mut wha = [_mm256_setzero_si256(); 4];
+                    if p.lut {
+                        for t in 0..4 {
+                            wl[t] = _mm256_shuffle_epi8(tbl, wl[t]);
+                            wh[t] = _mm256_shuffle_epi8(tbl, wh[t]);
+                            if !VNNI {
+                                wla[t] = _mm256_abs_epi8(wl[t]);
+                                wha[t] = _mm256_abs_epi8(wh[t]);
+                            }
+                        }
+                    }
                     let dw = _mm256_cvtph_ps(_mm_loadu_si128(sb as *const __m128i));
-                    let d2 = if p.min || p.add_min {
+                    let d2 = if p.add_min {
                         _mm256_cvtph_ps(_mm_loadu_si128(sb.add(16) as *const __m128i))
                     } else {
                         _mm256_setzero_ps()
                     };
+                    for i in 0..NA {
+                        let a = qs.add(i * k + b * sbl);
+                        let mut x = _mm256_setzero_si256();
+                        for t in 0..4 {
+                            if p.lut && !VNNI {
+                                x = dp_signed(x, wl[t], wla[t], a.add(4 * t));
+                                x = dp_signed(x, wh[t], wha[t], a.add(16 + 4 * t));
+                            } else {
+                                x = dp(x, wl[t], a.add(4 * t));
+                                x = dp(x, wh[t], a.add(16 + 4 * t));
+                            }
+                        }
+                        if bias != 0 {
+                            let h = b * sbl / 16;
+                            let a01 =
+                                *asum.add(i * kh + h) as i32 + *asum.add(i * kh + h + 1) as i32;
+                            x = _mm256_sub_epi32(x, _mm256_set1_epi32(bias * a01));
+                        }
+                        let da = _mm256_set1_ps(*d.add(i * nsb + b));
+                        accf[i] =
+                            _mm256_fmadd_ps(_mm256_cvtepi32_ps(x), _mm256_mul_ps(dw, da), accf[i]);
+                        if p.add_min {
+                            let sa = _mm256_set1_ps(*s.add(i * nsb + b));
+                            accf[i] = _mm256_fmadd_ps(d2, sa, accf[i]);
+                        }
+                    }
+                }
+                store_tile(&accf, out, ldo, nvalid);
+            }
+
+            /// Writes a tile's outputs (`nvalid` rows of each activation row).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn store_tile<const NA: usize>(
+                accf: &[__m256; NA],
+                out: *mut f32,
+                ldo: usize,
+                nvalid: usize,
+            ) {
+                for (i, &acc) in accf.iter().enumerate() {
+                    let o = out.add(i * ldo);
+                    if nvalid == GROUP {
+                        _mm256_storeu_ps(o, acc);
+                    } else {
+                        let mut tmp = [0f32; GROUP];
+                        _mm256_storeu_ps(tmp.as_mut_ptr(), acc);
+                        for (l, &v) in tmp.iter().enumerate().take(nvalid) {
+                            *o.add(l) = v;
+                        }
+                    }
+                }
+            }
+
+            /// The i16 pairs of one unit's correction weights, lane `j` = row `j`: for the two
+            /// halves of 16 values, `(c_lo, c_hi)` with `c` the sub-block mins (types with mins)
+            /// or `bias` times the sub-block scales (types with a code offset); the 32-value
+            /// sub-blocks give the same value twice.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn corr_pairs(p: Props, unit: *const u8, bias: i32) -> __m256i {
+                let src = unit.add(if p.min { p.sc_bytes() } else { 0 });
+                let lo = _mm_loadl_epi64(src as *const __m128i);
+                let hi = if p.s16 {
+                    _mm_loadl_epi64(src.add(8) as *const __m128i)
+                } else {
+                    lo
+                };
+                let v = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(lo, hi));
+                if p.min {
+                    v
+                } else {
+                    _mm256_mullo_epi16(v, _mm256_set1_epi16(bias as i16))
+                }
+            }
+
+            /// `acc + Σ_l pairs[2l..2l+2] · a[0..2]` per lane, `a` two i16 at `p`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn dpw(acc: __m256i, pairs: __m256i, p: *const i16) -> __m256i {
+                if VNNI {
+                    super::vnni_wbcast(acc, pairs, p)
+                } else {
+                    let a = _mm256_set1_epi32((p as *const i32).read_unaligned());
+                    _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, a))
+                }
+            }
+
+            /// `sc0 * lo + sc1 * hi` per lane (16-value sub-blocks), else `sc0 * (lo + hi)`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn scale(
+                s16: bool,
+                sc0: __m256i,
+                sc1: __m256i,
+                lo: __m256i,
+                hi: __m256i,
+            ) -> __m256i {
+                if s16 {
+                    _mm256_add_epi32(_mm256_mullo_epi32(sc0, lo), _mm256_mullo_epi32(sc1, hi))
+                } else {
+                    _mm256_mullo_epi32(sc0, _mm256_add_epi32(lo, hi))
+                }
+            }
+
+            /// One group (8 rows) x NA activation rows, all super-blocks, for the types of 8
+            /// units per super-block (Q8_K activations). Per unit and activation row: the code
+            /// dots (one chain of 8 for 32-value sub-blocks, two for 16-value ones) times the
+            /// sub-block scales; per super-block and activation row, the mins or the code offset
+            /// in one pass of 8 pair products with the activation sums per 16. Integer sums are
+            /// exact, so this is `kdot`'s arithmetic.
+            #[target_feature(enable = $feat)]
+            unsafe fn tile_k<const T: u8, const NA: usize>(args: TileArgs) {
+                let (grp, nsb, qs, k, d, _s, asum, out, ldo, nvalid) = args;
+                let p = props_of(T);
+                let (head, ub, sbb, sbl) =
+                    (p.head_bytes(), p.unit_bytes(), p.sb_bytes(), p.sb_len());
+                let (scb, mb) = (p.sc_bytes(), p.m_bytes());
+                // effective code offset: the IQ4 values are shifted by 128 for vpdpbusd
+                let bias = if p.lut && VNNI { 128 } else { p.bias };
+                let kh = k / 16;
+                let m0f = _mm256_set1_epi8(0x0F);
+                let three = _mm256_set1_epi8(3);
+                let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+                let mut lutb = [0u8; 16];
+                for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
+                    *o = if VNNI {
+                        (v as i32 + 128) as u8
+                    } else {
+                        v as u8
+                    };
+                }
+                let tbl =
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128(lutb.as_ptr() as *const __m128i));
+                let one = _mm256_set1_epi8(1);
+                let mut accf = [_mm256_setzero_ps(); NA];
+                for b in 0..nsb {
+                    let sb = grp.add(b * sbb);
                     let mut sumi = [_mm256_setzero_si256(); NA];
-                    let mut summ = [_mm256_setzero_si256(); NA];
                     for u in 0..p.units {
                         let unit = sb.add(head + u * ub);
                         let q = unit.add(scb + mb);
@@ -194,72 +361,70 @@ macro_rules! kpacked {
                                 }
                             }
                         }
-                        let (sc0, sc1, m0, m1) = if p.units > 1 {
-                            let sc0 = scales8(unit);
-                            let sc1 = if p.s16 { scales8(unit.add(8)) } else { sc0 };
-                            let (m0, m1) = if p.min {
-                                let m0 = scales8(unit.add(scb));
-                                (
-                                    m0,
-                                    if p.s16 {
-                                        scales8(unit.add(scb + 8))
-                                    } else {
-                                        m0
-                                    },
-                                )
-                            } else {
-                                (sc0, sc0)
-                            };
-                            (sc0, sc1, m0, m1)
-                        } else {
-                            let z = _mm256_setzero_si256();
-                            (z, z, z, z)
-                        };
-                        let h = (b * sbl + 32 * u) / 16;
-                        for i in 0..NA {
-                            let a = qs.add(i * k + b * sbl + 32 * u);
-                            let mut lo = _mm256_setzero_si256();
-                            let mut hi = _mm256_setzero_si256();
+                        let sc0 = scales8(unit);
+                        let sc1 = if p.s16 { scales8(unit.add(8)) } else { sc0 };
+                        let a0 = qs.add(b * sbl + 32 * u);
+                        if VNNI {
+                            // two chains per activation row (low and high halves), the rows
+                            // interleaved: enough independent vpdpbusd in flight for its latency
+                            let mut lo = [_mm256_setzero_si256(); NA];
+                            let mut hi = [_mm256_setzero_si256(); NA];
                             for t in 0..4 {
-                                if p.lut && !VNNI {
-                                    lo = dp_signed(lo, wl[t], wla[t], a.add(4 * t));
-                                    hi = dp_signed(hi, wh[t], wha[t], a.add(16 + 4 * t));
-                                } else {
-                                    lo = dp(lo, wl[t], a.add(4 * t));
-                                    hi = dp(hi, wh[t], a.add(16 + 4 * t));
+                                for i in 0..NA {
+                                    let a = a0.add(i * k + 4 * t);
+                                    lo[i] = dp(lo[i], wl[t], a);
+                                    hi[i] = dp(hi[i], wh[t], a.add(16));
                                 }
                             }
-                            let a0 = *asum.add(i * kh + h) as i32;
-                            let a1 = *asum.add(i * kh + h + 1) as i32;
-                            if bias != 0 {
-                                lo = _mm256_sub_epi32(lo, _mm256_set1_epi32(bias * a0));
-                                hi = _mm256_sub_epi32(hi, _mm256_set1_epi32(bias * a1));
+                            for i in 0..NA {
+                                sumi[i] =
+                                    _mm256_add_epi32(sumi[i], scale(p.s16, sc0, sc1, lo[i], hi[i]));
                             }
-                            sumi[i] = if p.units == 1 {
-                                _mm256_add_epi32(lo, hi)
-                            } else if p.s16 {
-                                let x = _mm256_add_epi32(
-                                    _mm256_mullo_epi32(sc0, lo),
-                                    _mm256_mullo_epi32(sc1, hi),
-                                );
-                                _mm256_add_epi32(sumi[i], x)
-                            } else {
-                                let x = _mm256_mullo_epi32(sc0, _mm256_add_epi32(lo, hi));
-                                _mm256_add_epi32(sumi[i], x)
-                            };
-                            if p.min {
-                                let x = if p.s16 {
-                                    _mm256_add_epi32(
-                                        _mm256_mullo_epi32(m0, _mm256_set1_epi32(a0)),
-                                        _mm256_mullo_epi32(m1, _mm256_set1_epi32(a1)),
-                                    )
-                                } else {
-                                    _mm256_mullo_epi32(m0, _mm256_set1_epi32(a0 + a1))
-                                };
-                                summ[i] = _mm256_add_epi32(summ[i], x);
+                        } else {
+                            // AVX2: one row at a time (16 registers)
+                            for i in 0..NA {
+                                let a = a0.add(i * k);
+                                let mut lo = _mm256_setzero_si256();
+                                let mut hi = _mm256_setzero_si256();
+                                for t in 0..4 {
+                                    if p.lut {
+                                        lo = dp_signed(lo, wl[t], wla[t], a.add(4 * t));
+                                        hi = dp_signed(hi, wh[t], wha[t], a.add(16 + 4 * t));
+                                    } else {
+                                        lo = dp(lo, wl[t], a.add(4 * t));
+                                        hi = dp(hi, wh[t], a.add(16 + 4 * t));
+                                    }
+                                }
+                                sumi[i] = _mm256_add_epi32(sumi[i], scale(p.s16, sc0, sc1, lo, hi));
                             }
                         }
                     }
+                    // the mins or the code offset: Σ_s c[s] * (activation sum of s)
+                    let mut summ = [_mm256_setzero_si256(); NA];
+                    if p.min || bias != 0 {
+                        let mut pairs = [_mm256_setzero_si256(); 8];
+                        for (u, pr) in pairs.iter_mut().enumerate() {
+                            *pr = corr_pairs(p, sb.add(head + u * ub), bias);
+                        }
+                        for i in 0..NA {
+                            let ai = asum.add(i * kh + b * 16);
+                            let mut c = _mm256_setzero_si256();
+                            for (u, &pr) in pairs.iter().enumerate() {
+                                c = dpw(c, pr, ai.add(2 * u));
+                            }
+                            if p.min {
+                                summ[i] = c;
+                            } else {
+                                sumi[i] = _mm256_sub_epi32(sumi[i], c);
+                            }
+                        }
+                    }
+                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(sb as *const __m128i));
+                    let d2 = if p.min {
+                        _mm256_cvtph_ps(_mm_loadu_si128(sb.add(16) as *const __m128i))
+                    } else {
+                        _mm256_setzero_ps()
+                    };
                     for i in 0..NA {
                         let da = _mm256_set1_ps(*d.add(i * nsb + b));
                         accf[i] = _mm256_fmadd_ps(
@@ -271,24 +436,9 @@ macro_rules! kpacked {
                             let nm = _mm256_xor_ps(_mm256_mul_ps(d2, da), sign);
                             accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ[i]), nm, accf[i]);
                         }
-                        if p.add_min {
-                            let sa = _mm256_set1_ps(*s.add(i * nsb + b));
-                            accf[i] = _mm256_fmadd_ps(d2, sa, accf[i]);
-                        }
                     }
                 }
-                for i in 0..NA {
-                    let o = out.add(i * ldo);
-                    if nvalid == GROUP {
-                        _mm256_storeu_ps(o, accf[i]);
-                    } else {
-                        let mut tmp = [0f32; GROUP];
-                        _mm256_storeu_ps(tmp.as_mut_ptr(), accf[i]);
-                        for (l, &v) in tmp.iter().enumerate().take(nvalid) {
-                            *o.add(l) = v;
-                        }
-                    }
-                }
+                store_tile(&accf, out, ldo, nvalid);
             }
 
             #[target_feature(enable = $feat)]
@@ -319,7 +469,7 @@ macro_rules! kpacked {
                     let p1 = (p0 + PANEL).min(g1);
                     let mut i = 0;
                     while i < a.n {
-                        let na = (a.n - i).min(NA_MAX);
+                        let na = (a.n - i).min(NA_TILE);
                         let ap = if given {
                             a.bsums.as_ptr().add(i * kh)
                         } else {
@@ -341,15 +491,28 @@ macro_rules! kpacked {
                             let o = out.add(i * ldo + r0);
                             let t: TileArgs =
                                 (w.add(g * gb), nsb, qi, k, di, si, ap, o, ldo, nvalid);
-                            match na {
-                                1 => tile::<T, 1>(t),
-                                2 => tile::<T, 2>(t),
-                                3 => tile::<T, 3>(t),
-                                4 => tile::<T, 4>(t),
-                                5 => tile::<T, 5>(t),
-                                6 => tile::<T, 6>(t),
-                                7 => tile::<T, 7>(t),
-                                _ => tile::<T, 8>(t),
+                            if p.units == 1 {
+                                match na {
+                                    1 => tile::<T, 1>(t),
+                                    2 => tile::<T, 2>(t),
+                                    3 => tile::<T, 3>(t),
+                                    4 => tile::<T, 4>(t),
+                                    5 => tile::<T, 5>(t),
+                                    6 => tile::<T, 6>(t),
+                                    7 => tile::<T, 7>(t),
+                                    _ => tile::<T, 8>(t),
+                                }
+                            } else {
+                                match na {
+                                    1 => tile_k::<T, 1>(t),
+                                    2 => tile_k::<T, 2>(t),
+                                    3 => tile_k::<T, 3>(t),
+                                    4 => tile_k::<T, 4>(t),
+                                    5 => tile_k::<T, 5>(t),
+                                    6 => tile_k::<T, 6>(t),
+                                    7 => tile_k::<T, 7>(t),
+                                    _ => tile_k::<T, 8>(t),
+                                }
                             }
                         }
                         i += na;
@@ -402,21 +565,54 @@ unsafe fn vnni_bcast_unavailable(
     acc
 }
 
+/// Placeholder for the AVX2 instantiation (never called there: `VNNI` is false).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vnni_wbcast_unavailable(
+    acc: core::arch::x86_64::__m256i,
+    _w: core::arch::x86_64::__m256i,
+    _p: *const i16,
+) -> core::arch::x86_64::__m256i {
+    acc
+}
+
+/// `vpdpwssd acc, w, dword [p]{1to8}` (AVX-512 VNNI + VL): `acc + w.lo * p[0] + w.hi * p[1]`
+/// per 32-bit lane, i16 pairs.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+unsafe fn vnni_wbcast(
+    acc: core::arch::x86_64::__m256i,
+    w: core::arch::x86_64::__m256i,
+    p: *const i16,
+) -> core::arch::x86_64::__m256i {
+    let mut acc = acc;
+    core::arch::asm!(
+        "vpdpwssd {acc:y}, {w:y}, dword ptr [{p}]{{1to8}}",
+        acc = inout(zmm_reg) acc,
+        w = in(zmm_reg) w,
+        p = in(reg) p,
+        options(pure, readonly, nostack, preserves_flags)
+    );
+    acc
+}
+
 mod avx2_impl {
     pub(super) use super::vnni_bcast_unavailable as vnni_bcast;
+    pub(super) use super::vnni_wbcast_unavailable as vnni_wbcast;
     pub(super) use super::{
-        group_bytes, props_of, ty_of, KActs, Range, TileArgs, WeightType, GROUP, KVALUES_IQ4NL,
-        MAX_H, NA_MAX, PANEL, T_IQ4_NL, T_IQ4_XS, T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_0, T_Q5_1, T_Q5_K,
-        T_Q6_K,
+        group_bytes, props_of, ty_of, KActs, Props, Range, TileArgs, WeightType, GROUP,
+        KVALUES_IQ4NL, MAX_H, NA_MAX, PANEL, T_IQ4_NL, T_IQ4_XS, T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_0,
+        T_Q5_1, T_Q5_K, T_Q6_K,
     };
     kpacked!(k, "avx2,fma,f16c", false);
 }
 mod vnni_impl {
     pub(super) use super::super::x86_packed::vnni_bcast;
+    pub(super) use super::vnni_wbcast;
     pub(super) use super::{
-        group_bytes, props_of, ty_of, KActs, Range, TileArgs, WeightType, GROUP, KVALUES_IQ4NL,
-        MAX_H, NA_MAX, PANEL, T_IQ4_NL, T_IQ4_XS, T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_0, T_Q5_1, T_Q5_K,
-        T_Q6_K,
+        group_bytes, props_of, ty_of, KActs, Props, Range, TileArgs, WeightType, GROUP,
+        KVALUES_IQ4NL, MAX_H, NA_MAX, PANEL, T_IQ4_NL, T_IQ4_XS, T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_0,
+        T_Q5_1, T_Q5_K, T_Q6_K,
     };
     kpacked!(
         k,
