@@ -404,8 +404,9 @@ fn k_packed_levels_bit_identical_to_unpacked_scalar() {
     }
 }
 
-/// Throughput of the packed K-family matmuls at each level (prints only; run on demand with
-/// `cargo test --release --lib k_packed_speed -- --ignored --nocapture`): a 4096 x 4096 matrix
+/// Throughput of the packed matmuls at each SIMD level (prints only; run on demand with
+/// `cargo test --release --lib k_packed_speed -- --ignored --nocapture`, optionally
+/// `QORUS_SPEED_TYPES=q4_K,q4_0`): a 4096 x 4096 matrix
 /// times 64 activation rows, best of 25 runs timed in thread CPU time (robust to a shared
 /// machine).
 #[test]
@@ -413,13 +414,23 @@ fn k_packed_levels_bit_identical_to_unpacked_scalar() {
 fn k_packed_speed() {
     let mut rng = Rng::new(23);
     let (rows, k, n) = (4096usize, 4096usize, 64usize);
+    let only = std::env::var("QORUS_SPEED_TYPES").unwrap_or_default();
     for ty in [
         WeightType::Q4_K,
         WeightType::Q6_K,
         WeightType::Q5_K,
         WeightType::Q3_K,
+        WeightType::Q4_0,
+        WeightType::Q8_0,
     ] {
-        let data = rand_k_matrix(ty, rows, k, &mut rng, Fill::Random);
+        if !only.is_empty() && !only.split(',').any(|t| t.eq_ignore_ascii_case(ty.name())) {
+            continue;
+        }
+        let data = if PTYPES.contains(&ty) {
+            rand_matrix(ty, rows, k, &mut rng, Fill::Random)
+        } else {
+            rand_k_matrix(ty, rows, k, &mut rng, Fill::Random)
+        };
         let w = MatRef {
             ty,
             data: &data,

@@ -158,30 +158,54 @@ macro_rules! packed_kernels {
                             wv[4 + t] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
                         }
                     }
-                    for i in 0..NA {
-                        let a = qs.add(i * k + b * QK);
-                        // Four independent chains (integer sums: the order does not matter).
-                        let mut ch = [_mm256_setzero_si256(); 4];
-                        ch[0] = _mm256_set1_epi32(*base.add(i * nb + b));
-                        for t in 0..8 {
-                            // Q8_0: vector t holds values 4t..4t+4; Q4: t < 4 low nibbles
-                            // (values 4t..), t >= 4 high nibbles (values 16 + 4(t-4)..) = 4t too.
-                            let c = &mut ch[t % 4];
-                            if T == T_Q8_0 && !VNNI {
-                                *c = dp_signed(*c, wv[t], wa[t], a.add(4 * t));
-                            } else {
-                                *c = dp(*c, wv[t], a.add(4 * t));
+                    let a0 = qs.add(b * QK);
+                    // accf[i] += f32(acc) * (dw * d_a) (+ Q4_1's min times the block sum)
+                    let combine = |accf: &mut __m256, i: usize, acc: __m256i| {
+                        let sc = _mm256_mul_ps(dw, _mm256_set1_ps(*d.add(i * nb + b)));
+                        *accf = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), sc, *accf);
+                        if T == T_Q4_1 {
+                            *accf = _mm256_fmadd_ps(mw, _mm256_set1_ps(*s.add(i * nb + b)), *accf);
+                        }
+                    };
+                    if VNNI {
+                        // the rows interleaved, two chains each: independent dot products in
+                        // flight (integer sums: the order does not matter)
+                        let mut lo = [_mm256_setzero_si256(); NA];
+                        let mut hi = [_mm256_setzero_si256(); NA];
+                        for i in 0..NA {
+                            lo[i] = _mm256_set1_epi32(*base.add(i * nb + b));
+                        }
+                        for t in 0..4 {
+                            for i in 0..NA {
+                                let a = a0.add(i * k + 4 * t);
+                                lo[i] = dp(lo[i], wv[t], a);
+                                hi[i] = dp(hi[i], wv[4 + t], a.add(16));
                             }
                         }
-                        let acc = _mm256_add_epi32(
-                            _mm256_add_epi32(ch[0], ch[1]),
-                            _mm256_add_epi32(ch[2], ch[3]),
-                        );
-                        let sc = _mm256_mul_ps(dw, _mm256_set1_ps(*d.add(i * nb + b)));
-                        accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), sc, accf[i]);
-                        if T == T_Q4_1 {
-                            accf[i] =
-                                _mm256_fmadd_ps(mw, _mm256_set1_ps(*s.add(i * nb + b)), accf[i]);
+                        for i in 0..NA {
+                            combine(&mut accf[i], i, _mm256_add_epi32(lo[i], hi[i]));
+                        }
+                    } else {
+                        // AVX2: one row at a time, four chains
+                        for i in 0..NA {
+                            let a = a0.add(i * k);
+                            let mut ch = [_mm256_setzero_si256(); 4];
+                            ch[0] = _mm256_set1_epi32(*base.add(i * nb + b));
+                            for t in 0..8 {
+                                // Q8_0: vector t holds values 4t..4t+4; Q4: t < 4 low nibbles
+                                // (values 4t..), t >= 4 high nibbles (values 16 + 4(t-4)..).
+                                let c = &mut ch[t % 4];
+                                if T == T_Q8_0 {
+                                    *c = dp_signed(*c, wv[t], wa[t], a.add(4 * t));
+                                } else {
+                                    *c = dp(*c, wv[t], a.add(4 * t));
+                                }
+                            }
+                            let acc = _mm256_add_epi32(
+                                _mm256_add_epi32(ch[0], ch[1]),
+                                _mm256_add_epi32(ch[2], ch[3]),
+                            );
+                            combine(&mut accf[i], i, acc);
                         }
                     }
                 }
