@@ -154,6 +154,11 @@ pub fn wants_q8k(ty: WeightType) -> bool {
 /// [`kdot::quantize_acts_k`]). `x.len()` must be a multiple of 256; `qs` holds `x.len()` values,
 /// `d` `x.len()/256`, `bsums` `x.len()/16`.
 pub fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+    quantize_acts_k_at(level(), x, qs, d, bsums)
+}
+
+/// [`quantize_acts_k`] at a given level.
+pub fn quantize_acts_k_at(lv: Level, x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
     assert!(
         x.len() % QK_K == 0,
         "quantize_acts_k: length {} is not a multiple of 256",
@@ -163,6 +168,12 @@ pub fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16
         qs.len() >= x.len() && d.len() >= x.len() / QK_K && bsums.len() >= x.len() / 16,
         "quantize_acts_k: output too small"
     );
+    #[cfg(target_arch = "x86_64")]
+    if dispatch::clamp(lv) >= Level::Avx2 {
+        // SAFETY: the CPU has AVX2/FMA/F16C (level check); lengths checked above.
+        return unsafe { x86_packed_k::quant::quantize_acts_k(x, qs, d, bsums) };
+    }
+    let _ = lv;
     kdot::quantize_acts_k(x, qs, d, bsums)
 }
 

@@ -212,6 +212,52 @@ fn quantize_acts_levels_bit_identical() {
     }
 }
 
+/// The Q8_K quantizer gives the same codes, scales and sums at every level, over random blocks,
+/// all-zero blocks, ties of magnitude, and blocks holding NaN, infinities or subnormals.
+#[test]
+fn quantize_acts_k_levels_bit_identical() {
+    let mut rng = Rng::new(15);
+    for fill in [Fill::Random, Fill::Zero, Fill::Large] {
+        let mut x = rand_vec(256 * 12, &mut rng, fill);
+        assert_eq!(x.len(), 3072);
+        x[3] = f32::NAN;
+        x[256 + 40] = f32::INFINITY;
+        x[512 + 70] = f32::NEG_INFINITY;
+        x[768 + 1] = 1e30;
+        x[1024 + 5] = -0.0;
+        x[1280 + 9] = 1e-40; // subnormal
+        x[1536 + 10] = 7.5; // a tie of magnitude: the first one's sign wins
+        x[1536 + 200] = -7.5;
+        x[1792..2048].fill(0.0);
+        x[2048..2304]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = (i as f32 - 128.0) * 0.5); // exact halves
+        x[2304 + 17] = -3.0e-39;
+        x[2560 + 3] = 1e-38; // tiny block: -127 / max is finite
+        x[2816..3072].fill(1e-39); // tinier: -127 / max overflows
+        let n = x.len();
+        let (mut wq, mut wd, mut wb) = (vec![0i8; n], vec![0f32; n / 256], vec![0i16; n / 16]);
+        super::super::kdot::quantize_acts_k(&x, &mut wq, &mut wd, &mut wb);
+        for lv in available() {
+            let (mut q, mut d, mut b) = (vec![1i8; n], vec![1f32; n / 256], vec![1i16; n / 16]);
+            super::super::quantize_acts_k_at(lv, &x, &mut q, &mut d, &mut b);
+            let first = q.iter().zip(&wq).position(|(a, b)| a != b);
+            assert_eq!(first, None, "{lv:?} {fill:?}: first different code");
+            let first = b.iter().zip(&wb).position(|(a, b)| a != b);
+            assert_eq!(first, None, "{lv:?} {fill:?}: first different sum");
+            for i in 0..d.len() {
+                assert!(
+                    same_bits(d[i], wd[i]),
+                    "{lv:?} {fill:?} d[{i}]: {} vs {}",
+                    d[i],
+                    wd[i]
+                );
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The K-quant family (packed_k.rs, x86_packed_k.rs)
 

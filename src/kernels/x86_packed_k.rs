@@ -623,3 +623,80 @@ mod vnni_impl {
 
 pub use avx2_impl::k as avx2;
 pub use vnni_impl::k as vnni;
+
+/// The Q8_K activation quantizer (`kdot::quantize_acts_k`, its scalar twin) with AVX2: the same
+/// steps per 256-block (value of largest magnitude, first on ties; `iscale = -127 / max`;
+/// `round_half_even(iscale * x)` clamped to ±127; sums per 16; `d = 1 / iscale`), so the same
+/// bits. A block holding a NaN or an infinity, or whose scale overflows, goes to the scalar twin.
+pub mod quant {
+    use crate::kernels::kdot;
+    use crate::quant::QK_K;
+    use core::arch::x86_64::*;
+
+    /// See the module documentation; lengths as `kernels::quantize_acts_k` checks them.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+        let absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+        for (b, xb) in x.chunks_exact(QK_K).enumerate() {
+            let p = xb.as_ptr();
+            // max |x| and whether any value is NaN or infinite
+            let mut m = _mm256_setzero_ps();
+            let mut bad = _mm256_setzero_ps();
+            for j in 0..QK_K / 8 {
+                let a = _mm256_and_ps(_mm256_loadu_ps(p.add(8 * j)), absm);
+                m = _mm256_max_ps(a, m);
+                // |x| == inf or NaN: not (|x| < inf)
+                bad = _mm256_or_ps(
+                    bad,
+                    _mm256_cmp_ps::<_CMP_NLT_UQ>(a, _mm256_set1_ps(f32::INFINITY)),
+                );
+            }
+            let (qb, db, sb) = (
+                &mut qs[b * QK_K..(b + 1) * QK_K],
+                &mut d[b..b + 1],
+                &mut bsums[b * 16..(b + 1) * 16],
+            );
+            let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+            if amax == 0.0 {
+                db[0] = 0.0;
+                qb.fill(0);
+                sb.fill(0);
+                continue;
+            }
+            // the first value of that magnitude, with its sign
+            let max = *xb.iter().find(|v| v.abs() == amax).unwrap_or(&amax);
+            let iscale = -127.0 / max;
+            // non-finite inputs, or a scale that overflows (tiny blocks): NaN products
+            if _mm256_movemask_ps(bad) != 0 || !iscale.is_finite() {
+                kdot::quantize_acts_k(xb, qb, db, sb);
+                continue;
+            }
+            let is = _mm256_set1_ps(iscale);
+            for j in 0..QK_K / 16 {
+                let mut c = [_mm256_setzero_si256(); 2];
+                for (h, ch) in c.iter_mut().enumerate() {
+                    let v = _mm256_mul_ps(is, _mm256_loadu_ps(p.add(16 * j + 8 * h)));
+                    let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+                    *ch = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+                }
+                // 16 codes: i32 -> i16 -> i8 (in order after the lane permute)
+                let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(c[0], c[1]));
+                let w128 =
+                    _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+                _mm_storeu_si128(qb.as_mut_ptr().add(16 * j) as *mut __m128i, w128);
+                let s = _mm256_add_epi32(c[0], c[1]);
+                let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+                let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+                let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2));
+                sb[j] = _mm_cvtsi128_si32(s1) as i16;
+            }
+            db[0] = 1.0 / iscale;
+        }
+    }
+}
