@@ -678,7 +678,7 @@ pub mod quant {
                 continue;
             }
             let is = _mm256_set1_ps(iscale);
-            for j in 0..QK_K / 16 {
+            for (j, sj) in sb.iter_mut().enumerate() {
                 let mut c = [_mm256_setzero_si256(); 2];
                 for (h, ch) in c.iter_mut().enumerate() {
                     let v = _mm256_mul_ps(is, _mm256_loadu_ps(p.add(16 * j + 8 * h)));
@@ -694,7 +694,7 @@ pub mod quant {
                 let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
                 let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
                 let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2));
-                sb[j] = _mm_cvtsi128_si32(s1) as i16;
+                *sj = _mm_cvtsi128_si32(s1) as i16;
             }
             db[0] = 1.0 / iscale;
         }
