@@ -118,6 +118,52 @@ macro_rules! kpacked {
                 _mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i))
             }
 
+            /// The codes of one unit (`q`: its nibble plane, then its high plane): `wl[t]` the
+            /// values `4t..4t+4` of each row, `wh[t]` the values `16+4t..`, each byte a code.
+            /// The high bits are moved into place with one shift and a masked merge per vector
+            /// (16-bit shifts: the mask drops what crosses a byte).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn unit_codes(hb: usize, q: *const u8) -> ([__m256i; 4], [__m256i; 4]) {
+                let m0f = _mm256_set1_epi8(0x0F);
+                let mut wl = [_mm256_setzero_si256(); 4];
+                let mut wh = [_mm256_setzero_si256(); 4];
+                for t in 0..4 {
+                    let x = _mm256_loadu_si256(q.add(32 * t) as *const __m256i);
+                    wl[t] = _mm256_and_si256(x, m0f);
+                    wh[t] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
+                }
+                let merge =
+                    |w: __m256i, h: __m256i, m: __m256i| _mm256_or_si256(w, _mm256_and_si256(h, m));
+                if hb == 1 {
+                    // bit t -> bit 4 (low half), bit 4 + t -> bit 4 (high half)
+                    let h = _mm256_loadu_si256(q.add(128) as *const __m256i);
+                    let m = _mm256_set1_epi8(0x10);
+                    wl[0] = merge(wl[0], _mm256_slli_epi16(h, 4), m);
+                    wl[1] = merge(wl[1], _mm256_slli_epi16(h, 3), m);
+                    wl[2] = merge(wl[2], _mm256_slli_epi16(h, 2), m);
+                    wl[3] = merge(wl[3], _mm256_slli_epi16(h, 1), m);
+                    wh[0] = merge(wh[0], h, m);
+                    wh[1] = merge(wh[1], _mm256_srli_epi16(h, 1), m);
+                    wh[2] = merge(wh[2], _mm256_srli_epi16(h, 2), m);
+                    wh[3] = merge(wh[3], _mm256_srli_epi16(h, 3), m);
+                } else if hb == 2 {
+                    // bits 2t, 2t+1 -> bits 4, 5
+                    let h0 = _mm256_loadu_si256(q.add(128) as *const __m256i);
+                    let h1 = _mm256_loadu_si256(q.add(160) as *const __m256i);
+                    let m = _mm256_set1_epi8(0x30);
+                    wl[0] = merge(wl[0], _mm256_slli_epi16(h0, 4), m);
+                    wl[1] = merge(wl[1], _mm256_slli_epi16(h0, 2), m);
+                    wl[2] = merge(wl[2], h0, m);
+                    wl[3] = merge(wl[3], _mm256_srli_epi16(h0, 2), m);
+                    wh[0] = merge(wh[0], _mm256_slli_epi16(h1, 4), m);
+                    wh[1] = merge(wh[1], _mm256_slli_epi16(h1, 2), m);
+                    wh[2] = merge(wh[2], h1, m);
+                    wh[3] = merge(wh[3], _mm256_srli_epi16(h1, 2), m);
+                }
+                (wl, wh)
+            }
+
             /// One group (8 rows) x NA activation rows, all blocks, for the one-unit types
             /// (Q5_0, Q5_1, IQ4_NL: 32-value blocks of scale 1 with Q8 activations).
             #[target_feature(enable = $feat)]
@@ -128,8 +174,6 @@ macro_rules! kpacked {
                 // effective code offset: the IQ4 values are shifted by 128 for vpdpbusd
                 let bias = if p.lut && VNNI { 128 } else { p.bias };
                 let kh = k / 16;
-                let m0f = _mm256_set1_epi8(0x0F);
-                let one = _mm256_set1_epi8(1);
                 let mut lutb = [0u8; 16];
                 for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
                     *o = if VNNI {
@@ -144,24 +188,7 @@ macro_rules! kpacked {
                 for b in 0..nsb {
                     let sb = grp.add(b * sbb);
                     let q = sb.add(head);
-                    let mut wl = [_mm256_setzero_si256(); 4];
-                    let mut wh = [_mm256_setzero_si256(); 4];
-                    for t in 0..4 {
-                        let x = _mm256_loadu_si256(q.add(32 * t) as *const __m256i);
-                        wl[t] = _mm256_and_si256(x, m0f);
-                        wh[t] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
-                    }
-                    if p.hb == 1 {
-                        let h = _mm256_loadu_si256(q.add(128) as *const __m256i);
-                        for t in 0..4 {
-                            let bl = _mm256_srl_epi16(h, _mm_cvtsi32_si128(t as i32));
-                            let bh = _mm256_srl_epi16(h, _mm_cvtsi32_si128(4 + t as i32));
-                            let bl = _mm256_slli_epi16(_mm256_and_si256(bl, one), 4);
-                            let bh = _mm256_slli_epi16(_mm256_and_si256(bh, one), 4);
-                            wl[t] = _mm256_or_si256(wl[t], bl);
-                            wh[t] = _mm256_or_si256(wh[t], bh);
-                        }
-                    }
+                    let (mut wl, mut wh) = unit_codes(p.hb, q);
                     let mut wla = [_mm256_setzero_si256(); 4];
                     let mut wha = [_mm256_setzero_si256(); 4];
                     if p.lut {
@@ -300,8 +327,6 @@ macro_rules! kpacked {
                 // effective code offset: the IQ4 values are shifted by 128 for vpdpbusd
                 let bias = if p.lut && VNNI { 128 } else { p.bias };
                 let kh = k / 16;
-                let m0f = _mm256_set1_epi8(0x0F);
-                let three = _mm256_set1_epi8(3);
                 let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
                 let mut lutb = [0u8; 16];
                 for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
@@ -313,7 +338,6 @@ macro_rules! kpacked {
                 }
                 let tbl =
                     _mm256_broadcastsi128_si256(_mm_loadu_si128(lutb.as_ptr() as *const __m128i));
-                let one = _mm256_set1_epi8(1);
                 let mut accf = [_mm256_setzero_ps(); NA];
                 for b in 0..nsb {
                     let sb = grp.add(b * sbb);
@@ -321,34 +345,7 @@ macro_rules! kpacked {
                     for u in 0..p.units {
                         let unit = sb.add(head + u * ub);
                         let q = unit.add(scb + mb);
-                        let mut wl = [_mm256_setzero_si256(); 4];
-                        let mut wh = [_mm256_setzero_si256(); 4];
-                        for t in 0..4 {
-                            let x = _mm256_loadu_si256(q.add(32 * t) as *const __m256i);
-                            wl[t] = _mm256_and_si256(x, m0f);
-                            wh[t] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
-                        }
-                        if p.hb == 1 {
-                            let h = _mm256_loadu_si256(q.add(128) as *const __m256i);
-                            for t in 0..4 {
-                                let bl = _mm256_srl_epi16(h, _mm_cvtsi32_si128(t as i32));
-                                let bh = _mm256_srl_epi16(h, _mm_cvtsi32_si128(4 + t as i32));
-                                let bl = _mm256_slli_epi16(_mm256_and_si256(bl, one), 4);
-                                let bh = _mm256_slli_epi16(_mm256_and_si256(bh, one), 4);
-                                wl[t] = _mm256_or_si256(wl[t], bl);
-                                wh[t] = _mm256_or_si256(wh[t], bh);
-                            }
-                        } else if p.hb == 2 {
-                            let h0 = _mm256_loadu_si256(q.add(128) as *const __m256i);
-                            let h1 = _mm256_loadu_si256(q.add(160) as *const __m256i);
-                            for t in 0..4 {
-                                let c = _mm_cvtsi32_si128(2 * t as i32);
-                                let bl = _mm256_and_si256(_mm256_srl_epi16(h0, c), three);
-                                let bh = _mm256_and_si256(_mm256_srl_epi16(h1, c), three);
-                                wl[t] = _mm256_or_si256(wl[t], _mm256_slli_epi16(bl, 4));
-                                wh[t] = _mm256_or_si256(wh[t], _mm256_slli_epi16(bh, 4));
-                            }
-                        }
+                        let (mut wl, mut wh) = unit_codes(p.hb, q);
                         let mut wla = [_mm256_setzero_si256(); 4];
                         let mut wha = [_mm256_setzero_si256(); 4];
                         if p.lut {
