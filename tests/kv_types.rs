@@ -50,7 +50,7 @@ fn argmax(v: &[f32]) -> usize {
 fn prefill_equals_token_by_token_for_every_cache_type() {
     let model = Model::open(&common::model("q4_0")).unwrap();
     // 1030 positions: attention tiles of 32 and segments of 512 (decode steps on several threads
-    // split the keys by segment, prefill chunks of 64 rows do not), prefill chunks of 64 rows.
+    // split the keys by segment, prefill chunks of `CHUNK` rows do not), prefill chunks of `CHUNK` rows.
     let toks = prompt(1030);
     let mut f32_logits = Vec::new();
     for ty in KvType::ALL {

@@ -26,7 +26,7 @@ use crate::kernels::packed::{self, GROUP};
 use crate::kernels::{self, attn, ActKind, Acts};
 
 /// Rows processed together through the matrix products.
-pub const CHUNK: usize = 64;
+pub const CHUNK: usize = 128;
 
 /// One sequence's part of a forward call.
 pub struct SeqStep<'a> {

@@ -452,14 +452,20 @@ fn k_packed_levels_bit_identical_to_unpacked_scalar() {
 
 /// Throughput of the packed matmuls at each SIMD level (prints only; run on demand with
 /// `cargo test --release --lib k_packed_speed -- --ignored --nocapture`, optionally
-/// `QORUS_SPEED_TYPES=q4_K,q4_0`): a 4096 x 4096 matrix
-/// times 64 activation rows, best of 25 runs timed in thread CPU time (robust to a shared
+/// `QORUS_SPEED_TYPES=q4_K,q4_0`, `QORUS_SPEED_SHAPE=rows,k,n`): by default a 4096 x 4096
+/// matrix times 64 activation rows, best of 25 runs timed in thread CPU time (robust to a shared
 /// machine).
 #[test]
 #[ignore = "timing, prints only"]
 fn k_packed_speed() {
     let mut rng = Rng::new(23);
-    let (rows, k, n) = (4096usize, 4096usize, 64usize);
+    // QORUS_SPEED_SHAPE=rows,k,n
+    let shape: Vec<usize> = std::env::var("QORUS_SPEED_SHAPE")
+        .unwrap_or_else(|_| "4096,4096,64".into())
+        .split(',')
+        .map(|v| v.trim().parse().expect("QORUS_SPEED_SHAPE=rows,k,n"))
+        .collect();
+    let (rows, k, n) = (shape[0], shape[1], shape[2]);
     let only = std::env::var("QORUS_SPEED_TYPES").unwrap_or_default();
     for ty in [
         WeightType::Q4_K,
