@@ -100,6 +100,18 @@ macro_rules! kpacked {
                 }
             }
 
+            /// [`dp`] with the activation bytes at `p + OFF` (the offset in the instruction: no
+            /// address arithmetic per product).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn dpo<const OFF: usize>(acc: __m256i, w: __m256i, p: *const i8) -> __m256i {
+                if VNNI {
+                    super::vnni_bcast_off::<OFF>(acc, w, p)
+                } else {
+                    dp(acc, w, p.add(OFF))
+                }
+            }
+
             /// AVX2 signed x signed: `wa = |w|`.
             #[inline]
             #[target_feature(enable = $feat)]
@@ -366,11 +378,33 @@ macro_rules! kpacked {
                             // interleaved: enough independent vpdpbusd in flight for its latency
                             let mut lo = [_mm256_setzero_si256(); NA];
                             let mut hi = [_mm256_setzero_si256(); NA];
-                            for t in 0..4 {
-                                for i in 0..NA {
-                                    let a = a0.add(i * k + 4 * t);
-                                    lo[i] = dp(lo[i], wl[t], a);
-                                    hi[i] = dp(hi[i], wh[t], a.add(16));
+                            if p.hb == 0 {
+                                // a pointer per row and the offsets in the instructions (with
+                                // the high-bit types, the extra registers cost more than the
+                                // address arithmetic saves)
+                                let mut ap = [a0; NA];
+                                for (i, p) in ap.iter_mut().enumerate() {
+                                    *p = a0.add(i * k);
+                                }
+                                macro_rules! step {
+                                    ($t:literal) => {
+                                        for i in 0..NA {
+                                            lo[i] = dpo::<{ 4 * $t }>(lo[i], wl[$t], ap[i]);
+                                            hi[i] = dpo::<{ 16 + 4 * $t }>(hi[i], wh[$t], ap[i]);
+                                        }
+                                    };
+                                }
+                                step!(0);
+                                step!(1);
+                                step!(2);
+                                step!(3);
+                            } else {
+                                for t in 0..4 {
+                                    for i in 0..NA {
+                                        let a = a0.add(i * k + 4 * t);
+                                        lo[i] = dp(lo[i], wl[t], a);
+                                        hi[i] = dp(hi[i], wh[t], a.add(16));
+                                    }
                                 }
                             }
                             for i in 0..NA {
@@ -593,7 +627,39 @@ unsafe fn vnni_wbcast(
     acc
 }
 
+/// Placeholder for the AVX2 instantiation (never called there: `VNNI` is false).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vnni_bcast_off_unavailable<const OFF: usize>(
+    acc: core::arch::x86_64::__m256i,
+    _w: core::arch::x86_64::__m256i,
+    _p: *const i8,
+) -> core::arch::x86_64::__m256i {
+    acc
+}
+
+/// `vpdpbusd acc, w, dword [p + OFF]{1to8}` (AVX-512 VNNI + VL).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub(crate) unsafe fn vnni_bcast_off<const OFF: usize>(
+    acc: core::arch::x86_64::__m256i,
+    w: core::arch::x86_64::__m256i,
+    p: *const i8,
+) -> core::arch::x86_64::__m256i {
+    let mut acc = acc;
+    core::arch::asm!(
+        "vpdpbusd {acc:y}, {w:y}, dword ptr [{p} + {off}]{{1to8}}",
+        acc = inout(zmm_reg) acc,
+        w = in(zmm_reg) w,
+        p = in(reg) p,
+        off = const OFF,
+        options(pure, readonly, nostack, preserves_flags)
+    );
+    acc
+}
+
 mod avx2_impl {
+    pub(super) use super::vnni_bcast_off_unavailable as vnni_bcast_off;
     pub(super) use super::vnni_bcast_unavailable as vnni_bcast;
     pub(super) use super::vnni_wbcast_unavailable as vnni_wbcast;
     pub(super) use super::{
@@ -605,6 +671,7 @@ mod avx2_impl {
 }
 mod vnni_impl {
     pub(super) use super::super::x86_packed::vnni_bcast;
+    pub(super) use super::vnni_bcast_off;
     pub(super) use super::vnni_wbcast;
     pub(super) use super::{
         group_bytes, props_of, ty_of, KActs, Props, Range, TileArgs, WeightType, GROUP,
