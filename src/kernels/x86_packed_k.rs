@@ -61,7 +61,8 @@ const fn props_of(t: u8) -> Props {
 }
 
 /// Arguments of a tile: group, super-blocks, codes of the tile's first row, k, scales, sums
-/// (Q5_1), activation sums per 16 (tile rows, `k / 16` each), output, output stride, valid rows.
+/// (Q5_1), activation sums per 16 (tile rows, `k / 16` each; per 32 for the 32-value sub-block
+/// types with mins or a code offset, `k / 32` each), output, output stride, valid rows.
 type TileArgs = (
     *const u8,
     usize,
@@ -272,20 +273,15 @@ macro_rules! kpacked {
                 }
             }
 
-            /// The i16 pairs of one unit's correction weights, lane `j` = row `j`: for the two
-            /// halves of 16 values, `(c_lo, c_hi)` with `c` the sub-block mins (types with mins)
-            /// or `bias` times the sub-block scales (types with a code offset); the 32-value
-            /// sub-blocks give the same value twice.
+            /// The i16 pairs of correction weights, lane `j` = row `j`: the mins (types with mins)
+            /// or `bias` times the scales (types with a code offset) of two sub-blocks, the 8
+            /// bytes at `u0` and at `u1` (a unit's two halves of 16 values, or two units).
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn corr_pairs(p: Props, unit: *const u8, bias: i32) -> __m256i {
-                let src = unit.add(if p.min { p.sc_bytes() } else { 0 });
-                let lo = _mm_loadl_epi64(src as *const __m128i);
-                let hi = if p.s16 {
-                    _mm_loadl_epi64(src.add(8) as *const __m128i)
-                } else {
-                    lo
-                };
+            unsafe fn corr_pairs(p: Props, u0: *const u8, u1: *const u8, bias: i32) -> __m256i {
+                let off = if p.min { p.sc_bytes() } else { 0 };
+                let lo = _mm_loadl_epi64(u0.add(off) as *const __m128i);
+                let hi = _mm_loadl_epi64(u1.add(off) as *const __m128i);
                 let v = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(lo, hi));
                 if p.min {
                     v
@@ -325,10 +321,10 @@ macro_rules! kpacked {
 
             /// One group (8 rows) x NA activation rows, all super-blocks, for the types of 8
             /// units per super-block (Q8_K activations). Per unit and activation row: the code
-            /// dots (one chain of 8 for 32-value sub-blocks, two for 16-value ones) times the
-            /// sub-block scales; per super-block and activation row, the mins or the code offset
-            /// in one pass of 8 pair products with the activation sums per 16. Integer sums are
-            /// exact, so this is `kdot`'s arithmetic.
+            /// dots of the two halves (two chains) times the sub-block scales; per super-block
+            /// and activation row, the mins or the code offset in one pass of pair products with
+            /// the activation sums (8 with the sums per 16, or 4 with the sums per 32 for
+            /// 32-value sub-blocks). Integer sums are exact, so this is `kdot`'s arithmetic.
             #[target_feature(enable = $feat)]
             unsafe fn tile_k<const T: u8, const NA: usize>(args: TileArgs) {
                 let (grp, nsb, qs, k, d, _s, asum, out, ldo, nvalid) = args;
@@ -433,15 +429,25 @@ macro_rules! kpacked {
                     // the mins or the code offset: Σ_s c[s] * (activation sum of s)
                     let mut summ = [_mm256_setzero_si256(); NA];
                     if p.min || bias != 0 {
+                        // 16-value sub-blocks: a unit's two halves with the sums per 16;
+                        // 32-value ones: two units with the sums per 32 (`drive` makes them)
+                        let np = if p.s16 { 8 } else { 4 };
                         let mut pairs = [_mm256_setzero_si256(); 8];
-                        for (u, pr) in pairs.iter_mut().enumerate() {
-                            *pr = corr_pairs(p, sb.add(head + u * ub), bias);
+                        for (v, pr) in pairs.iter_mut().enumerate().take(np) {
+                            let (u0, u1) = if p.s16 {
+                                let u = sb.add(head + v * ub);
+                                (u, u.add(8))
+                            } else {
+                                (sb.add(head + 2 * v * ub), sb.add(head + (2 * v + 1) * ub))
+                            };
+                            *pr = corr_pairs(p, u0, u1, bias);
                         }
+                        let ka = if p.s16 { kh } else { kh / 2 };
                         for i in 0..NA {
-                            let ai = asum.add(i * kh + b * 16);
+                            let ai = asum.add(i * ka + b * 2 * np);
                             let mut c = _mm256_setzero_si256();
-                            for (u, &pr) in pairs.iter().enumerate() {
-                                c = dpw(c, pr, ai.add(2 * u));
+                            for (v, &pr) in pairs.iter().enumerate().take(np) {
+                                c = dpw(c, pr, ai.add(2 * v));
                             }
                             if p.min {
                                 summ[i] = c;
@@ -491,6 +497,9 @@ macro_rules! kpacked {
                 // Q8_K activations carry their sums per 16 codes; Q8 ones are summed here, once
                 // for a single tile (decode), else per tile and panel.
                 let given = a.bsums.len() >= a.n * kh;
+                let bias = if p.lut && VNNI { 128 } else { p.bias };
+                let per32 = p.units > 1 && !p.s16 && (p.min || bias != 0);
+                debug_assert!(!per32 || given, "Q8_K activations carry their sums");
                 let (g0, g1) = (rows.start / GROUP, rows.end.div_ceil(GROUP));
                 let (qs, d) = (a.qs.as_ptr(), a.d.as_ptr());
                 let s = if a.s.is_empty() { d } else { a.s.as_ptr() };
@@ -501,7 +510,20 @@ macro_rules! kpacked {
                     let mut i = 0;
                     while i < a.n {
                         let na = (a.n - i).min(NA_TILE);
-                        let ap = if given {
+                        let ap = if per32 {
+                            // the 32-value sub-block types: sums per 32 from the sums per 16
+                            if summed_tile != i {
+                                for ii in 0..na {
+                                    let bs = a.bsums.as_ptr().add((i + ii) * kh);
+                                    for u in 0..kh / 2 {
+                                        *own.add(ii * kh / 2 + u) =
+                                            *bs.add(2 * u) + *bs.add(2 * u + 1);
+                                    }
+                                }
+                                summed_tile = i;
+                            }
+                            own as *const i16
+                        } else if given {
                             a.bsums.as_ptr().add(i * kh)
                         } else {
                             if summed_tile != i {
