@@ -266,7 +266,7 @@ macro_rules! packed_kernels {
                 }
                 // Several tiles: the blocks go in chunks of `KC`, so that a panel's chunk of
                 // weights and a tile's chunk of activations stay in L1 while the tiles reuse them.
-                let kc = if one_tile { nb } else { KC };
+                let kc = if one_tile || VNNI { nb } else { KC };
                 let mut p0 = g0;
                 while p0 < g1 {
                     let p1 = (p0 + PANEL).min(g1);
