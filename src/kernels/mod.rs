@@ -28,6 +28,8 @@ pub mod x86_attn;
 pub mod x86_packed;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_packed_k;
+#[cfg(all(target_arch = "x86_64", qorus_avx512))]
+pub mod x86_packed_zmm;
 
 pub use dispatch::{level, Level};
 

@@ -287,9 +287,43 @@ macro_rules! packed_kernels {
                                 }
                             }
                             let (qi, di, si) = (qs.add(i * k), d.add(i * nb), s.add(i * nb));
-                            for g in p0..p1 {
-                                let grp = w.add(g * gb);
+                            let mut g = p0;
+                            while g < p1 {
                                 let r0 = g * GROUP;
+                                #[cfg(qorus_avx512)]
+                                if VNNI && g + 1 < p1 && rows.end >= r0 + 2 * GROUP {
+                                    // two full groups on 512-bit vectors
+                                    use crate::kernels::x86_packed_zmm::tile16;
+                                    let o = out.add(i * ldo + r0);
+                                    let (w0, w1) = (w.add(g * gb), w.add((g + 1) * gb));
+                                    let a = (
+                                        w0,
+                                        w1,
+                                        nb,
+                                        b0,
+                                        b1,
+                                        qi,
+                                        k,
+                                        di,
+                                        si,
+                                        bp as *const i32,
+                                        o,
+                                        ldo,
+                                    );
+                                    match na {
+                                        1 => tile16::<T, 1>(a),
+                                        2 => tile16::<T, 2>(a),
+                                        3 => tile16::<T, 3>(a),
+                                        4 => tile16::<T, 4>(a),
+                                        5 => tile16::<T, 5>(a),
+                                        6 => tile16::<T, 6>(a),
+                                        7 => tile16::<T, 7>(a),
+                                        _ => tile16::<T, 8>(a),
+                                    }
+                                    g += 2;
+                                    continue;
+                                }
+                                let grp = w.add(g * gb);
                                 let nvalid = rows.end.min(r0 + GROUP) - r0;
                                 let o = out.add(i * ldo + r0);
                                 let a: TileArgs =
@@ -304,6 +338,7 @@ macro_rules! packed_kernels {
                                     7 => tile::<T, 7>(a),
                                     _ => tile::<T, 8>(a),
                                 }
+                                g += 1;
                             }
                             i += na;
                         }
