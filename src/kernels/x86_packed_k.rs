@@ -53,7 +53,7 @@ const fn ty_of(t: u8) -> WeightType {
     }
 }
 
-const fn props_of(t: u8) -> Props {
+pub(crate) const fn props_of(t: u8) -> Props {
     match props(ty_of(t)) {
         Some(p) => p,
         None => panic!("not a packed_k type"),
@@ -538,8 +538,29 @@ macro_rules! kpacked {
                             own as *const i16
                         };
                         let (qi, di, si) = (qs.add(i * k), d.add(i * nsb), s.add(i * nsb));
-                        for g in p0..p1 {
+                        let mut g = p0;
+                        while g < p1 {
                             let r0 = g * GROUP;
+                            #[cfg(qorus_avx512)]
+                            if VNNI && p.units > 1 && g + 1 < p1 && rows.end >= r0 + 2 * GROUP {
+                                // two full groups on 512-bit vectors
+                                use crate::kernels::x86_packed_zmm::tile_k16;
+                                let o = out.add(i * ldo + r0);
+                                let (w0, w1) = (w.add(g * gb), w.add((g + 1) * gb));
+                                let t = (w0, w1, nsb, qi, k, di, ap, o, ldo);
+                                match na {
+                                    1 => tile_k16::<T, 1>(t),
+                                    2 => tile_k16::<T, 2>(t),
+                                    3 => tile_k16::<T, 3>(t),
+                                    4 => tile_k16::<T, 4>(t),
+                                    5 => tile_k16::<T, 5>(t),
+                                    6 => tile_k16::<T, 6>(t),
+                                    7 => tile_k16::<T, 7>(t),
+                                    _ => tile_k16::<T, 8>(t),
+                                }
+                                g += 2;
+                                continue;
+                            }
                             let nvalid = rows.end.min(r0 + GROUP) - r0;
                             let o = out.add(i * ldo + r0);
                             let t: TileArgs =
@@ -567,6 +588,7 @@ macro_rules! kpacked {
                                     _ => tile_k::<T, 8>(t),
                                 }
                             }
+                            g += 1;
                         }
                         i += na;
                     }

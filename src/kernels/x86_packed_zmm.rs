@@ -116,3 +116,224 @@ pub unsafe fn tile16<const T: u8, const NA: usize>(a: Tile16Args) {
     }
     debug_assert_eq!(2 * GROUP, 16);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The K family's 8-unit types (Q2_K..Q6_K, IQ4_XS; `packed_k.rs` layout, `x86_packed_k.rs`
+// arithmetic)
+
+use crate::quant::kquants::KVALUES_IQ4NL;
+
+/// Arguments of a 16-row K tile: first group, second group, super-blocks, codes of the tile's
+/// first row, k, scales, activation sums (per 16, or per 32 for the 32-value sub-block types
+/// with a correction, as `x86_packed_k::drive` makes them), output, output stride.
+pub type TileK16Args = (
+    *const u8,
+    *const u8,
+    usize,
+    *const i8,
+    usize,
+    *const f32,
+    *const i16,
+    *mut f32,
+    usize,
+);
+
+/// 8 bytes at `p0` then 8 at `p1`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn pair64(p0: *const u8, p1: *const u8) -> __m128i {
+    _mm_unpacklo_epi64(
+        _mm_loadl_epi64(p0 as *const __m128i),
+        _mm_loadl_epi64(p1 as *const __m128i),
+    )
+}
+
+/// `x86_packed_k`'s `unit_codes` for two groups.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn unit_codes16(hb: usize, q0: *const u8, q1: *const u8) -> ([__m512i; 4], [__m512i; 4]) {
+    let m0f = _mm512_set1_epi8(0x0F);
+    let mut wl = [_mm512_setzero_si512(); 4];
+    let mut wh = [_mm512_setzero_si512(); 4];
+    for t in 0..4 {
+        let x = pair256(q0.add(32 * t), q1.add(32 * t));
+        wl[t] = _mm512_and_si512(x, m0f);
+        wh[t] = _mm512_and_si512(_mm512_srli_epi16::<4>(x), m0f);
+    }
+    let merge = |w: __m512i, h: __m512i, m: __m512i| _mm512_or_si512(w, _mm512_and_si512(h, m));
+    if hb == 1 {
+        let h = pair256(q0.add(128), q1.add(128));
+        let m = _mm512_set1_epi8(0x10);
+        wl[0] = merge(wl[0], _mm512_slli_epi16::<4>(h), m);
+        wl[1] = merge(wl[1], _mm512_slli_epi16::<3>(h), m);
+        wl[2] = merge(wl[2], _mm512_slli_epi16::<2>(h), m);
+        wl[3] = merge(wl[3], _mm512_slli_epi16::<1>(h), m);
+        wh[0] = merge(wh[0], h, m);
+        wh[1] = merge(wh[1], _mm512_srli_epi16::<1>(h), m);
+        wh[2] = merge(wh[2], _mm512_srli_epi16::<2>(h), m);
+        wh[3] = merge(wh[3], _mm512_srli_epi16::<3>(h), m);
+    } else if hb == 2 {
+        let h0 = pair256(q0.add(128), q1.add(128));
+        let h1 = pair256(q0.add(160), q1.add(160));
+        let m = _mm512_set1_epi8(0x30);
+        wl[0] = merge(wl[0], _mm512_slli_epi16::<4>(h0), m);
+        wl[1] = merge(wl[1], _mm512_slli_epi16::<2>(h0), m);
+        wl[2] = merge(wl[2], h0, m);
+        wl[3] = merge(wl[3], _mm512_srli_epi16::<2>(h0), m);
+        wh[0] = merge(wh[0], _mm512_slli_epi16::<4>(h1), m);
+        wh[1] = merge(wh[1], _mm512_slli_epi16::<2>(h1), m);
+        wh[2] = merge(wh[2], h1, m);
+        wh[3] = merge(wh[3], _mm512_srli_epi16::<2>(h1), m);
+    }
+    (wl, wh)
+}
+
+/// Correction pairs of two sub-block byte rows (`x86_packed_k`'s `corr_pairs`) for two groups:
+/// `a0`/`b0` the first and second sources of group one, `a1`/`b1` of group two.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn corr_pairs16(
+    a0: *const u8,
+    b0: *const u8,
+    a1: *const u8,
+    b1: *const u8,
+    min: bool,
+    bias: i32,
+) -> __m512i {
+    let (lo, hi) = (pair64(a0, a1), pair64(b0, b1));
+    let x = _mm256_inserti128_si256::<1>(
+        _mm256_castsi128_si256(_mm_unpacklo_epi8(lo, hi)),
+        _mm_unpackhi_epi8(lo, hi),
+    );
+    let v = _mm512_cvtepi8_epi16(x);
+    if min {
+        v
+    } else {
+        _mm512_mullo_epi16(v, _mm512_set1_epi16(bias as i16))
+    }
+}
+
+/// Two full groups (16 rows) x NA activation rows, all super-blocks, of the 8-unit K type `T`
+/// (`x86_packed_k`'s type codes): `x86_packed_k`'s `tile_k` on 512-bit vectors, the same
+/// integers and float steps per lane.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW/VL/VNNI; pointers as `tile_k`'s, both groups full.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub unsafe fn tile_k16<const T: u8, const NA: usize>(a: TileK16Args) {
+    let (g0, g1, nsb, qs, k, d, asum, out, ldo) = a;
+    let p = super::x86_packed_k::props_of(T);
+    let (head, ub, sbb, sbl) = (p.head_bytes(), p.unit_bytes(), p.sb_bytes(), p.sb_len());
+    let (scb, mb) = (p.sc_bytes(), p.m_bytes());
+    // the IQ4 values shifted by 128 into unsigned bytes
+    let bias = if p.lut { 128 } else { p.bias };
+    let kh = k / 16;
+    let mut lutb = [0u8; 16];
+    for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
+        *o = (v as i32 + 128) as u8;
+    }
+    let tbl = _mm512_broadcast_i32x4(_mm_loadu_si128(lutb.as_ptr() as *const __m128i));
+    let mut accf = [_mm512_setzero_ps(); NA];
+    for b in 0..nsb {
+        let (s0, s1) = (g0.add(b * sbb), g1.add(b * sbb));
+        let mut sumi = [_mm512_setzero_si512(); NA];
+        for u in 0..p.units {
+            let (u0, u1) = (s0.add(head + u * ub), s1.add(head + u * ub));
+            let (mut wl, mut wh) = unit_codes16(p.hb, u0.add(scb + mb), u1.add(scb + mb));
+            if p.lut {
+                for t in 0..4 {
+                    wl[t] = _mm512_shuffle_epi8(tbl, wl[t]);
+                    wh[t] = _mm512_shuffle_epi8(tbl, wh[t]);
+                }
+            }
+            let sc0 = _mm512_cvtepi8_epi32(pair64(u0, u1));
+            let a0 = qs.add(b * sbl + 32 * u);
+            let ld = |i: usize, o: usize| {
+                _mm512_set1_epi32((a0.add(i * k + o) as *const i32).read_unaligned())
+            };
+            if p.s16 {
+                let sc1 = _mm512_cvtepi8_epi32(pair64(u0.add(8), u1.add(8)));
+                let mut lo = [_mm512_setzero_si512(); NA];
+                let mut hi = [_mm512_setzero_si512(); NA];
+                for t in 0..4 {
+                    for i in 0..NA {
+                        lo[i] = _mm512_dpbusd_epi32(lo[i], wl[t], ld(i, 4 * t));
+                        hi[i] = _mm512_dpbusd_epi32(hi[i], wh[t], ld(i, 16 + 4 * t));
+                    }
+                }
+                for i in 0..NA {
+                    let x = _mm512_add_epi32(
+                        _mm512_mullo_epi32(sc0, lo[i]),
+                        _mm512_mullo_epi32(sc1, hi[i]),
+                    );
+                    sumi[i] = _mm512_add_epi32(sumi[i], x);
+                }
+            } else {
+                let mut x = [_mm512_setzero_si512(); NA];
+                for t in 0..4 {
+                    for i in 0..NA {
+                        x[i] = _mm512_dpbusd_epi32(x[i], wl[t], ld(i, 4 * t));
+                    }
+                }
+                for t in 0..4 {
+                    for i in 0..NA {
+                        x[i] = _mm512_dpbusd_epi32(x[i], wh[t], ld(i, 16 + 4 * t));
+                    }
+                }
+                for i in 0..NA {
+                    sumi[i] = _mm512_add_epi32(sumi[i], _mm512_mullo_epi32(sc0, x[i]));
+                }
+            }
+        }
+        // the mins or the code offset
+        let mut summ = [_mm512_setzero_si512(); NA];
+        if p.min || bias != 0 {
+            let np = if p.s16 { 8 } else { 4 };
+            let off = if p.min { scb } else { 0 };
+            let mut pairs = [_mm512_setzero_si512(); 8];
+            for (v, pr) in pairs.iter_mut().enumerate().take(np) {
+                let (o0, o1) = if p.s16 {
+                    (head + v * ub + off, head + v * ub + off + 8)
+                } else {
+                    (head + 2 * v * ub + off, head + (2 * v + 1) * ub + off)
+                };
+                *pr = corr_pairs16(s0.add(o0), s0.add(o1), s1.add(o0), s1.add(o1), p.min, bias);
+            }
+            let ka = if p.s16 { kh } else { kh / 2 };
+            for i in 0..NA {
+                let ai = asum.add(i * ka + b * 2 * np);
+                let mut c = _mm512_setzero_si512();
+                for (v, &pr) in pairs.iter().enumerate().take(np) {
+                    let x = (ai.add(2 * v) as *const i32).read_unaligned();
+                    c = _mm512_dpwssd_epi32(c, pr, _mm512_set1_epi32(x));
+                }
+                if p.min {
+                    summ[i] = c;
+                } else {
+                    sumi[i] = _mm512_sub_epi32(sumi[i], c);
+                }
+            }
+        }
+        let dw = pair_f16(s0, s1);
+        let d2 = if p.min {
+            pair_f16(s0.add(16), s1.add(16))
+        } else {
+            _mm512_setzero_ps()
+        };
+        for i in 0..NA {
+            let da = _mm512_set1_ps(*d.add(i * nsb + b));
+            accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[i]), _mm512_mul_ps(dw, da), accf[i]);
+            if p.min {
+                // -(d2 * da) by the sign bit, as the 256-bit tile
+                let nm = _mm512_castsi512_ps(_mm512_xor_si512(
+                    _mm512_castps_si512(_mm512_mul_ps(d2, da)),
+                    _mm512_set1_epi32(i32::MIN),
+                ));
+                accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ[i]), nm, accf[i]);
+            }
+        }
+    }
+    for (i, &acc) in accf.iter().enumerate() {
+        _mm512_storeu_ps(out.add(i * ldo), acc);
+    }
+}
