@@ -29,6 +29,10 @@ const PREFETCH: usize = 4096;
 /// Most activation rows per tile.
 const NA_MAX: usize = 8;
 
+/// Fewest activation rows for the 512-bit tiles: with fewer (decoding), the 256-bit tiles'
+/// independent dot-product chains and prefetching keep the weight stream faster.
+pub(crate) const ZMM_MIN_ROWS: usize = 4;
+
 /// Blocks per chunk of the inner dimension when several tiles share a panel.
 const KC: usize = 32;
 
@@ -291,7 +295,11 @@ macro_rules! packed_kernels {
                             while g < p1 {
                                 let r0 = g * GROUP;
                                 #[cfg(qorus_avx512)]
-                                if VNNI && g + 1 < p1 && rows.end >= r0 + 2 * GROUP {
+                                if VNNI
+                                    && na >= ZMM_MIN_ROWS
+                                    && g + 1 < p1
+                                    && rows.end >= r0 + 2 * GROUP
+                                {
                                     // two full groups on 512-bit vectors
                                     use crate::kernels::x86_packed_zmm::tile16;
                                     let o = out.add(i * ldo + r0);
@@ -413,7 +421,7 @@ mod avx2_impl {
     pub(super) use super::vnni_bcast_unavailable as vnni_bcast;
     pub(super) use super::{
         act_base, block_scale_bytes, block_stride, group_bytes, Range, TileArgs, WeightType, GROUP,
-        KC, MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
+        KC, MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0, ZMM_MIN_ROWS,
     };
     packed_kernels!(k, "avx2,fma,f16c", false);
 }
@@ -421,7 +429,7 @@ mod vnni_impl {
     pub(super) use super::vnni_bcast;
     pub(super) use super::{
         act_base, block_scale_bytes, block_stride, group_bytes, Range, TileArgs, WeightType, GROUP,
-        KC, MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
+        KC, MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0, ZMM_MIN_ROWS,
     };
     packed_kernels!(
         k,

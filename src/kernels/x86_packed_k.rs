@@ -542,7 +542,12 @@ macro_rules! kpacked {
                         while g < p1 {
                             let r0 = g * GROUP;
                             #[cfg(qorus_avx512)]
-                            if VNNI && p.units > 1 && g + 1 < p1 && rows.end >= r0 + 2 * GROUP {
+                            if VNNI
+                                && p.units > 1
+                                && na >= crate::kernels::x86_packed::ZMM_MIN_ROWS
+                                && g + 1 < p1
+                                && rows.end >= r0 + 2 * GROUP
+                            {
                                 // two full groups on 512-bit vectors
                                 use crate::kernels::x86_packed_zmm::tile_k16;
                                 let o = out.add(i * ldo + r0);
