@@ -319,9 +319,6 @@ macro_rules! packed_kernels {
                                         ldo,
                                     );
                                     match na {
-                                        1 => tile16::<T, 1>(a),
-                                        2 => tile16::<T, 2>(a),
-                                        3 => tile16::<T, 3>(a),
                                         4 => tile16::<T, 4>(a),
                                         5 => tile16::<T, 5>(a),
                                         6 => tile16::<T, 6>(a),

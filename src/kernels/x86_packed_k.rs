@@ -543,25 +543,32 @@ macro_rules! kpacked {
                             let r0 = g * GROUP;
                             #[cfg(qorus_avx512)]
                             if VNNI
-                                && p.units > 1
                                 && na >= crate::kernels::x86_packed::ZMM_MIN_ROWS
                                 && g + 1 < p1
                                 && rows.end >= r0 + 2 * GROUP
                             {
                                 // two full groups on 512-bit vectors
-                                use crate::kernels::x86_packed_zmm::tile_k16;
+                                use crate::kernels::x86_packed_zmm::{tile_k16, tile_u16};
                                 let o = out.add(i * ldo + r0);
                                 let (w0, w1) = (w.add(g * gb), w.add((g + 1) * gb));
-                                let t = (w0, w1, nsb, qi, k, di, ap, o, ldo);
-                                match na {
-                                    1 => tile_k16::<T, 1>(t),
-                                    2 => tile_k16::<T, 2>(t),
-                                    3 => tile_k16::<T, 3>(t),
-                                    4 => tile_k16::<T, 4>(t),
-                                    5 => tile_k16::<T, 5>(t),
-                                    6 => tile_k16::<T, 6>(t),
-                                    7 => tile_k16::<T, 7>(t),
-                                    _ => tile_k16::<T, 8>(t),
+                                if p.units == 1 {
+                                    let t = (w0, w1, nsb, qi, k, di, si, ap, o, ldo);
+                                    match na {
+                                        4 => tile_u16::<T, 4>(t),
+                                        5 => tile_u16::<T, 5>(t),
+                                        6 => tile_u16::<T, 6>(t),
+                                        7 => tile_u16::<T, 7>(t),
+                                        _ => tile_u16::<T, 8>(t),
+                                    }
+                                } else {
+                                    let t = (w0, w1, nsb, qi, k, di, ap, o, ldo);
+                                    match na {
+                                        4 => tile_k16::<T, 4>(t),
+                                        5 => tile_k16::<T, 5>(t),
+                                        6 => tile_k16::<T, 6>(t),
+                                        7 => tile_k16::<T, 7>(t),
+                                        _ => tile_k16::<T, 8>(t),
+                                    }
                                 }
                                 g += 2;
                                 continue;

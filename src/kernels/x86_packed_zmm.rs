@@ -337,3 +337,87 @@ pub unsafe fn tile_k16<const T: u8, const NA: usize>(a: TileK16Args) {
         _mm512_storeu_ps(out.add(i * ldo), acc);
     }
 }
+
+/// Arguments of a 16-row tile of a one-unit K-family type: first group, second group, blocks,
+/// codes of the tile's first row, k, scales, scaled sums (Q5_1), activation sums per 16,
+/// output, output stride.
+pub type TileU16Args = (
+    *const u8,
+    *const u8,
+    usize,
+    *const i8,
+    usize,
+    *const f32,
+    *const f32,
+    *const i16,
+    *mut f32,
+    usize,
+);
+
+/// Two full groups (16 rows) x NA activation rows of a one-unit K-family type `T` (Q5_0, Q5_1,
+/// IQ4_NL with Q8 activations): `x86_packed_k`'s `tile` on 512-bit vectors, the same integers
+/// and float steps per lane.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW/VL/VNNI; pointers as `tile`'s, both groups full.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub unsafe fn tile_u16<const T: u8, const NA: usize>(a: TileU16Args) {
+    let (g0, g1, nsb, qs, k, d, s, asum, out, ldo) = a;
+    let p = super::x86_packed_k::props_of(T);
+    let (head, sbb, sbl) = (p.head_bytes(), p.sb_bytes(), p.sb_len());
+    let bias = if p.lut { 128 } else { p.bias };
+    let kh = k / 16;
+    let mut lutb = [0u8; 16];
+    for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
+        *o = (v as i32 + 128) as u8;
+    }
+    let tbl = _mm512_broadcast_i32x4(_mm_loadu_si128(lutb.as_ptr() as *const __m128i));
+    let mut accf = [_mm512_setzero_ps(); NA];
+    for b in 0..nsb {
+        let (s0, s1) = (g0.add(b * sbb), g1.add(b * sbb));
+        let (mut wl, mut wh) = unit_codes16(p.hb, s0.add(head), s1.add(head));
+        if p.lut {
+            for t in 0..4 {
+                wl[t] = _mm512_shuffle_epi8(tbl, wl[t]);
+                wh[t] = _mm512_shuffle_epi8(tbl, wh[t]);
+            }
+        }
+        let dw = pair_f16(s0, s1);
+        let d2 = if p.add_min {
+            pair_f16(s0.add(16), s1.add(16))
+        } else {
+            _mm512_setzero_ps()
+        };
+        let a0 = qs.add(b * sbl);
+        let ld = |i: usize, o: usize| {
+            _mm512_set1_epi32((a0.add(i * k + o) as *const i32).read_unaligned())
+        };
+        let mut x = [_mm512_setzero_si512(); NA];
+        for t in 0..4 {
+            for i in 0..NA {
+                x[i] = _mm512_dpbusd_epi32(x[i], wl[t], ld(i, 4 * t));
+            }
+        }
+        for t in 0..4 {
+            for i in 0..NA {
+                x[i] = _mm512_dpbusd_epi32(x[i], wh[t], ld(i, 16 + 4 * t));
+            }
+        }
+        for i in 0..NA {
+            let mut xi = x[i];
+            if bias != 0 {
+                let h = b * sbl / 16;
+                let a01 = *asum.add(i * kh + h) as i32 + *asum.add(i * kh + h + 1) as i32;
+                xi = _mm512_sub_epi32(xi, _mm512_set1_epi32(bias * a01));
+            }
+            let da = _mm512_set1_ps(*d.add(i * nsb + b));
+            accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(xi), _mm512_mul_ps(dw, da), accf[i]);
+            if p.add_min {
+                accf[i] = _mm512_fmadd_ps(d2, _mm512_set1_ps(*s.add(i * nsb + b)), accf[i]);
+            }
+        }
+    }
+    for (i, &acc) in accf.iter().enumerate() {
+        _mm512_storeu_ps(out.add(i * ldo), acc);
+    }
+}
