@@ -97,10 +97,27 @@ pub unsafe fn tile16<const T: u8, const NA: usize>(a: Tile16Args) {
         for i in 0..NA {
             acc[i] = _mm512_set1_epi32(*base.add(i * nb + b));
         }
-        for (t, &w) in wv.iter().enumerate() {
+        let ld = |i: usize, o: usize| {
+            _mm512_set1_epi32((a0.add(i * k + o) as *const i32).read_unaligned())
+        };
+        if T == 2 {
+            // Q8_0: one chain per row (a second one spills the 8 weight vectors)
+            for (t, &w) in wv.iter().enumerate() {
+                for i in 0..NA {
+                    acc[i] = _mm512_dpbusd_epi32(acc[i], w, ld(i, 4 * t));
+                }
+            }
+        } else {
+            // Q4: two chains per row
+            let mut acc2 = [_mm512_setzero_si512(); NA];
+            for t in 0..4 {
+                for i in 0..NA {
+                    acc[i] = _mm512_dpbusd_epi32(acc[i], wv[t], ld(i, 4 * t));
+                    acc2[i] = _mm512_dpbusd_epi32(acc2[i], wv[4 + t], ld(i, 16 + 4 * t));
+                }
+            }
             for i in 0..NA {
-                let x = (a0.add(i * k + 4 * t) as *const i32).read_unaligned();
-                acc[i] = _mm512_dpbusd_epi32(acc[i], w, _mm512_set1_epi32(x));
+                acc[i] = _mm512_add_epi32(acc[i], acc2[i]);
             }
         }
         for i in 0..NA {
