@@ -37,6 +37,29 @@ pub trait KvTiles {
     /// Positions `t0..t1` (`t1 - t0 <= TILE`), either borrowed from the cache (F32) or
     /// converted into `buf` (`TILE * 2 * hd` floats).
     fn tile<'b>(&'b self, t0: usize, t1: usize, buf: &'b mut [f32]) -> &'b [f32];
+
+    /// For the AVX-512 kernel: the keys of positions `t0..t1` packed into `kbuf` (`TILE * hd`
+    /// floats, `x86_attn::avx512::pack_pairs`'s layout) and the values, returned as a slice
+    /// starting at position `t0`'s V with the stride between positions (converted into `vbuf`,
+    /// `TILE * 2 * hd` floats, when the cache does not hold f32).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW/VL (level `Avx512`); `hd % 8 == 0`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn tile_pairs<'b>(
+        &'b self,
+        t0: usize,
+        t1: usize,
+        kbuf: &mut [f32],
+        vbuf: &'b mut [f32],
+    ) -> (&'b [f32], usize) {
+        let hd = self.head_dim();
+        let n = t1 - t0;
+        assert!(n <= TILE && kbuf.len() >= TILE * hd);
+        let nat = self.tile(t0, t1, vbuf);
+        super::x86_attn::avx512::pack_pairs(nat.as_ptr(), 2 * hd, n, hd, kbuf.as_mut_ptr());
+        (&nat[hd..], 2 * hd)
+    }
 }
 
 /// Plain f32 K/V (the spec's layout: per position K then V).
@@ -86,8 +109,11 @@ pub fn state_floats(nq: usize, hd: usize) -> usize {
 /// Floats of work space [`attend_block_at`] needs for `nq` queries of head dimension `hd`
 /// ([`segment_at`] needs less).
 pub fn work_floats(nq: usize, hd: usize) -> usize {
-    2 * state_floats(nq, hd) + TILE + TILE * 2 * hd
+    2 * state_floats(nq, hd) + SC_FLOATS + TILE * 3 * hd
 }
+
+/// Score space in the work area: `2 * TILE` per query of up to 4 heads run together.
+const SC_FLOATS: usize = 8 * TILE;
 
 /// (`acc`, `l`, `m`) of `nq` queries at the head of `w`.
 fn states(w: &mut [f32], nq: usize, hd: usize) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
@@ -127,13 +153,14 @@ pub fn fold(simd: bool, m: &mut f32, l: &mut f32, acc: &mut [f32], m2: f32, l2: 
     }
 }
 
-/// Which kernel runs the tile steps. (An AVX-512 twin with 16-column steps and eight positions
-/// at a time was bit-identical but slower in examples/bench_attn on this machine's AVX-512 (an Intel Xeon), and
-/// was dropped.)
+/// Which kernel runs the tile steps: the scalar twin, AVX2 (one query, one tile at a time) or
+/// AVX-512 (keys packed per tile, 16 dot products reduced together, the heads of a row sharing
+/// the `p·V` loads; `x86_attn::avx512`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Simd {
     None,
     Avx2,
+    Avx512,
 }
 
 impl Simd {
@@ -147,6 +174,8 @@ fn use_simd(lv: Level, hd: usize) -> Simd {
     let lv = dispatch::clamp(lv);
     if !cfg!(target_arch = "x86_64") || lv < Level::Avx2 || hd % 8 != 0 {
         Simd::None
+    } else if lv >= Level::Avx512 {
+        Simd::Avx512
     } else {
         Simd::Avx2
     }
@@ -259,8 +288,14 @@ fn segment_run<S: KvTiles>(
 ) {
     let hd = kv.head_dim();
     let nq = blk.spans.len() * blk.heads;
+    #[cfg(target_arch = "x86_64")]
+    if simd == Simd::Avx512 {
+        // SAFETY: the level check found AVX-512 F/BW/VL; hd % 8 == 0 (use_simd).
+        unsafe { segment_run512(kv, scale, blk, seg, work) };
+        return;
+    }
     let (acc, ls, ms, rest) = states(work, nq, hd);
-    let (sc, buf) = rest.split_at_mut(TILE);
+    let (sc, buf) = rest.split_at_mut(SC_FLOATS);
     ls.fill(0.0);
     let (k0, k1) = (seg * SEG, (seg + 1) * SEG);
     let clip = |(s, e): (usize, usize)| (s.max(k0), e.min(k1));
@@ -301,6 +336,70 @@ fn segment_run<S: KvTiles>(
                 );
                 ms[qi] = st.m;
                 ls[qi] = st.l;
+            }
+        }
+        j0 = j1;
+    }
+}
+
+/// [`segment_run`] with the AVX-512 kernel: each tile packed once ([`KvTiles::tile_pairs`]),
+/// then the query heads of each row in groups of up to 4.
+///
+/// # Safety
+/// AVX-512 F/BW/VL present; `hd % 8 == 0`; `work` as [`segment_run`]'s.
+#[cfg(target_arch = "x86_64")]
+unsafe fn segment_run512<S: KvTiles>(
+    kv: &S,
+    scale: f32,
+    blk: &Block<'_>,
+    seg: usize,
+    work: &mut [f32],
+) {
+    let hd = kv.head_dim();
+    let nq = blk.spans.len() * blk.heads;
+    let (acc, ls, ms, rest) = states(work, nq, hd);
+    let (sc, rest) = rest.split_at_mut(SC_FLOATS);
+    let (kbuf, vbuf) = rest.split_at_mut(TILE * hd);
+    ls.fill(0.0);
+    let (k0, k1) = (seg * SEG, (seg + 1) * SEG);
+    let clip = |(s, e): (usize, usize)| (s.max(k0), e.min(k1));
+    let lo_all = blk.spans.iter().map(|&sp| clip(sp).0).min().unwrap_or(k0);
+    let hi_all = blk.spans.iter().map(|&sp| clip(sp).1).max().unwrap_or(k0);
+    let mut j0 = lo_all / TILE * TILE;
+    while j0 < hi_all {
+        let j1 = j0 + TILE;
+        let (t0, t1) = (j0.max(lo_all), j1.min(hi_all));
+        let (v, vs) = kv.tile_pairs(t0, t1, kbuf, vbuf);
+        for (r, &sp) in blk.spans.iter().enumerate() {
+            let (s, e) = clip(sp);
+            let (lo, hi) = (s.max(j0), e.min(j1));
+            if lo >= hi {
+                continue;
+            }
+            let first = lo == s;
+            let mut h0 = 0;
+            while h0 < blk.heads {
+                let rh = (blk.heads - h0).min(4);
+                let qi = r * blk.heads + h0;
+                let qo = r * blk.stride + blk.off + h0 * hd;
+                assert!(qo + rh * hd <= blk.q.len() && (hi - t0 - 1) * vs + hd <= v.len());
+                super::x86_attn::avx512::tile_rows(
+                    blk.q[qo..].as_ptr(),
+                    rh,
+                    kbuf.as_ptr(),
+                    v.as_ptr(),
+                    vs,
+                    lo - t0,
+                    hi - lo,
+                    hd,
+                    scale,
+                    first,
+                    &mut ms[qi..qi + rh],
+                    &mut ls[qi..qi + rh],
+                    acc[qi * hd..(qi + rh) * hd].as_mut_ptr(),
+                    sc.as_mut_ptr(),
+                );
+                h0 += rh;
             }
         }
         j0 = j1;

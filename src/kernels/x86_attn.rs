@@ -212,3 +212,315 @@ pub unsafe fn dequant_q8_0(src: &[u8], out: &mut [f32]) {
         o = o.add(32);
     }
 }
+
+/// The AVX-512 kernels: the same arithmetic as `attn::scalar_tile_step`, bit for bit, with the
+/// dot products of sixteen keys reduced together and the `p·V` updates of the query heads of one
+/// token row sharing their loads of `V`.
+///
+/// Layout of a tile's keys ([`pack_pairs`]): groups of 16 keys (tile-relative `16g ..`), in each
+/// group per 8-column block `b` eight vectors of 16 floats, vector `j` holding block `b` of the
+/// keys `PAIR[j]` (8 + 8 lanes). One query's dot products with a group are then 16 accumulators
+/// (even blocks into `x[j]`, odd ones into `y[j]`: the AVX2 kernel's `A` and `B` of two keys side
+/// by side), `v = x + y`, and three add levels on shuffled vectors that pair lanes exactly as
+/// `hsum8` does, leaving the 16 sums in key order.
+pub mod avx512 {
+    use core::arch::x86_64::*;
+
+    use super::super::attn::TILE;
+    use super::super::x86::vec::hsum;
+
+    /// Keys of pair vector `j` of a group (chosen so the reduction ends in key order).
+    const PAIR: [(usize, usize); 8] = [
+        (0, 4),
+        (8, 12),
+        (1, 5),
+        (9, 13),
+        (2, 6),
+        (10, 14),
+        (3, 7),
+        (11, 15),
+    ];
+
+    /// `x86::vec::exp8` on 16 lanes (the same operations lane by lane, so the same bits).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn exp16(x: __m512) -> __m512 {
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-104.0)),
+            _mm512_set1_ps(89.0),
+        );
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.398_199_9e-3));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.333_452e-3));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.166_579_6e-2));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.666_666_5e-1));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5));
+        let r2 = _mm512_mul_ps(r, r);
+        let e = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
+        let ni = _mm512_cvtps_epi32(n);
+        let n1 = _mm512_srai_epi32::<1>(ni);
+        let n2 = _mm512_sub_epi32(ni, n1);
+        let bias = _mm512_set1_epi32(127);
+        let s1 = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(n1, bias)));
+        let s2 = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(n2, bias)));
+        _mm512_mul_ps(_mm512_mul_ps(e, s1), s2)
+    }
+
+    /// Floats of one packed group of 16 keys.
+    #[inline]
+    fn group_floats(hd: usize) -> usize {
+        16 * hd
+    }
+
+    /// Packs the keys `0..n` (`n <= TILE`) of a tile, key `t` given by `key(t)` (8 floats of
+    /// block `b` at `key(t) + 8b`), into `out` (`TILE * hd` floats) in the pair layout; keys
+    /// `n ..` of the last group read as zeros.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    unsafe fn pack_with(n: usize, hd: usize, out: *mut f32, load: impl Fn(usize, usize) -> __m256) {
+        let nb = hd / 8;
+        for g in 0..n.div_ceil(16) {
+            let o = out.add(g * group_floats(hd));
+            for b in 0..nb {
+                for (j, &(ka, kb)) in PAIR.iter().enumerate() {
+                    let (ta, tb) = (16 * g + ka, 16 * g + kb);
+                    let lo = if ta < n {
+                        load(ta, b)
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    let hi = if tb < n {
+                        load(tb, b)
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    let v = _mm512_insertf64x4::<1>(
+                        _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                        _mm256_castps_pd(hi),
+                    );
+                    let v = _mm512_castpd_ps(v);
+                    _mm512_storeu_ps(o.add((b * 8 + j) * 16), v);
+                }
+            }
+        }
+    }
+
+    /// [`pack_with`] from f32 keys: key `t` at `src + t * ks`. `hd % 8 == 0`.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn pack_pairs(src: *const f32, ks: usize, n: usize, hd: usize, out: *mut f32) {
+        pack_with(n, hd, out, |t, b| _mm256_loadu_ps(src.add(t * ks + 8 * b)))
+    }
+
+    /// [`pack_with`] from binary16 keys: key `t` at `src + t * ks` (in values). `hd % 8 == 0`.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn pack_pairs_f16(src: *const u16, ks: usize, n: usize, hd: usize, out: *mut f32) {
+        pack_with(n, hd, out, |t, b| {
+            _mm256_cvtph_ps(_mm_loadu_si128(src.add(t * ks + 8 * b) as *const __m128i))
+        })
+    }
+
+    /// 8 floats at `p`, twice (AVX-512 F: `vbroadcastf64x4`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    unsafe fn bcast8(p: *const f32) -> __m512 {
+        _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))))
+    }
+
+    /// Scores (times `scale`) of one query with the 16 keys of one packed group, in key order.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    unsafe fn scores16(q: *const f32, kp: *const f32, nb: usize, scale: __m512) -> __m512 {
+        let mut x = [_mm512_setzero_ps(); 8];
+        let mut y = [_mm512_setzero_ps(); 8];
+        let mut b = 0;
+        while b + 2 <= nb {
+            let qa = bcast8(q.add(8 * b));
+            let qb = bcast8(q.add(8 * b + 8));
+            let (ka, kb) = (kp.add(b * 128), kp.add(b * 128 + 128));
+            for j in 0..8 {
+                x[j] = _mm512_fmadd_ps(qa, _mm512_loadu_ps(ka.add(16 * j)), x[j]);
+                y[j] = _mm512_fmadd_ps(qb, _mm512_loadu_ps(kb.add(16 * j)), y[j]);
+            }
+            b += 2;
+        }
+        if b < nb {
+            let qa = bcast8(q.add(8 * b));
+            let ka = kp.add(b * 128);
+            for j in 0..8 {
+                x[j] = _mm512_fmadd_ps(qa, _mm512_loadu_ps(ka.add(16 * j)), x[j]);
+            }
+        }
+        // v = A + B of each key (lanes 0..8 and 8..16 of v[j]: keys PAIR[j])
+        let v: [__m512; 8] = core::array::from_fn(|j| _mm512_add_ps(x[j], y[j]));
+        // w_i = v_i + v_{i+4}: 4-lane chunks [a_j, b_j, a_k, b_k]
+        let w = |a: __m512, c: __m512| {
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x88>(a, c),
+                _mm512_shuffle_f32x4::<0xDD>(a, c),
+            )
+        };
+        let (w0, w1, w2, w3) = (w(v[0], v[1]), w(v[2], v[3]), w(v[4], v[5]), w(v[6], v[7]));
+        // x_i = w_i + w_{i+2}
+        let xs = |a: __m512, c: __m512| {
+            _mm512_add_ps(
+                _mm512_shuffle_ps::<0x44>(a, c),
+                _mm512_shuffle_ps::<0xEE>(a, c),
+            )
+        };
+        let (x0, x1) = (xs(w0, w1), xs(w2, w3));
+        // s = x_0 + x_1
+        let s = _mm512_add_ps(
+            _mm512_shuffle_ps::<0x88>(x0, x1),
+            _mm512_shuffle_ps::<0xDD>(x0, x1),
+        );
+        _mm512_mul_ps(s, scale)
+    }
+
+    /// Lanes `0 .. min(k, 16)`.
+    #[inline]
+    fn live(k: usize) -> __mmask16 {
+        if k >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << k) - 1) as __mmask16
+        }
+    }
+
+    /// One tile step of `r` (1..=4) query heads of one token row (see `attn`'s module
+    /// documentation): queries at `q + h * hd`, states `m[h]`, `l[h]`, `acc + h * hd`; the keys
+    /// `kl .. kl + n` of the tile (tile-relative), packed at `kp` ([`pack_pairs`]), values of key
+    /// `t` at `v + t * vs`. `sc`: `r * 2 * TILE` floats. `hd % 8 == 0`, `kl + n <= TILE`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn tile_rows(
+        q: *const f32,
+        r: usize,
+        kp: *const f32,
+        v: *const f32,
+        vs: usize,
+        kl: usize,
+        n: usize,
+        hd: usize,
+        scale: f32,
+        first: bool,
+        m: &mut [f32],
+        l: &mut [f32],
+        acc: *mut f32,
+        sc: *mut f32,
+    ) {
+        debug_assert!((1..=4).contains(&r) && n >= 1 && kl + n <= TILE && hd % 8 == 0);
+        let nb = hd / 8;
+        let scv = _mm512_set1_ps(scale);
+        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut alpha = [0f32; 4];
+        for h in 0..r {
+            let s = sc.add(h * 2 * TILE);
+            for g in kl / 16..(kl + n).div_ceil(16) {
+                let kg = kp.add(g * group_floats(hd));
+                _mm512_storeu_ps(s.add(16 * g), scores16(q.add(h * hd), kg, nb, scv));
+            }
+            let p = s.add(kl);
+            let mut mx = ninf;
+            let mut t = 0;
+            while t < n {
+                mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(ninf, live(n - t), p.add(t)));
+                t += 16;
+            }
+            let mt = _mm512_reduce_max_ps(mx);
+            let m_new = if first { mt } else { m[h].max(mt) };
+            let mv = _mm512_set1_ps(m_new);
+            let mut sum = _mm256_setzero_ps();
+            let mut t = 0;
+            while t < n {
+                let k = live(n - t);
+                let e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p.add(t)), mv));
+                let e = _mm512_maskz_mov_ps(k, e);
+                _mm512_mask_storeu_ps(p.add(t), k, e);
+                sum = _mm256_add_ps(sum, _mm512_castps512_ps256(e));
+                if n - t > 8 {
+                    sum = _mm256_add_ps(
+                        sum,
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e))),
+                    );
+                }
+                t += 16;
+            }
+            let lsum = hsum(sum);
+            if first {
+                l[h] = lsum;
+            } else {
+                let a = _mm512_cvtss_f32(exp16(_mm512_set1_ps(m[h] - m_new)));
+                l[h] = l[h] * a + lsum;
+                alpha[h] = a;
+            }
+            m[h] = m_new;
+        }
+        let vt = v.add(kl * vs);
+        let mut c0 = 0;
+        while c0 < hd {
+            let w = (hd - c0).min(64);
+            let (a, vv, sp) = (acc.add(c0), vt.add(c0), sc.add(kl) as *const f32);
+            match r {
+                1 => values::<1>(a, hd, vv, vs, sp, n, w, first, &alpha),
+                2 => values::<2>(a, hd, vv, vs, sp, n, w, first, &alpha),
+                3 => values::<3>(a, hd, vv, vs, sp, n, w, first, &alpha),
+                _ => values::<4>(a, hd, vv, vs, sp, n, w, first, &alpha),
+            }
+            c0 += 64;
+        }
+    }
+
+    /// Columns `0..w` (`w <= 64`, a multiple of 8) of `R` accumulators (`acc + h * ah`):
+    /// `acc * alpha[h]` (0 on a first tile), then `fma(p_h[t], V[t], acc)` for `t < n`, with
+    /// `p_h[t]` at `p + h * 2 * TILE + t` and `V[t]` at `v + t * vs`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    unsafe fn values<const R: usize>(
+        acc: *mut f32,
+        ah: usize,
+        v: *const f32,
+        vs: usize,
+        p: *const f32,
+        n: usize,
+        w: usize,
+        first: bool,
+        alpha: &[f32; 4],
+    ) {
+        let nv = w.div_ceil(16);
+        let km: [__mmask16; 4] = core::array::from_fn(|u| live(w.saturating_sub(16 * u)));
+        let mut a = [[_mm512_setzero_ps(); 4]; R];
+        if !first {
+            for h in 0..R {
+                let av = _mm512_set1_ps(alpha[h]);
+                for u in 0..nv {
+                    let x = _mm512_maskz_loadu_ps(km[u], acc.add(h * ah + 16 * u));
+                    a[h][u] = _mm512_mul_ps(x, av);
+                }
+            }
+        }
+        for t in 0..n {
+            let row = v.add(t * vs);
+            let vv: [__m512; 4] =
+                core::array::from_fn(|u| _mm512_maskz_loadu_ps(km[u], row.add(16 * u)));
+            for h in 0..R {
+                let pb = _mm512_set1_ps(*p.add(h * 2 * TILE + t));
+                for u in 0..4 {
+                    if u < nv {
+                        a[h][u] = _mm512_fmadd_ps(pb, vv[u], a[h][u]);
+                    }
+                }
+            }
+        }
+        for h in 0..R {
+            for u in 0..nv {
+                _mm512_mask_storeu_ps(acc.add(h * ah + 16 * u), km[u], a[h][u]);
+            }
+        }
+    }
+}
