@@ -109,7 +109,7 @@ pub fn state_floats(nq: usize, hd: usize) -> usize {
 /// Floats of work space [`attend_block_at`] needs for `nq` queries of head dimension `hd`
 /// ([`segment_at`] needs less).
 pub fn work_floats(nq: usize, hd: usize) -> usize {
-    2 * state_floats(nq, hd) + SC_FLOATS + TILE * 3 * hd
+    2 * state_floats(nq, hd) + SC_FLOATS + TILE * 3 * hd + 16
 }
 
 /// Score space in the work area: `2 * TILE` per query of up to 4 heads run together.
@@ -358,8 +358,11 @@ unsafe fn segment_run512<S: KvTiles>(
     let hd = kv.head_dim();
     let nq = blk.spans.len() * blk.heads;
     let (acc, ls, ms, rest) = states(work, nq, hd);
-    let (sc, rest) = rest.split_at_mut(SC_FLOATS);
-    let (kbuf, vbuf) = rest.split_at_mut(TILE * hd);
+    // packed keys, values and scores at 64-byte boundaries (whole cache lines per vector)
+    let skip = rest.as_ptr().align_offset(64).min(15);
+    let (kbuf, rest) = rest[skip..].split_at_mut(TILE * hd);
+    let (vbuf, rest) = rest.split_at_mut(TILE * 2 * hd);
+    let sc = &mut rest[..SC_FLOATS];
     ls.fill(0.0);
     let (k0, k1) = (seg * SEG, (seg + 1) * SEG);
     let clip = |(s, e): (usize, usize)| (s.max(k0), e.min(k1));
@@ -593,11 +596,17 @@ mod tests {
             let kv = rand_vec(2 * hd * len, &mut rng, Fill::Random);
             let rows = len.min(9);
             let q = rand_vec(rows * heads * hd, &mut rng, Fill::Random);
-            // rows at the last positions, one with a sliding window
+            // rows at the last positions, two with sliding windows (one starting at a multiple
+            // of 8 inside a tile)
             let spans: Vec<(usize, usize)> = (0..rows)
                 .map(|r| {
                     let e = len - rows + r + 1;
-                    (if r == 1 { e.saturating_sub(37) } else { 0 }, e)
+                    let s = match r {
+                        1 => e.saturating_sub(37),
+                        2 => e.saturating_sub(20) / 8 * 8,
+                        _ => 0,
+                    };
+                    (s, e)
                 })
                 .collect();
             let want = run(Level::Scalar, &kv, hd, &q, heads, &spans);

@@ -381,6 +381,14 @@ pub mod avx512 {
         _mm512_mul_ps(s, scale)
     }
 
+    /// Lanes of keys `lo..hi` in the group of 16 starting at key `g0`.
+    #[inline]
+    fn live_range(lo: usize, hi: usize, g0: usize) -> __mmask16 {
+        let a = lo.clamp(g0, g0 + 16) - g0;
+        let b = hi.clamp(g0, g0 + 16) - g0;
+        live(b) & !live(a)
+    }
+
     /// Lanes `0 .. min(k, 16)`.
     #[inline]
     fn live(k: usize) -> __mmask16 {
@@ -414,74 +422,142 @@ pub mod avx512 {
         sc: *mut f32,
     ) {
         debug_assert!((1..=4).contains(&r) && n >= 1 && kl + n <= TILE && hd % 8 == 0);
+        debug_assert!(m.len() >= r && l.len() >= r);
+        let (m, l) = (m.as_mut_ptr(), l.as_mut_ptr());
+        match r {
+            1 => tile_heads::<1>(q, kp, v, vs, kl, n, hd, scale, first, m, l, acc, sc),
+            2 => tile_heads::<2>(q, kp, v, vs, kl, n, hd, scale, first, m, l, acc, sc),
+            3 => tile_heads::<3>(q, kp, v, vs, kl, n, hd, scale, first, m, l, acc, sc),
+            _ => tile_heads::<4>(q, kp, v, vs, kl, n, hd, scale, first, m, l, acc, sc),
+        }
+    }
+
+    /// [`tile_rows`] for `R` heads, each step for all heads together (independent work side by
+    /// side for the out-of-order core).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    unsafe fn tile_heads<const R: usize>(
+        q: *const f32,
+        kp: *const f32,
+        v: *const f32,
+        vs: usize,
+        kl: usize,
+        n: usize,
+        hd: usize,
+        scale: f32,
+        first: bool,
+        m: *mut f32,
+        l: *mut f32,
+        acc: *mut f32,
+        sc: *mut f32,
+    ) {
         let nb = hd / 8;
         let scv = _mm512_set1_ps(scale);
         let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
-        let mut alpha = [0f32; 4];
-        for h in 0..r {
-            let s = sc.add(h * 2 * TILE);
-            for g in kl / 16..(kl + n).div_ceil(16) {
-                let kg = kp.add(g * group_floats(hd));
-                _mm512_storeu_ps(s.add(16 * g), scores16(q.add(h * hd), kg, nb, scv));
+        // tile-relative keys kl..kl+n, per group of 16
+        let (k0, k1) = (live_range(kl, kl + n, 0), live_range(kl, kl + n, 16));
+        let zero = _mm512_setzero_ps();
+        let mut s = [[zero; 2]; R];
+        for h in 0..R {
+            if k0 != 0 {
+                s[h][0] = scores16(q.add(h * hd), kp, nb, scv);
             }
-            let p = s.add(kl);
-            let mut mx = ninf;
-            let mut t = 0;
-            while t < n {
-                mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(ninf, live(n - t), p.add(t)));
-                t += 16;
+            if k1 != 0 {
+                s[h][1] = scores16(q.add(h * hd), kp.add(group_floats(hd)), nb, scv);
             }
+        }
+        let mut m_old = [0f32; 4];
+        let mut m_new = [0f32; 4];
+        for h in 0..R {
+            let mx = _mm512_max_ps(
+                _mm512_mask_mov_ps(ninf, k0, s[h][0]),
+                _mm512_mask_mov_ps(ninf, k1, s[h][1]),
+            );
             let mt = _mm512_reduce_max_ps(mx);
-            let m_new = if first { mt } else { m[h].max(mt) };
-            let mv = _mm512_set1_ps(m_new);
-            let mut sum = _mm256_setzero_ps();
-            let mut t = 0;
-            while t < n {
-                let k = live(n - t);
-                let e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p.add(t)), mv));
-                let e = _mm512_maskz_mov_ps(k, e);
-                _mm512_mask_storeu_ps(p.add(t), k, e);
-                sum = _mm256_add_ps(sum, _mm512_castps512_ps256(e));
-                if n - t > 8 {
-                    sum = _mm256_add_ps(
-                        sum,
-                        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e))),
-                    );
+            m_old[h] = *m.add(h);
+            m_new[h] = if first { mt } else { m_old[h].max(mt) };
+        }
+        // alpha = exp(m - m') of every head at once
+        let mut alpha = [0f32; 4];
+        if !first {
+            let d = _mm_sub_ps(_mm_loadu_ps(m_old.as_ptr()), _mm_loadu_ps(m_new.as_ptr()));
+            let a = exp16(_mm512_castps128_ps512(d));
+            _mm_storeu_ps(alpha.as_mut_ptr(), _mm512_castps512_ps128(a));
+        }
+        let mut sums = [_mm256_setzero_ps(); R];
+        for h in 0..R {
+            let mv = _mm512_set1_ps(m_new[h]);
+            let e0 = _mm512_maskz_mov_ps(k0, exp16(_mm512_sub_ps(s[h][0], mv)));
+            let e1 = _mm512_maskz_mov_ps(k1, exp16(_mm512_sub_ps(s[h][1], mv)));
+            let sh = sc.add(h * 2 * TILE);
+            _mm512_storeu_ps(sh, e0);
+            _mm512_storeu_ps(sh.add(16), e1);
+            // the sum in 8 lanes by (t - kl) mod 8, in t order; zeros before kl and after
+            // kl + n leave it unchanged (+0 added to a sum of non-negative terms)
+            if kl % 8 == 0 {
+                let mut sum = _mm256_add_ps(_mm256_setzero_ps(), lo8(e0));
+                sum = _mm256_add_ps(sum, hi8(e0));
+                sum = _mm256_add_ps(sum, lo8(e1));
+                sums[h] = _mm256_add_ps(sum, hi8(e1));
+            }
+        }
+        for h in 0..R {
+            if kl % 8 != 0 {
+                let p = sc.add(h * 2 * TILE + kl);
+                let mut sum = _mm256_setzero_ps();
+                let mut t = 0;
+                while t < n {
+                    sum = _mm256_add_ps(sum, _mm256_loadu_ps(p.add(t)));
+                    t += 8;
                 }
-                t += 16;
+                sums[h] = sum;
             }
-            let lsum = hsum(sum);
-            if first {
-                l[h] = lsum;
+            let lsum = hsum(sums[h]);
+            *l.add(h) = if first {
+                lsum
             } else {
-                let a = _mm512_cvtss_f32(exp16(_mm512_set1_ps(m[h] - m_new)));
-                l[h] = l[h] * a + lsum;
-                alpha[h] = a;
-            }
-            m[h] = m_new;
+                *l.add(h) * alpha[h] + lsum
+            };
+            *m.add(h) = m_new[h];
         }
         let vt = v.add(kl * vs);
+        let sp = sc.add(kl) as *const f32;
         let mut c0 = 0;
         while c0 < hd {
             let w = (hd - c0).min(64);
-            let (a, vv, sp) = (acc.add(c0), vt.add(c0), sc.add(kl) as *const f32);
-            match r {
-                1 => values::<1>(a, hd, vv, vs, sp, n, w, first, &alpha),
-                2 => values::<2>(a, hd, vv, vs, sp, n, w, first, &alpha),
-                3 => values::<3>(a, hd, vv, vs, sp, n, w, first, &alpha),
-                _ => values::<4>(a, hd, vv, vs, sp, n, w, first, &alpha),
+            let (a, vv) = (acc.add(c0), vt.add(c0));
+            match w.div_ceil(16) {
+                4 => values::<R, 4>(a, hd, vv, vs, sp, n, w, first, &alpha),
+                3 => values::<R, 3>(a, hd, vv, vs, sp, n, w, first, &alpha),
+                2 => values::<R, 2>(a, hd, vv, vs, sp, n, w, first, &alpha),
+                _ => values::<R, 1>(a, hd, vv, vs, sp, n, w, first, &alpha),
             }
             c0 += 64;
         }
     }
 
-    /// Columns `0..w` (`w <= 64`, a multiple of 8) of `R` accumulators (`acc + h * ah`):
-    /// `acc * alpha[h]` (0 on a first tile), then `fma(p_h[t], V[t], acc)` for `t < n`, with
-    /// `p_h[t]` at `p + h * 2 * TILE + t` and `V[t]` at `v + t * vs`.
+    /// Lanes 0..8 of `e`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    unsafe fn lo8(e: __m512) -> __m256 {
+        _mm512_castps512_ps256(e)
+    }
+
+    /// Lanes 8..16 of `e`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    unsafe fn hi8(e: __m512) -> __m256 {
+        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e)))
+    }
+
+    /// Columns `0..w` (`16 * (NV - 1) < w <= 16 * NV`, a multiple of 8) of `R` accumulators
+    /// (`acc + h * ah`): `acc * alpha[h]` (0 on a first tile), then `fma(p_h[t], V[t], acc)` for
+    /// `t < n`, with `p_h[t]` at `p + h * 2 * TILE + t` and `V[t]` at `v + t * vs`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-    unsafe fn values<const R: usize>(
+    unsafe fn values<const R: usize, const NV: usize>(
         acc: *mut f32,
         ah: usize,
         v: *const f32,
@@ -492,34 +568,45 @@ pub mod avx512 {
         first: bool,
         alpha: &[f32; 4],
     ) {
-        let nv = w.div_ceil(16);
-        let km: [__mmask16; 4] = core::array::from_fn(|u| live(w.saturating_sub(16 * u)));
-        let mut a = [[_mm512_setzero_ps(); 4]; R];
+        // the last vector may be half (hd % 16 == 8)
+        let kl = live(w - 16 * (NV - 1));
+        let mut a = [[_mm512_setzero_ps(); NV]; R];
         if !first {
             for h in 0..R {
                 let av = _mm512_set1_ps(alpha[h]);
-                for u in 0..nv {
-                    let x = _mm512_maskz_loadu_ps(km[u], acc.add(h * ah + 16 * u));
+                for u in 0..NV {
+                    let x = if u + 1 < NV {
+                        _mm512_loadu_ps(acc.add(h * ah + 16 * u))
+                    } else {
+                        _mm512_maskz_loadu_ps(kl, acc.add(h * ah + 16 * u))
+                    };
                     a[h][u] = _mm512_mul_ps(x, av);
                 }
             }
         }
         for t in 0..n {
             let row = v.add(t * vs);
-            let vv: [__m512; 4] =
-                core::array::from_fn(|u| _mm512_maskz_loadu_ps(km[u], row.add(16 * u)));
+            let vv: [__m512; NV] = core::array::from_fn(|u| {
+                if u + 1 < NV {
+                    _mm512_loadu_ps(row.add(16 * u))
+                } else {
+                    _mm512_maskz_loadu_ps(kl, row.add(16 * u))
+                }
+            });
             for h in 0..R {
                 let pb = _mm512_set1_ps(*p.add(h * 2 * TILE + t));
-                for u in 0..4 {
-                    if u < nv {
-                        a[h][u] = _mm512_fmadd_ps(pb, vv[u], a[h][u]);
-                    }
+                for u in 0..NV {
+                    a[h][u] = _mm512_fmadd_ps(pb, vv[u], a[h][u]);
                 }
             }
         }
         for h in 0..R {
-            for u in 0..nv {
-                _mm512_mask_storeu_ps(acc.add(h * ah + 16 * u), km[u], a[h][u]);
+            for u in 0..NV {
+                if u + 1 < NV {
+                    _mm512_storeu_ps(acc.add(h * ah + 16 * u), a[h][u]);
+                } else {
+                    _mm512_mask_storeu_ps(acc.add(h * ah + 16 * u), kl, a[h][u]);
+                }
             }
         }
     }
