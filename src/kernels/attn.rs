@@ -39,26 +39,50 @@ pub trait KvTiles {
     fn tile<'b>(&'b self, t0: usize, t1: usize, buf: &'b mut [f32]) -> &'b [f32];
 
     /// For the AVX-512 kernel: the keys of positions `t0..t1` packed into `kbuf` (`TILE * hd`
-    /// floats, `x86_attn::avx512::pack_pairs`'s layout) and the values, returned as a slice
-    /// starting at position `t0`'s V with the stride between positions (converted into `vbuf`,
-    /// `TILE * 2 * hd` floats, when the cache does not hold f32).
+    /// floats, `x86_attn::avx512::pack_pairs`'s layout) and where the values are: f32 rows
+    /// (borrowed, or converted into `vbuf`, `TILE * 2 * hd` floats), or with `raw_v` the cache's
+    /// own binary16 rows when it holds F16 (converted by the kernel as it reads them: cheaper for
+    /// the few queries of a decode step).
     ///
     /// # Safety
-    /// The CPU has AVX-512 F/BW/VL (level `Avx512`); `hd % 8 == 0`.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn tile_pairs<'b>(
-        &'b self,
+    /// The CPU has AVX-512 F/BW/VL (level `Avx512`); `hd % 8 == 0`. The returned pointer is valid
+    /// while `self` and `vbuf` are.
+    #[cfg(all(target_arch = "x86_64", qorus_avx512))]
+    unsafe fn tile_pairs(
+        &self,
         t0: usize,
         t1: usize,
         kbuf: &mut [f32],
-        vbuf: &'b mut [f32],
-    ) -> (&'b [f32], usize) {
-        let hd = self.head_dim();
-        let n = t1 - t0;
-        assert!(n <= TILE && kbuf.len() >= TILE * hd);
-        let nat = self.tile(t0, t1, vbuf);
-        super::x86_attn::avx512::pack_pairs(nat.as_ptr(), 2 * hd, n, hd, kbuf.as_mut_ptr());
-        (&nat[hd..], 2 * hd)
+        vbuf: &mut [f32],
+        raw_v: bool,
+    ) -> super::x86_attn::avx512::Vals {
+        let _ = raw_v;
+        tile_pairs_from_tile(self, t0, t1, kbuf, vbuf)
+    }
+}
+
+/// [`KvTiles::tile_pairs`] through [`KvTiles::tile`]: the f32 tile, then its keys packed.
+///
+/// # Safety
+/// As [`KvTiles::tile_pairs`].
+#[cfg(all(target_arch = "x86_64", qorus_avx512))]
+pub unsafe fn tile_pairs_from_tile<S: KvTiles + ?Sized>(
+    kv: &S,
+    t0: usize,
+    t1: usize,
+    kbuf: &mut [f32],
+    vbuf: &mut [f32],
+) -> super::x86_attn::avx512::Vals {
+    let hd = kv.head_dim();
+    let n = t1 - t0;
+    assert!(n <= TILE && kbuf.len() >= TILE * hd);
+    let nat = kv.tile(t0, t1, vbuf);
+    super::x86_attn::avx512::pack_pairs(nat.as_ptr(), 2 * hd, n, hd, kbuf.as_mut_ptr());
+    super::x86_attn::avx512::Vals {
+        ptr: nat[hd..].as_ptr() as *const u8,
+        stride: 2 * hd,
+        f16: false,
+        len: nat.len() - hd,
     }
 }
 
@@ -174,7 +198,7 @@ fn use_simd(lv: Level, hd: usize) -> Simd {
     let lv = dispatch::clamp(lv);
     if !cfg!(target_arch = "x86_64") || lv < Level::Avx2 || hd % 8 != 0 {
         Simd::None
-    } else if lv >= Level::Avx512 {
+    } else if lv >= Level::Avx512 && cfg!(qorus_avx512) {
         Simd::Avx512
     } else {
         Simd::Avx2
@@ -288,7 +312,7 @@ fn segment_run<S: KvTiles>(
 ) {
     let hd = kv.head_dim();
     let nq = blk.spans.len() * blk.heads;
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", qorus_avx512))]
     if simd == Simd::Avx512 {
         // SAFETY: the level check found AVX-512 F/BW/VL; hd % 8 == 0 (use_simd).
         unsafe { segment_run512(kv, scale, blk, seg, work) };
@@ -347,7 +371,7 @@ fn segment_run<S: KvTiles>(
 ///
 /// # Safety
 /// AVX-512 F/BW/VL present; `hd % 8 == 0`; `work` as [`segment_run`]'s.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", qorus_avx512))]
 unsafe fn segment_run512<S: KvTiles>(
     kv: &S,
     scale: f32,
@@ -364,6 +388,8 @@ unsafe fn segment_run512<S: KvTiles>(
     let (vbuf, rest) = rest.split_at_mut(TILE * 2 * hd);
     let sc = &mut rest[..SC_FLOATS];
     ls.fill(0.0);
+    // values converted once per tile for a prefill block, as read for a decode step's queries
+    let raw_v = blk.spans.len() <= 2;
     let (k0, k1) = (seg * SEG, (seg + 1) * SEG);
     let clip = |(s, e): (usize, usize)| (s.max(k0), e.min(k1));
     let lo_all = blk.spans.iter().map(|&sp| clip(sp).0).min().unwrap_or(k0);
@@ -372,7 +398,7 @@ unsafe fn segment_run512<S: KvTiles>(
     while j0 < hi_all {
         let j1 = j0 + TILE;
         let (t0, t1) = (j0.max(lo_all), j1.min(hi_all));
-        let (v, vs) = kv.tile_pairs(t0, t1, kbuf, vbuf);
+        let v = kv.tile_pairs(t0, t1, kbuf, vbuf, raw_v);
         for (r, &sp) in blk.spans.iter().enumerate() {
             let (s, e) = clip(sp);
             let (lo, hi) = (s.max(j0), e.min(j1));
@@ -385,13 +411,12 @@ unsafe fn segment_run512<S: KvTiles>(
                 let rh = (blk.heads - h0).min(4);
                 let qi = r * blk.heads + h0;
                 let qo = r * blk.stride + blk.off + h0 * hd;
-                assert!(qo + rh * hd <= blk.q.len() && (hi - t0 - 1) * vs + hd <= v.len());
+                assert!(qo + rh * hd <= blk.q.len() && (hi - t0 - 1) * v.stride + hd <= v.len);
                 super::x86_attn::avx512::tile_rows(
                     blk.q[qo..].as_ptr(),
                     rh,
                     kbuf.as_ptr(),
-                    v.as_ptr(),
-                    vs,
+                    v,
                     lo - t0,
                     hi - lo,
                     hd,

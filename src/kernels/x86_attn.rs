@@ -213,7 +213,8 @@ pub unsafe fn dequant_q8_0(src: &[u8], out: &mut [f32]) {
     }
 }
 
-/// The AVX-512 kernels: the same arithmetic as `attn::scalar_tile_step`, bit for bit, with the
+/// The AVX-512 kernels (built by Rust 1.89 or later, `cfg(qorus_avx512)` from build.rs: their
+/// intrinsics are not stable in the crate's MSRV): the same arithmetic as `attn::scalar_tile_step`, bit for bit, with the
 /// dot products of sixteen keys reduced together and the `p·V` updates of the query heads of one
 /// token row sharing their loads of `V`.
 ///
@@ -223,11 +224,27 @@ pub unsafe fn dequant_q8_0(src: &[u8], out: &mut [f32]) {
 /// (even blocks into `x[j]`, odd ones into `y[j]`: the AVX2 kernel's `A` and `B` of two keys side
 /// by side), `v = x + y`, and three add levels on shuffled vectors that pair lanes exactly as
 /// `hsum8` does, leaving the 16 sums in key order.
+#[cfg(qorus_avx512)]
+#[allow(clippy::incompatible_msrv, clippy::needless_range_loop)]
 pub mod avx512 {
     use core::arch::x86_64::*;
 
     use super::super::attn::TILE;
     use super::super::x86::vec::hsum;
+
+    /// A tile's values for [`tile_rows`]: row `t` (tile-relative) at element `t * stride` from
+    /// `ptr`, f32 or binary16 (`f16`), `len` elements in all.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Vals {
+        /// First row.
+        pub ptr: *const u8,
+        /// Elements between rows.
+        pub stride: usize,
+        /// binary16 elements (else f32).
+        pub f16: bool,
+        /// Elements from `ptr` that may be read.
+        pub len: usize,
+    }
 
     /// Keys of pair vector `j` of a group (chosen so the reduction ends in key order).
     const PAIR: [(usize, usize); 8] = [
@@ -277,34 +294,40 @@ pub mod avx512 {
         16 * hd
     }
 
-    /// Packs the keys `0..n` (`n <= TILE`) of a tile, key `t` given by `key(t)` (8 floats of
-    /// block `b` at `key(t) + 8b`), into `out` (`TILE * hd` floats) in the pair layout; keys
-    /// `n ..` of the last group read as zeros.
+    /// Packs the keys `0..n` (`n <= TILE`) of a tile into `out` (`TILE * hd` floats) in the pair
+    /// layout, key `t`'s blocks `b, b + 1` given by `load16(t, b)` (block `b` alone, in the low
+    /// half, by `load8(t, b)`); keys `n ..` of the last group read as zeros.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-    unsafe fn pack_with(n: usize, hd: usize, out: *mut f32, load: impl Fn(usize, usize) -> __m256) {
+    unsafe fn pack_with(
+        n: usize,
+        hd: usize,
+        out: *mut f32,
+        load16: impl Fn(usize, usize) -> __m512,
+        load8: impl Fn(usize, usize) -> __m512,
+    ) {
         let nb = hd / 8;
+        let zero = _mm512_setzero_ps();
         for g in 0..n.div_ceil(16) {
             let o = out.add(g * group_floats(hd));
-            for b in 0..nb {
+            let mut b = 0;
+            while b + 2 <= nb {
                 for (j, &(ka, kb)) in PAIR.iter().enumerate() {
                     let (ta, tb) = (16 * g + ka, 16 * g + kb);
-                    let lo = if ta < n {
-                        load(ta, b)
-                    } else {
-                        _mm256_setzero_ps()
-                    };
-                    let hi = if tb < n {
-                        load(tb, b)
-                    } else {
-                        _mm256_setzero_ps()
-                    };
-                    let v = _mm512_insertf64x4::<1>(
-                        _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
-                        _mm256_castps_pd(hi),
-                    );
-                    let v = _mm512_castpd_ps(v);
-                    _mm512_storeu_ps(o.add((b * 8 + j) * 16), v);
+                    let x = if ta < n { load16(ta, b) } else { zero };
+                    let y = if tb < n { load16(tb, b) } else { zero };
+                    _mm512_storeu_ps(o.add((b * 8 + j) * 16), _mm512_shuffle_f32x4::<0x44>(x, y));
+                    let o1 = o.add(((b + 1) * 8 + j) * 16);
+                    _mm512_storeu_ps(o1, _mm512_shuffle_f32x4::<0xEE>(x, y));
+                }
+                b += 2;
+            }
+            if b < nb {
+                for (j, &(ka, kb)) in PAIR.iter().enumerate() {
+                    let (ta, tb) = (16 * g + ka, 16 * g + kb);
+                    let x = if ta < n { load8(ta, b) } else { zero };
+                    let y = if tb < n { load8(tb, b) } else { zero };
+                    _mm512_storeu_ps(o.add((b * 8 + j) * 16), _mm512_shuffle_f32x4::<0x44>(x, y));
                 }
             }
         }
@@ -313,15 +336,28 @@ pub mod avx512 {
     /// [`pack_with`] from f32 keys: key `t` at `src + t * ks`. `hd % 8 == 0`.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
     pub unsafe fn pack_pairs(src: *const f32, ks: usize, n: usize, hd: usize, out: *mut f32) {
-        pack_with(n, hd, out, |t, b| _mm256_loadu_ps(src.add(t * ks + 8 * b)))
+        pack_with(
+            n,
+            hd,
+            out,
+            |t, b| _mm512_loadu_ps(src.add(t * ks + 8 * b)),
+            |t, b| _mm512_castps256_ps512(_mm256_loadu_ps(src.add(t * ks + 8 * b))),
+        )
     }
 
     /// [`pack_with`] from binary16 keys: key `t` at `src + t * ks` (in values). `hd % 8 == 0`.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
     pub unsafe fn pack_pairs_f16(src: *const u16, ks: usize, n: usize, hd: usize, out: *mut f32) {
-        pack_with(n, hd, out, |t, b| {
-            _mm256_cvtph_ps(_mm_loadu_si128(src.add(t * ks + 8 * b) as *const __m128i))
-        })
+        pack_with(
+            n,
+            hd,
+            out,
+            |t, b| _mm512_cvtph_ps(_mm256_loadu_si256(src.add(t * ks + 8 * b) as *const __m256i)),
+            |t, b| {
+                let h = _mm_loadu_si128(src.add(t * ks + 8 * b) as *const __m128i);
+                _mm512_castps256_ps512(_mm256_cvtph_ps(h))
+            },
+        )
     }
 
     /// 8 floats at `p`, twice (AVX-512 F: `vbroadcastf64x4`).
@@ -329,6 +365,36 @@ pub mod avx512 {
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
     unsafe fn bcast8(p: *const f32) -> __m512 {
         _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))))
+    }
+
+    /// `n` rows of `hd` binary16 values (row `t` at `src + t * ss`) to f32 rows of `hd` at `out`.
+    /// `hd % 8 == 0`.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn f16_rows(src: *const u16, ss: usize, n: usize, hd: usize, out: *mut f32) {
+        for t in 0..n {
+            let (s, o) = (src.add(t * ss), out.add(t * hd));
+            let mut c = 0;
+            while c + 16 <= hd {
+                let h = _mm256_loadu_si256(s.add(c) as *const __m256i);
+                _mm512_storeu_ps(o.add(c), _mm512_cvtph_ps(h));
+                c += 16;
+            }
+            if c < hd {
+                let h = _mm_loadu_si128(s.add(c) as *const __m128i);
+                _mm256_storeu_ps(o.add(c), _mm256_cvtph_ps(h));
+            }
+        }
+    }
+
+    /// Asks for the cache lines of `b` in L2 (`prefetcht1`).
+    #[inline]
+    pub fn prefetch_l2(b: &[u8]) {
+        let mut i = 0;
+        while i < b.len() {
+            // SAFETY: a hint on an address inside `b`; SSE is part of x86_64.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(b.as_ptr().add(i) as *const i8) };
+            i += 64;
+        }
     }
 
     /// Scores (times `scale`) of one query with the 16 keys of one packed group, in key order.
@@ -401,16 +467,15 @@ pub mod avx512 {
 
     /// One tile step of `r` (1..=4) query heads of one token row (see `attn`'s module
     /// documentation): queries at `q + h * hd`, states `m[h]`, `l[h]`, `acc + h * hd`; the keys
-    /// `kl .. kl + n` of the tile (tile-relative), packed at `kp` ([`pack_pairs`]), values of key
-    /// `t` at `v + t * vs`. `sc`: `r * 2 * TILE` floats. `hd % 8 == 0`, `kl + n <= TILE`.
+    /// `kl .. kl + n` of the tile (tile-relative), packed at `kp` ([`pack_pairs`]), values in
+    /// `v`. `sc`: `r * 2 * TILE` floats. `hd % 8 == 0`, `kl + n <= TILE`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
     pub unsafe fn tile_rows(
         q: *const f32,
         r: usize,
         kp: *const f32,
-        v: *const f32,
-        vs: usize,
+        v: Vals,
         kl: usize,
         n: usize,
         hd: usize,
@@ -425,10 +490,10 @@ pub mod avx512 {
         debug_assert!(m.len() >= r && l.len() >= r);
         let (m, l) = (m.as_mut_ptr(), l.as_mut_ptr());
         match r {
-            1 => tile_heads::<1>(q, kp, v, vs, kl, n, hd, scale, first, m, l, acc, sc),
-            2 => tile_heads::<2>(q, kp, v, vs, kl, n, hd, scale, first, m, l, acc, sc),
-            3 => tile_heads::<3>(q, kp, v, vs, kl, n, hd, scale, first, m, l, acc, sc),
-            _ => tile_heads::<4>(q, kp, v, vs, kl, n, hd, scale, first, m, l, acc, sc),
+            1 => tile_heads::<1>(q, kp, v, kl, n, hd, scale, first, m, l, acc, sc),
+            2 => tile_heads::<2>(q, kp, v, kl, n, hd, scale, first, m, l, acc, sc),
+            3 => tile_heads::<3>(q, kp, v, kl, n, hd, scale, first, m, l, acc, sc),
+            _ => tile_heads::<4>(q, kp, v, kl, n, hd, scale, first, m, l, acc, sc),
         }
     }
 
@@ -440,8 +505,7 @@ pub mod avx512 {
     unsafe fn tile_heads<const R: usize>(
         q: *const f32,
         kp: *const f32,
-        v: *const f32,
-        vs: usize,
+        v: Vals,
         kl: usize,
         n: usize,
         hd: usize,
@@ -521,17 +585,26 @@ pub mod avx512 {
             };
             *m.add(h) = m_new[h];
         }
-        let vt = v.add(kl * vs);
         let sp = sc.add(kl) as *const f32;
+        let vs = v.stride;
         let mut c0 = 0;
         while c0 < hd {
             let w = (hd - c0).min(64);
-            let (a, vv) = (acc.add(c0), vt.add(c0));
-            match w.div_ceil(16) {
-                4 => values::<R, 4>(a, hd, vv, vs, sp, n, w, first, &alpha),
-                3 => values::<R, 3>(a, hd, vv, vs, sp, n, w, first, &alpha),
-                2 => values::<R, 2>(a, hd, vv, vs, sp, n, w, first, &alpha),
-                _ => values::<R, 1>(a, hd, vv, vs, sp, n, w, first, &alpha),
+            let a = acc.add(c0);
+            macro_rules! go {
+                ($f:literal, $vv:expr) => {
+                    match w.div_ceil(16) {
+                        4 => values::<R, 4, $f>(a, hd, $vv, vs, sp, n, w, first, &alpha),
+                        3 => values::<R, 3, $f>(a, hd, $vv, vs, sp, n, w, first, &alpha),
+                        2 => values::<R, 2, $f>(a, hd, $vv, vs, sp, n, w, first, &alpha),
+                        _ => values::<R, 1, $f>(a, hd, $vv, vs, sp, n, w, first, &alpha),
+                    }
+                };
+            }
+            if v.f16 {
+                go!(true, v.ptr.add(2 * (kl * vs + c0)));
+            } else {
+                go!(false, v.ptr.add(4 * (kl * vs + c0)));
             }
             c0 += 64;
         }
@@ -553,14 +626,15 @@ pub mod avx512 {
 
     /// Columns `0..w` (`16 * (NV - 1) < w <= 16 * NV`, a multiple of 8) of `R` accumulators
     /// (`acc + h * ah`): `acc * alpha[h]` (0 on a first tile), then `fma(p_h[t], V[t], acc)` for
-    /// `t < n`, with `p_h[t]` at `p + h * 2 * TILE + t` and `V[t]` at `v + t * vs`.
+    /// `t < n`, with `p_h[t]` at `p + h * 2 * TILE + t` and `V[t]` at element `t * vs` from `v`
+    /// (binary16 if `F16`, else f32).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-    unsafe fn values<const R: usize, const NV: usize>(
+    unsafe fn values<const R: usize, const NV: usize, const F16: bool>(
         acc: *mut f32,
         ah: usize,
-        v: *const f32,
+        v: *const u8,
         vs: usize,
         p: *const f32,
         n: usize,
@@ -570,6 +644,7 @@ pub mod avx512 {
     ) {
         // the last vector may be half (hd % 16 == 8)
         let kl = live(w - 16 * (NV - 1));
+        let full = kl == 0xFFFF;
         let mut a = [[_mm512_setzero_ps(); NV]; R];
         if !first {
             for h in 0..R {
@@ -585,12 +660,22 @@ pub mod avx512 {
             }
         }
         for t in 0..n {
-            let row = v.add(t * vs);
             let vv: [__m512; NV] = core::array::from_fn(|u| {
-                if u + 1 < NV {
-                    _mm512_loadu_ps(row.add(16 * u))
+                if F16 {
+                    let row = (v as *const u16).add(t * vs + 16 * u);
+                    if u + 1 < NV || full {
+                        _mm512_cvtph_ps(_mm256_loadu_si256(row as *const __m256i))
+                    } else {
+                        let h = _mm_loadu_si128(row as *const __m128i);
+                        _mm512_zextps256_ps512(_mm256_cvtph_ps(h))
+                    }
                 } else {
-                    _mm512_maskz_loadu_ps(kl, row.add(16 * u))
+                    let row = (v as *const f32).add(t * vs + 16 * u);
+                    if u + 1 < NV {
+                        _mm512_loadu_ps(row)
+                    } else {
+                        _mm512_maskz_loadu_ps(kl, row)
+                    }
                 }
             });
             for h in 0..R {
