@@ -20,10 +20,18 @@
 //!
 //! That arithmetic depends only on the query, its span and the cache, never on which other
 //! queries share the block, the block size or the thread that runs it: a prefill computes
-//! bit for bit what token-by-token decoding computes, and every level (scalar twin, AVX2) gives
-//! the same bits. Keys and values come through [`KvTiles`], which converts a tile of a reduced-
-//! precision cache to f32 once for all the queries of the block (exactly: F16 and Q8_0 values
-//! are representable in f32).
+//! bit for bit what token-by-token decoding computes, and every level (scalar twin, AVX2,
+//! AVX-512) gives the same bits. Keys and values come through [`KvTiles`], which converts a tile
+//! of a reduced-precision cache to f32 once for all the queries of the block (exactly: F16 and
+//! Q8_0 values are representable in f32).
+//!
+//! The levels differ only in how they reach those bits. AVX2 runs one query over one tile at a
+//! time (`x86_attn::tile_step`: four keys' `A`/`B` accumulators, one `hsum8` per score). AVX-512
+//! (`x86_attn::avx512`, Rust >= 1.89) packs each tile's keys once so that one 16-lane vector holds
+//! the same 8-column block of two keys; a query's 16 scores of a group of keys are then 16
+//! accumulators and one reduction whose additions pair lanes exactly as `A + B` and `hsum8` do,
+//! the heads of a row are stepped together (their `p·V` updates share the loads of `V`), and for
+//! a decode step (one or two rows) the values are read as binary16 by the `p·V` loop itself.
 
 use super::{dispatch, Level};
 
