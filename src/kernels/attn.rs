@@ -170,6 +170,14 @@ pub fn fold(simd: bool, m: &mut f32, l: &mut f32, acc: &mut [f32], m2: f32, l2: 
         return;
     }
     let mn = m.max(m2);
+    #[cfg(target_arch = "x86_64")]
+    let (a, b) = if simd {
+        // SAFETY: the caller's level check found AVX2 + FMA.
+        unsafe { super::x86_attn::exp2_pair(*m - mn, m2 - mn) }
+    } else {
+        (exp(*m - mn), exp(m2 - mn))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
     let (a, b) = (exp(*m - mn), exp(m2 - mn));
     *l = *l * a + l2 * b;
     *m = mn;

@@ -180,6 +180,15 @@ pub unsafe fn f16_to_f32(src: &[u8], out: &mut [f32]) {
     }
 }
 
+/// `(exp(x), exp(y))` with `exp8` (the same bits as `attn::exp`, without its scalar `fmaf`
+/// calls where the caller is not compiled for FMA).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn exp2_pair(x: f32, y: f32) -> (f32, f32) {
+    let e = exp8(_mm256_setr_ps(x, y, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0));
+    let lo = _mm256_castps256_ps128(e);
+    (_mm_cvtss_f32(lo), _mm_cvtss_f32(_mm_movehdup_ps(lo)))
+}
+
 /// `acc = fma(acc2, b, acc * a)` (the vector part of `attn::fold`; `acc.len() % 8 == 0`,
 /// `acc2` as long).
 #[target_feature(enable = "avx2,fma")]
