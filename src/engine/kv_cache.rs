@@ -261,6 +261,52 @@ impl KvTiles for Tiles<'_> {
         self.hd
     }
 
+    #[cfg(all(target_arch = "x86_64", qorus_avx512))]
+    unsafe fn tile_pairs(
+        &self,
+        t0: usize,
+        t1: usize,
+        kbuf: &mut [f32],
+        vbuf: &mut [f32],
+        raw_v: bool,
+    ) -> crate::kernels::x86_attn::avx512::Vals {
+        use crate::kernels::x86_attn::avx512;
+        let hd = self.hd;
+        let per = 2 * self.ty.vec_bytes(hd).unwrap_or(0);
+        if raw_v {
+            // A decode step streams the whole cache from memory once, with little work per
+            // tile: the tile after next is asked into L2 meanwhile (measured with 30 layers of
+            // 4096 positions: ~45 % less time than the hardware prefetcher alone, better than
+            // one tile ahead, three ahead or into L1).
+            let (p0, p1) = ((t1 + TILE) * per, (t1 + 2 * TILE) * per);
+            if p0 < self.bytes.len() {
+                avx512::prefetch_l2(&self.bytes[p0..p1.min(self.bytes.len())]);
+            }
+        }
+        if self.ty != KvType::F16 {
+            return crate::kernels::attn::tile_pairs_from_tile(self, t0, t1, kbuf, vbuf);
+        }
+        let n = t1 - t0;
+        assert!(n <= TILE && kbuf.len() >= TILE * hd && vbuf.len() >= n * hd);
+        let src = self.bytes[t0 * per..t1 * per].as_ptr() as *const u16;
+        avx512::pack_pairs_f16(src, 2 * hd, n, hd, kbuf.as_mut_ptr());
+        if raw_v {
+            return avx512::Vals {
+                ptr: src.add(hd) as *const u8,
+                stride: 2 * hd,
+                f16: true,
+                len: n * 2 * hd - hd,
+            };
+        }
+        avx512::f16_rows(src.add(hd), 2 * hd, n, hd, vbuf.as_mut_ptr());
+        avx512::Vals {
+            ptr: vbuf.as_ptr() as *const u8,
+            stride: hd,
+            f16: false,
+            len: n * hd,
+        }
+    }
+
     fn tile<'b>(&'b self, t0: usize, t1: usize, buf: &'b mut [f32]) -> &'b [f32] {
         let hd = self.hd;
         let vb = self.ty.vec_bytes(hd).unwrap_or(0);
@@ -431,5 +477,77 @@ pub fn rerotate_key(
     match model.arch.rope_style {
         crate::engine::arch::RopeStyle::Interleaved => crate::kernels::rope(key, c, n),
         crate::engine::arch::RopeStyle::Neox => crate::kernels::rope_neox(key, c, n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::attn::{self, Block};
+    use crate::kernels::dispatch::{available, Level};
+    use crate::kernels::tests::{rand_vec, Fill, Rng};
+
+    /// Attention over each cache type's tiles: every level gives the scalar twin's bits, for a
+    /// decode-sized block (one row: the AVX-512 kernel reads binary16 values as it goes) and a
+    /// prefill-sized one (values converted once per tile), spans that end inside a tile and one
+    /// that starts inside one.
+    #[test]
+    fn typed_tiles_attend_alike_at_every_level() {
+        let mut rng = Rng::new(33);
+        for &(hd, len) in &[(64usize, 300usize), (96, 97), (72, 40)] {
+            let heads = 3;
+            for ty in KvType::ALL {
+                if ty.vec_bytes(hd).is_err() {
+                    continue;
+                }
+                let layout = KvLayout {
+                    n_layers: 1,
+                    n_kv_heads: 1,
+                    max_seq: len,
+                    head_dim: hd,
+                };
+                let mut buf = vec![0u32; layout.bytes(ty).unwrap().div_ceil(4)];
+                // SAFETY: the buffer holds the layout's bytes for `ty`, 4-byte aligned.
+                let c = unsafe {
+                    KvCache::from_raw_typed(buf.as_mut_ptr() as *mut u8, buf.len() * 4, layout, ty)
+                }
+                .unwrap();
+                let kv = rand_vec(2 * hd * len, &mut rng, Fill::Random);
+                for t in 0..len {
+                    let p = &kv[t * 2 * hd..(t + 1) * 2 * hd];
+                    // SAFETY: single-threaded, position in range.
+                    unsafe { c.write(0, 0, t, &p[..hd], &p[hd..]) };
+                }
+                for rows in [1usize, 5] {
+                    let q = rand_vec(rows * heads * hd, &mut rng, Fill::Random);
+                    let spans: Vec<(usize, usize)> = (0..rows)
+                        .map(|r| {
+                            let e = len - rows + r + 1;
+                            (if r == 1 { e - 21 } else { 0 }, e)
+                        })
+                        .collect();
+                    let blk = Block {
+                        q: &q,
+                        stride: heads * hd,
+                        off: 0,
+                        heads,
+                        spans: &spans,
+                    };
+                    let run = |lv: Level| {
+                        let nq = rows * heads;
+                        let mut work = vec![0f32; attn::work_floats(nq, hd)];
+                        // SAFETY: nothing writes the cache meanwhile.
+                        let src = unsafe { c.tiles(0, 0, len) };
+                        attn::attend_block_at(lv, &src, 0.125, &blk, &mut work);
+                        work.truncate(nq * hd);
+                        work
+                    };
+                    let want = run(Level::Scalar);
+                    for lv in available() {
+                        assert_eq!(run(lv), want, "{lv:?} {ty:?} hd={hd} rows={rows}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -20,10 +20,18 @@
 //!
 //! That arithmetic depends only on the query, its span and the cache, never on which other
 //! queries share the block, the block size or the thread that runs it: a prefill computes
-//! bit for bit what token-by-token decoding computes, and every level (scalar twin, AVX2) gives
-//! the same bits. Keys and values come through [`KvTiles`], which converts a tile of a reduced-
-//! precision cache to f32 once for all the queries of the block (exactly: F16 and Q8_0 values
-//! are representable in f32).
+//! bit for bit what token-by-token decoding computes, and every level (scalar twin, AVX2,
+//! AVX-512) gives the same bits. Keys and values come through [`KvTiles`], which converts a tile
+//! of a reduced-precision cache to f32 once for all the queries of the block (exactly: F16 and
+//! Q8_0 values are representable in f32).
+//!
+//! The levels differ only in how they reach those bits. AVX2 runs one query over one tile at a
+//! time (`x86_attn::tile_step`: four keys' `A`/`B` accumulators, one `hsum8` per score). AVX-512
+//! (`x86_attn::avx512`, Rust >= 1.89) packs each tile's keys once so that one 16-lane vector holds
+//! the same 8-column block of two keys; a query's 16 scores of a group of keys are then 16
+//! accumulators and one reduction whose additions pair lanes exactly as `A + B` and `hsum8` do,
+//! the heads of a row are stepped together (their `p·V` updates share the loads of `V`), and for
+//! a decode step (one or two rows) the values are read as binary16 by the `p·V` loop itself.
 
 use super::{dispatch, Level};
 
@@ -37,6 +45,53 @@ pub trait KvTiles {
     /// Positions `t0..t1` (`t1 - t0 <= TILE`), either borrowed from the cache (F32) or
     /// converted into `buf` (`TILE * 2 * hd` floats).
     fn tile<'b>(&'b self, t0: usize, t1: usize, buf: &'b mut [f32]) -> &'b [f32];
+
+    /// For the AVX-512 kernel: the keys of positions `t0..t1` packed into `kbuf` (`TILE * hd`
+    /// floats, `x86_attn::avx512::pack_pairs`'s layout) and where the values are: f32 rows
+    /// (borrowed, or converted into `vbuf`, `TILE * 2 * hd` floats), or with `raw_v` the cache's
+    /// own binary16 rows when it holds F16 (converted by the kernel as it reads them: cheaper for
+    /// the few queries of a decode step).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW/VL (level `Avx512`); `hd % 8 == 0`. The returned pointer is valid
+    /// while `self` and `vbuf` are.
+    #[cfg(all(target_arch = "x86_64", qorus_avx512))]
+    unsafe fn tile_pairs(
+        &self,
+        t0: usize,
+        t1: usize,
+        kbuf: &mut [f32],
+        vbuf: &mut [f32],
+        raw_v: bool,
+    ) -> super::x86_attn::avx512::Vals {
+        let _ = raw_v;
+        tile_pairs_from_tile(self, t0, t1, kbuf, vbuf)
+    }
+}
+
+/// [`KvTiles::tile_pairs`] through [`KvTiles::tile`]: the f32 tile, then its keys packed.
+///
+/// # Safety
+/// As [`KvTiles::tile_pairs`].
+#[cfg(all(target_arch = "x86_64", qorus_avx512))]
+pub unsafe fn tile_pairs_from_tile<S: KvTiles + ?Sized>(
+    kv: &S,
+    t0: usize,
+    t1: usize,
+    kbuf: &mut [f32],
+    vbuf: &mut [f32],
+) -> super::x86_attn::avx512::Vals {
+    let hd = kv.head_dim();
+    let n = t1 - t0;
+    assert!(n <= TILE && kbuf.len() >= TILE * hd);
+    let nat = kv.tile(t0, t1, vbuf);
+    super::x86_attn::avx512::pack_pairs(nat.as_ptr(), 2 * hd, n, hd, kbuf.as_mut_ptr());
+    super::x86_attn::avx512::Vals {
+        ptr: nat[hd..].as_ptr() as *const u8,
+        stride: 2 * hd,
+        f16: false,
+        len: nat.len() - hd,
+    }
 }
 
 /// Plain f32 K/V (the spec's layout: per position K then V).
@@ -86,8 +141,11 @@ pub fn state_floats(nq: usize, hd: usize) -> usize {
 /// Floats of work space [`attend_block_at`] needs for `nq` queries of head dimension `hd`
 /// ([`segment_at`] needs less).
 pub fn work_floats(nq: usize, hd: usize) -> usize {
-    2 * state_floats(nq, hd) + TILE + TILE * 2 * hd
+    2 * state_floats(nq, hd) + SC_FLOATS + TILE * 3 * hd + 16
 }
+
+/// Score space in the work area: `2 * TILE` per query of up to 4 heads run together.
+const SC_FLOATS: usize = 8 * TILE;
 
 /// (`acc`, `l`, `m`) of `nq` queries at the head of `w`.
 fn states(w: &mut [f32], nq: usize, hd: usize) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
@@ -112,6 +170,14 @@ pub fn fold(simd: bool, m: &mut f32, l: &mut f32, acc: &mut [f32], m2: f32, l2: 
         return;
     }
     let mn = m.max(m2);
+    #[cfg(target_arch = "x86_64")]
+    let (a, b) = if simd {
+        // SAFETY: the caller's level check found AVX2 + FMA.
+        unsafe { super::x86_attn::exp2_pair(*m - mn, m2 - mn) }
+    } else {
+        (exp(*m - mn), exp(m2 - mn))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
     let (a, b) = (exp(*m - mn), exp(m2 - mn));
     *l = *l * a + l2 * b;
     *m = mn;
@@ -127,13 +193,14 @@ pub fn fold(simd: bool, m: &mut f32, l: &mut f32, acc: &mut [f32], m2: f32, l2: 
     }
 }
 
-/// Which kernel runs the tile steps. (An AVX-512 twin with 16-column steps and eight positions
-/// at a time was bit-identical but slower in examples/bench_attn on this machine's AVX-512 (an Intel Xeon), and
-/// was dropped.)
+/// Which kernel runs the tile steps: the scalar twin, AVX2 (one query, one tile at a time) or
+/// AVX-512 (keys packed per tile, 16 dot products reduced together, the heads of a row sharing
+/// the `p·V` loads; `x86_attn::avx512`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Simd {
     None,
     Avx2,
+    Avx512,
 }
 
 impl Simd {
@@ -147,6 +214,8 @@ fn use_simd(lv: Level, hd: usize) -> Simd {
     let lv = dispatch::clamp(lv);
     if !cfg!(target_arch = "x86_64") || lv < Level::Avx2 || hd % 8 != 0 {
         Simd::None
+    } else if lv >= Level::Avx512 && cfg!(qorus_avx512) {
+        Simd::Avx512
     } else {
         Simd::Avx2
     }
@@ -259,8 +328,14 @@ fn segment_run<S: KvTiles>(
 ) {
     let hd = kv.head_dim();
     let nq = blk.spans.len() * blk.heads;
+    #[cfg(all(target_arch = "x86_64", qorus_avx512))]
+    if simd == Simd::Avx512 {
+        // SAFETY: the level check found AVX-512 F/BW/VL; hd % 8 == 0 (use_simd).
+        unsafe { segment_run512(kv, scale, blk, seg, work) };
+        return;
+    }
     let (acc, ls, ms, rest) = states(work, nq, hd);
-    let (sc, buf) = rest.split_at_mut(TILE);
+    let (sc, buf) = rest.split_at_mut(SC_FLOATS);
     ls.fill(0.0);
     let (k0, k1) = (seg * SEG, (seg + 1) * SEG);
     let clip = |(s, e): (usize, usize)| (s.max(k0), e.min(k1));
@@ -301,6 +376,74 @@ fn segment_run<S: KvTiles>(
                 );
                 ms[qi] = st.m;
                 ls[qi] = st.l;
+            }
+        }
+        j0 = j1;
+    }
+}
+
+/// [`segment_run`] with the AVX-512 kernel: each tile packed once ([`KvTiles::tile_pairs`]),
+/// then the query heads of each row in groups of up to 4.
+///
+/// # Safety
+/// AVX-512 F/BW/VL present; `hd % 8 == 0`; `work` as [`segment_run`]'s.
+#[cfg(all(target_arch = "x86_64", qorus_avx512))]
+unsafe fn segment_run512<S: KvTiles>(
+    kv: &S,
+    scale: f32,
+    blk: &Block<'_>,
+    seg: usize,
+    work: &mut [f32],
+) {
+    let hd = kv.head_dim();
+    let nq = blk.spans.len() * blk.heads;
+    let (acc, ls, ms, rest) = states(work, nq, hd);
+    // packed keys, values and scores at 64-byte boundaries (whole cache lines per vector)
+    let skip = rest.as_ptr().align_offset(64).min(15);
+    let (kbuf, rest) = rest[skip..].split_at_mut(TILE * hd);
+    let (vbuf, rest) = rest.split_at_mut(TILE * 2 * hd);
+    let sc = &mut rest[..SC_FLOATS];
+    ls.fill(0.0);
+    // values converted once per tile for a prefill block, as read for a decode step's queries
+    let raw_v = blk.spans.len() <= 2;
+    let (k0, k1) = (seg * SEG, (seg + 1) * SEG);
+    let clip = |(s, e): (usize, usize)| (s.max(k0), e.min(k1));
+    let lo_all = blk.spans.iter().map(|&sp| clip(sp).0).min().unwrap_or(k0);
+    let hi_all = blk.spans.iter().map(|&sp| clip(sp).1).max().unwrap_or(k0);
+    let mut j0 = lo_all / TILE * TILE;
+    while j0 < hi_all {
+        let j1 = j0 + TILE;
+        let (t0, t1) = (j0.max(lo_all), j1.min(hi_all));
+        let v = kv.tile_pairs(t0, t1, kbuf, vbuf, raw_v);
+        for (r, &sp) in blk.spans.iter().enumerate() {
+            let (s, e) = clip(sp);
+            let (lo, hi) = (s.max(j0), e.min(j1));
+            if lo >= hi {
+                continue;
+            }
+            let first = lo == s;
+            let mut h0 = 0;
+            while h0 < blk.heads {
+                let rh = (blk.heads - h0).min(4);
+                let qi = r * blk.heads + h0;
+                let qo = r * blk.stride + blk.off + h0 * hd;
+                assert!(qo + rh * hd <= blk.q.len() && (hi - t0 - 1) * v.stride + hd <= v.len);
+                super::x86_attn::avx512::tile_rows(
+                    blk.q[qo..].as_ptr(),
+                    rh,
+                    kbuf.as_ptr(),
+                    v,
+                    lo - t0,
+                    hi - lo,
+                    hd,
+                    scale,
+                    first,
+                    &mut ms[qi..qi + rh],
+                    &mut ls[qi..qi + rh],
+                    acc[qi * hd..(qi + rh) * hd].as_mut_ptr(),
+                    sc.as_mut_ptr(),
+                );
+                h0 += rh;
             }
         }
         j0 = j1;
@@ -494,11 +637,17 @@ mod tests {
             let kv = rand_vec(2 * hd * len, &mut rng, Fill::Random);
             let rows = len.min(9);
             let q = rand_vec(rows * heads * hd, &mut rng, Fill::Random);
-            // rows at the last positions, one with a sliding window
+            // rows at the last positions, two with sliding windows (one starting at a multiple
+            // of 8 inside a tile)
             let spans: Vec<(usize, usize)> = (0..rows)
                 .map(|r| {
                     let e = len - rows + r + 1;
-                    (if r == 1 { e.saturating_sub(37) } else { 0 }, e)
+                    let s = match r {
+                        1 => e.saturating_sub(37),
+                        2 => e.saturating_sub(20) / 8 * 8,
+                        _ => 0,
+                    };
+                    (s, e)
                 })
                 .collect();
             let want = run(Level::Scalar, &kv, hd, &q, heads, &spans);

@@ -469,4 +469,4 @@ pub fn round_to_f16(x: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
