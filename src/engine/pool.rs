@@ -124,17 +124,13 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
                 }
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
             }
-            Some(Work::Chunks(_)) => {
-                // Enter (Dekker-style with `run_chunks`' close: SeqCst on both sides), then
-                // re-read the job: it is the one of the epoch still open, if any.
+            Some(Work::Chunks(job)) => {
+                // Enter (Dekker-style with `run_chunks`' close: SeqCst on both sides): if the
+                // job of epoch `seen` (the one read above, tagged with it) is still open, it
+                // stays alive until we leave.
                 shared.inside.0.fetch_add(1, Ordering::SeqCst);
                 if shared.open.0.load(Ordering::SeqCst) == seen {
-                    if let Some((e, Work::Chunks(job))) =
-                        *shared.job.lock().unwrap_or_else(|p| p.into_inner())
-                    {
-                        debug_assert_eq!(e, seen);
-                        shared.claim_loop(job, tid);
-                    }
+                    shared.claim_loop(job, tid);
                 }
                 shared.inside.0.fetch_sub(1, Ordering::SeqCst);
             }
