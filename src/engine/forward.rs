@@ -281,8 +281,12 @@ fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)]) {
         .iter()
         .map(|j| j.0.ty.row_bytes(j.0.cols).unwrap_or(0) * j.0.rows)
         .sum();
-    let cap = CHUNK_BYTES / (bytes / total.max(1)).max(1);
     let nt = pool.n_threads();
+    // One thread runs the chunks in order: no cap (fewer, longer kernel calls).
+    let cap = match nt {
+        1 => usize::MAX,
+        _ => CHUNK_BYTES / (bytes / total.max(1)).max(1),
+    };
     let per = (total.div_ceil(8 * nt).min(cap).max(2) + 1) & !1;
     let n_chunks = total.div_ceil(per);
     pool.run_chunks(n_chunks, &|_tid, c| {
