@@ -332,9 +332,11 @@ int main(int argc, char **argv) {
     printf("load     %.1f ms\n", load_ms);
     printf("RESULT load_ms %.3f\n", load_ms);
     if (stream[0] > 0) {
-        printf("stream   read bandwidth (%s MiB buffer, median of %d passes): 1 thread %.1f GB/s, %u threads %.1f GB/s\n",
+        printf("stream   read bandwidth (%s MiB buffer, median of %d passes): 1 thread %.1f GB/s",
                getenv("QORUS_BENCH_STREAM_MIB") ? getenv("QORUS_BENCH_STREAM_MIB") : "512", STREAM_PASSES,
-               stream[0], q_get_num_threads(), stream[1]);
+               stream[0]);
+        if (q_get_num_threads() > 1) printf(", %u threads %.1f GB/s", q_get_num_threads(), stream[1]);
+        printf("\n");
         printf("RESULT stream_gbs_1t %.3f\nRESULT stream_gbs %.3f\n", stream[0], stream[1]);
     }
 
