@@ -28,7 +28,7 @@
 # (1 and THREADS threads; QORUS_BENCH_STREAM_MIB=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 1 ] || { sed -n 2,30p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,28p "$0"; exit 2; }
 THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-5}
 REPS=${REPS:-3}
