@@ -23,9 +23,12 @@
 # decodes from DEPTH). Ours: pp = one llama_forward over the prompt, tg = one-token llama_forward
 # calls; llama-bench: its -d DEPTH -p PP -n TG. Each round runs ours then llama.cpp for every
 # (model, threads), so both see the same machine conditions on average.
+# A second table (ours only): the bytes a tgN step reads (weights + KV cache at the test's mean
+# depth), the achieved GB/s, and the streaming read bandwidth the harness measured in the same run
+# (1 and THREADS threads; QORUS_BENCH_STREAM_MIB=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 1 ] || { sed -n 2,27p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,28p "$0"; exit 2; }
 THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-5}
 REPS=${REPS:-3}
@@ -61,7 +64,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for t in $THREADS; do
       "$OURS" "$model" "$t" "$REPS" all "$DEPTH" "$CACHE" "$PP" "$TG" >"$OUT/ours.log" 2>&1 || { cat "$OUT/ours.log"; exit 1; }
       awk -v r="$round" -v m="$name" -v t="$t" \
-        '/^RESULT (pp[0-9]+|tg[0-9]+|load_ms|rss_mib) /{print r"\t"m"\t"t"\tours\t"$2"\t"$3}' \
+        '/^RESULT (pp[0-9]+|tg[0-9]+|tg[0-9]+_(mb|gbs)|stream_gbs|stream_gbs_1t|load_ms|rss_mib) /{print r"\t"m"\t"t"\tours\t"$2"\t"$3}' \
         "$OUT/ours.log" >>"$RAW"
       # shellcheck disable=SC2086
       "${WRAP[@]}" "$LB" -m "$model" -d "$DEPTH" -p "$PP" -n "$TG" -ctk "$CACHE" -ctv "$CACHE" -t "$t" -r "$REPS" \
@@ -96,7 +99,7 @@ n = max(len(x) for x in v.values())
 print(f"\nmedians of {n} alternating rounds (tokens/s; raw: {sys.argv[1]})")
 print(f"| model | threads | test | qorus | llama.cpp | ratio |")
 print(f"|---|---:|---|---:|---:|---:|")
-tests = sorted({w for (_, _, who, w) in v if w.startswith(("pp", "tg"))},
+tests = sorted({w for (_, _, who, w) in v if w[:2] in ("pp", "tg") and w[2:].isdigit()},
                key=lambda w: (w[:2], int(w[2:])))
 for m, t in keys:
     for what in tests:
@@ -107,4 +110,19 @@ for m, t in keys:
         a = v.get((m, t, "ours", what))
         if a:
             print(f"<!-- {m} t={t} ours {what}: median {st.median(a):.1f} -->")
+rows = []
+for m, t in keys:
+    s1, sn = v.get((m, t, "ours", "stream_gbs_1t")), v.get((m, t, "ours", "stream_gbs"))
+    for what in tests:
+        mb, g = v.get((m, t, "ours", what + "_mb")), v.get((m, t, "ours", what + "_gbs"))
+        if mb and g:
+            sg = f"{st.median(s1):.1f} / {st.median(sn):.1f}" if s1 and sn else "-"
+            pct = f"{100 * st.median(g) / st.median(sn):.0f} %" if sn else "-"
+            rows.append(f"| {m} | {t} | {what} | {st.median(mb):.1f} | {st.median(g):.1f} | {sg} | {pct} |")
+if rows:
+    print(f"\nqorus decode read bandwidth (medians; MB read per token = weights + KV cache at the mean depth;")
+    print(f"stream = the harness's read kernel, 1 / THREADS threads, same runs)")
+    print(f"| model | threads | test | MB/token | GB/s | stream GB/s (1 / t) | of stream |")
+    print(f"|---|---:|---|---:|---:|---:|---:|")
+    print("\n".join(rows))
 PY

@@ -265,14 +265,29 @@ unsafe fn matmul_rows(
     }
 }
 
+/// Largest share of weight bytes in one chunk of `par_matmul`: the thread that finishes its own
+/// share first waits for the other's last chunk, so big matrices (the LM head: 30 MB of Q8_0 for
+/// SmolLM2, ~2 MB per chunk at 8 chunks a thread) get smaller chunks.
+const CHUNK_BYTES: usize = 256 << 10;
+
 /// Runs several matrix products over the pool. Their rows, in whole groups of `GROUP`, are cut
-/// into chunks (about 8 per thread, an even number of groups each) that the threads claim
-/// (`Pool::run_chunks`): each thread streams its own share and helps with the others' at the
-/// end. Every output row is computed by one thread with the same arithmetic whatever the split.
+/// into chunks (about 8 per thread, at most about `CHUNK_BYTES` of weights, an even number of
+/// groups each) that the threads claim (`Pool::run_chunks`): each thread streams its own share
+/// and helps with the others' at the end. Every output row is computed by one thread with the
+/// same arithmetic whatever the split.
 fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)]) {
     let total: usize = jobs.iter().map(|j| j.0.rows.div_ceil(GROUP)).sum();
+    let bytes: usize = jobs
+        .iter()
+        .map(|j| j.0.ty.row_bytes(j.0.cols).unwrap_or(0) * j.0.rows)
+        .sum();
     let nt = pool.n_threads();
-    let per = (total.div_ceil(8 * nt).max(2) + 1) & !1;
+    // One thread runs the chunks in order: no cap (fewer, longer kernel calls).
+    let cap = match nt {
+        1 => usize::MAX,
+        _ => CHUNK_BYTES / (bytes / total.max(1)).max(1),
+    };
+    let per = (total.div_ceil(8 * nt).min(cap).max(2) + 1) & !1;
     let n_chunks = total.div_ceil(per);
     pool.run_chunks(n_chunks, &|_tid, c| {
         let (lo, hi) = (c * per, ((c + 1) * per).min(total));

@@ -51,8 +51,11 @@ struct Shared {
     inside: Padded,
     /// Set when a worker's job panicked.
     panicked: AtomicBool,
-    /// Sleeping workers wait here.
+    /// Sleeping workers wait here; `sleepers` counts those between deciding to sleep and waking
+    /// (so a new job calls the OS only when someone sleeps: a decode step publishes ~150 jobs,
+    /// and `notify_all` is a futex syscall even with nobody waiting).
     sleep_lock: Mutex<()>,
+    sleepers: AtomicUsize,
     wake: Condvar,
     shutdown: AtomicBool,
     n_threads: usize,
@@ -91,7 +94,12 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
                 std::thread::yield_now();
             } else if spins % 64 == 0 && start.elapsed() > SPIN_FOR {
                 let guard = shared.sleep_lock.lock().unwrap_or_else(|p| p.into_inner());
-                if shared.epoch.load(Ordering::Acquire) == seen
+                // Dekker with `Shared::publish`: we count ourselves, then look at the epoch; it
+                // stores the epoch, then looks at the count (SeqCst both sides), so either we
+                // see the new epoch or it sees us and notifies under the lock we hold until
+                // `wait_timeout` releases it.
+                shared.sleepers.fetch_add(1, Ordering::SeqCst);
+                if shared.epoch.load(Ordering::SeqCst) == seen
                     && !shared.shutdown.load(Ordering::Acquire)
                 {
                     let _unused = shared
@@ -99,6 +107,7 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
                         .wait_timeout(guard, Duration::from_millis(50))
                         .unwrap_or_else(|p| p.into_inner());
                 }
+                shared.sleepers.fetch_sub(1, Ordering::SeqCst);
             } else {
                 std::hint::spin_loop();
             }
@@ -115,17 +124,13 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
                 }
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
             }
-            Some(Work::Chunks(_)) => {
-                // Enter (Dekker-style with `run_chunks`' close: SeqCst on both sides), then
-                // re-read the job: it is the one of the epoch still open, if any.
+            Some(Work::Chunks(job)) => {
+                // Enter (Dekker-style with `run_chunks`' close: SeqCst on both sides): if the
+                // job of epoch `seen` (the one read above, tagged with it) is still open, it
+                // stays alive until we leave.
                 shared.inside.0.fetch_add(1, Ordering::SeqCst);
                 if shared.open.0.load(Ordering::SeqCst) == seen {
-                    if let Some((e, Work::Chunks(job))) =
-                        *shared.job.lock().unwrap_or_else(|p| p.into_inner())
-                    {
-                        debug_assert_eq!(e, seen);
-                        shared.claim_loop(job, tid);
-                    }
+                    shared.claim_loop(job, tid);
                 }
                 shared.inside.0.fetch_sub(1, Ordering::SeqCst);
             }
@@ -135,6 +140,15 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
 }
 
 impl Shared {
+    /// Makes `epoch` the current epoch and wakes the workers that sleep, if any.
+    fn publish(&self, epoch: usize) {
+        self.epoch.store(epoch, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            let _g = self.sleep_lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.wake.notify_all();
+        }
+    }
+
     /// Claims chunks (own share first, then the others') and runs them until none is left.
     fn claim_loop(&self, job: &Job, tid: usize) {
         let nt = self.n_threads;
@@ -173,6 +187,7 @@ impl Pool {
             inside: Padded::default(),
             panicked: AtomicBool::new(false),
             sleep_lock: Mutex::new(()),
+            sleepers: AtomicUsize::new(0),
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
             n_threads: n,
@@ -216,15 +231,7 @@ impl Pool {
         let epoch = self.shared.epoch.load(Ordering::Acquire).wrapping_add(1);
         *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, Work::All(job)));
         self.shared.pending.store(n - 1, Ordering::Release);
-        self.shared.epoch.store(epoch, Ordering::Release);
-        {
-            let _g = self
-                .shared
-                .sleep_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            self.shared.wake.notify_all();
-        }
+        self.shared.publish(epoch);
         let mine = catch_unwind(AssertUnwindSafe(|| f(0, n)));
         let mut spins = 0u32;
         while self.shared.pending.load(Ordering::Acquire) != 0 {
@@ -277,11 +284,7 @@ impl Pool {
         let epoch = sh.epoch.load(Ordering::Acquire).wrapping_add(1);
         *sh.job.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, Work::Chunks(job)));
         sh.open.0.store(epoch, Ordering::SeqCst);
-        sh.epoch.store(epoch, Ordering::Release);
-        {
-            let _g = sh.sleep_lock.lock().unwrap_or_else(|p| p.into_inner());
-            sh.wake.notify_all();
-        }
+        sh.publish(epoch);
         sh.claim_loop(job, 0);
         let mut spins = 0u32;
         while sh.done.0.load(Ordering::Acquire) < n_chunks {
@@ -498,6 +501,36 @@ mod tests {
             count.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 16);
+    }
+
+    #[test]
+    fn sleeping_workers_are_woken() {
+        // Past SPIN_FOR the worker sleeps; each job must wake it at once (a missed wake-up
+        // would show as the 50 ms wait timeout). Both kinds of jobs, 20 times each.
+        let pool = Pool::new(2);
+        let mut lat = Vec::new();
+        for i in 0..40 {
+            std::thread::sleep(SPIN_FOR * 3);
+            let seen = AtomicU64::new(0);
+            let t0 = Instant::now();
+            if i % 2 == 0 {
+                pool.run(&|tid, _| {
+                    seen.fetch_add(1 << (16 * tid), Ordering::Relaxed);
+                });
+                assert_eq!(seen.load(Ordering::Relaxed), 1 + (1 << 16));
+            } else {
+                // The caller takes chunks too, so only the completion is checked here.
+                pool.run_chunks(4, &|_, _| {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                });
+                assert_eq!(seen.load(Ordering::Relaxed), 4);
+            }
+            lat.push(t0.elapsed());
+        }
+        // `run` waits for the worker: its median latency is the wake-up's.
+        let mut runs: Vec<_> = lat.iter().step_by(2).copied().collect();
+        runs.sort();
+        assert!(runs[runs.len() / 2] < Duration::from_millis(25), "{runs:?}");
     }
 
     #[test]
