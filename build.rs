@@ -20,8 +20,9 @@ fn main() {
     );
 
     // AVX-512 intrinsics are stable from Rust 1.89 (the crate's MSRV is older): the attention
-    // kernel's AVX-512 path (`kernels::x86_attn::avx512`) is built only by such a compiler;
-    // older ones run the AVX2 path.
+    // kernel's AVX-512 path (`kernels::x86_attn::avx512`) and the 512-bit matmul tiles
+    // (`kernels::x86_packed_zmm`) are built only by such a compiler; older ones run the AVX2 /
+    // 256-bit VNNI paths.
     println!("cargo:rustc-check-cfg=cfg(qorus_avx512)");
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     if let Ok(out) = std::process::Command::new(rustc).arg("--version").output() {
