@@ -205,6 +205,43 @@ unsafe fn unit_codes16(hb: usize, q0: *const u8, q1: *const u8) -> ([__m512i; 4]
     (wl, wh)
 }
 
+/// The IQ4 code book shifted by 128 into unsigned bytes, in every 128-bit lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn iq4_table() -> __m512i {
+    let mut lutb = [0u8; 16];
+    for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
+        *o = (v as i32 + 128) as u8;
+    }
+    _mm512_broadcast_i32x4(_mm_loadu_si128(lutb.as_ptr() as *const __m128i))
+}
+
+/// One unit's code dots for NA activation rows (`a0` the unit's codes of the first row, rows
+/// `k` apart), one chain per row: low halves, then high halves.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn unit_dots16<const NA: usize>(
+    wl: &[__m512i; 4],
+    wh: &[__m512i; 4],
+    a0: *const i8,
+    k: usize,
+) -> [__m512i; NA] {
+    let ld =
+        |i: usize, o: usize| _mm512_set1_epi32((a0.add(i * k + o) as *const i32).read_unaligned());
+    let mut x = [_mm512_setzero_si512(); NA];
+    for t in 0..4 {
+        for i in 0..NA {
+            x[i] = _mm512_dpbusd_epi32(x[i], wl[t], ld(i, 4 * t));
+        }
+    }
+    for t in 0..4 {
+        for i in 0..NA {
+            x[i] = _mm512_dpbusd_epi32(x[i], wh[t], ld(i, 16 + 4 * t));
+        }
+    }
+    x
+}
+
 /// Correction pairs of two sub-block byte rows (`x86_packed_k`'s `corr_pairs`) for two groups:
 /// `a0`/`b0` the first and second sources of group one, `a1`/`b1` of group two.
 #[inline]
@@ -245,11 +282,7 @@ pub unsafe fn tile_k16<const T: u8, const NA: usize>(a: TileK16Args) {
     // the IQ4 values shifted by 128 into unsigned bytes
     let bias = if p.lut { 128 } else { p.bias };
     let kh = k / 16;
-    let mut lutb = [0u8; 16];
-    for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
-        *o = (v as i32 + 128) as u8;
-    }
-    let tbl = _mm512_broadcast_i32x4(_mm_loadu_si128(lutb.as_ptr() as *const __m128i));
+    let tbl = iq4_table();
     let mut accf = [_mm512_setzero_ps(); NA];
     for b in 0..nsb {
         let (s0, s1) = (g0.add(b * sbb), g1.add(b * sbb));
@@ -286,17 +319,7 @@ pub unsafe fn tile_k16<const T: u8, const NA: usize>(a: TileK16Args) {
                     sumi[i] = _mm512_add_epi32(sumi[i], x);
                 }
             } else {
-                let mut x = [_mm512_setzero_si512(); NA];
-                for t in 0..4 {
-                    for i in 0..NA {
-                        x[i] = _mm512_dpbusd_epi32(x[i], wl[t], ld(i, 4 * t));
-                    }
-                }
-                for t in 0..4 {
-                    for i in 0..NA {
-                        x[i] = _mm512_dpbusd_epi32(x[i], wh[t], ld(i, 16 + 4 * t));
-                    }
-                }
+                let x = unit_dots16::<NA>(&wl, &wh, a0, k);
                 for i in 0..NA {
                     sumi[i] = _mm512_add_epi32(sumi[i], _mm512_mullo_epi32(sc0, x[i]));
                 }
@@ -384,11 +407,7 @@ pub unsafe fn tile_u16<const T: u8, const NA: usize>(a: TileU16Args) {
     let (head, sbb, sbl) = (p.head_bytes(), p.sb_bytes(), p.sb_len());
     let bias = if p.lut { 128 } else { p.bias };
     let kh = k / 16;
-    let mut lutb = [0u8; 16];
-    for (o, &v) in lutb.iter_mut().zip(KVALUES_IQ4NL.iter()) {
-        *o = (v as i32 + 128) as u8;
-    }
-    let tbl = _mm512_broadcast_i32x4(_mm_loadu_si128(lutb.as_ptr() as *const __m128i));
+    let tbl = iq4_table();
     let mut accf = [_mm512_setzero_ps(); NA];
     for b in 0..nsb {
         let (s0, s1) = (g0.add(b * sbb), g1.add(b * sbb));
@@ -406,20 +425,7 @@ pub unsafe fn tile_u16<const T: u8, const NA: usize>(a: TileU16Args) {
             _mm512_setzero_ps()
         };
         let a0 = qs.add(b * sbl);
-        let ld = |i: usize, o: usize| {
-            _mm512_set1_epi32((a0.add(i * k + o) as *const i32).read_unaligned())
-        };
-        let mut x = [_mm512_setzero_si512(); NA];
-        for t in 0..4 {
-            for i in 0..NA {
-                x[i] = _mm512_dpbusd_epi32(x[i], wl[t], ld(i, 4 * t));
-            }
-        }
-        for t in 0..4 {
-            for i in 0..NA {
-                x[i] = _mm512_dpbusd_epi32(x[i], wh[t], ld(i, 16 + 4 * t));
-            }
-        }
+        let x = unit_dots16::<NA>(&wl, &wh, a0, k);
         for i in 0..NA {
             let mut xi = x[i];
             if bias != 0 {
