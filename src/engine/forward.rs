@@ -282,10 +282,14 @@ fn par_matmul(pool: &Pool, jobs: &[(&Mat, Acts<'_>, SendPtr<f32>, usize)]) {
         .map(|j| j.0.ty.row_bytes(j.0.cols).unwrap_or(0) * j.0.rows)
         .sum();
     let nt = pool.n_threads();
-    // One thread runs the chunks in order: no cap (fewer, longer kernel calls).
-    let cap = match nt {
-        1 => usize::MAX,
-        _ => CHUNK_BYTES / (bytes / total.max(1)).max(1),
+    // The cap balances the weight streams of a decode step. One thread runs the chunks in
+    // order, and a prefill's chunks are long in compute anyway: no cap (fewer, longer kernel
+    // calls, each reusing an activation tile over more weight rows).
+    let n_acts = jobs.iter().map(|j| j.1.shape().0).max().unwrap_or(1);
+    let cap = if nt == 1 || n_acts >= crate::kernels::PREFILL_ROWS {
+        usize::MAX
+    } else {
+        CHUNK_BYTES / (bytes / total.max(1)).max(1)
     };
     let per = (total.div_ceil(8 * nt).min(cap).max(2) + 1) & !1;
     let n_chunks = total.div_ceil(per);

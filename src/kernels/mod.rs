@@ -102,6 +102,10 @@ pub enum Acts<'a> {
     },
 }
 
+/// Activation rows from which a matrix product counts as a prefill's (bound by compute: every
+/// weight is reused by several rows) rather than a decode step's (bound by the weight stream).
+pub const PREFILL_ROWS: usize = 4;
+
 impl Acts<'_> {
     /// (rows, values per row).
     pub fn shape(&self) -> (usize, usize) {

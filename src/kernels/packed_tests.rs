@@ -123,6 +123,7 @@ fn packed_levels_bit_identical() {
                 (64, 1024),
                 (19, 160),
                 (11, 1600),
+                (300, 64), // more than one 256-row panel (AVX-512 VNNI)
             ] {
                 let data = rand_matrix(ty, rows, k, &mut rng, fill);
                 let w = MatRef {

@@ -23,6 +23,11 @@ const T_Q8_0: u8 = 2;
 /// Groups per panel (64 rows).
 const PANEL: usize = 8;
 
+/// Groups per panel on AVX-512 VNNI (256 rows): the inner dimension is not chunked there, and a
+/// tile's per-block activation terms (`act_base`) are made once per panel, so wider panels
+/// reuse each activation tile over more rows (Q4_0 4096 x 4096 x 128: +12 %).
+const PANEL_VNNI: usize = 32;
+
 /// Software prefetch distance (bytes ahead in the quant stream; 0 = off).
 const PREFETCH: usize = 4096;
 
@@ -273,7 +278,7 @@ macro_rules! packed_kernels {
                 let kc = if one_tile || VNNI { nb } else { KC };
                 let mut p0 = g0;
                 while p0 < g1 {
-                    let p1 = (p0 + PANEL).min(g1);
+                    let p1 = (p0 + if VNNI { PANEL_VNNI } else { PANEL }).min(g1);
                     let mut b0 = 0;
                     while b0 < nb {
                         let b1 = (b0 + kc).min(nb);
@@ -418,7 +423,8 @@ mod avx2_impl {
     pub(super) use super::vnni_bcast_unavailable as vnni_bcast;
     pub(super) use super::{
         act_base, block_scale_bytes, block_stride, group_bytes, Range, TileArgs, WeightType, GROUP,
-        KC, MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0, ZMM_MIN_ROWS,
+        KC, MAX_BLOCKS, NA_MAX, PANEL, PANEL_VNNI, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
+        ZMM_MIN_ROWS,
     };
     packed_kernels!(k, "avx2,fma,f16c", false);
 }
@@ -426,7 +432,8 @@ mod vnni_impl {
     pub(super) use super::vnni_bcast;
     pub(super) use super::{
         act_base, block_scale_bytes, block_stride, group_bytes, Range, TileArgs, WeightType, GROUP,
-        KC, MAX_BLOCKS, NA_MAX, PANEL, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0, ZMM_MIN_ROWS,
+        KC, MAX_BLOCKS, NA_MAX, PANEL, PANEL_VNNI, PREFETCH, QK, T_Q4_0, T_Q4_1, T_Q8_0,
+        ZMM_MIN_ROWS,
     };
     packed_kernels!(
         k,
