@@ -16,6 +16,9 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::ffi::types::q_context;
 
+/// Transparent huge page size.
+const HUGE: usize = 2 << 20;
+
 /// `x` rounded up to a multiple of 64 (caller guarantees no overflow).
 pub const fn align64(x: usize) -> usize {
     (x + 63) & !63
@@ -50,19 +53,47 @@ impl AlignedBuf {
         if len == 0 {
             return Err(Error::Overflow("zero-size buffer".into()));
         }
-        // SAFETY: plain anonymous private mapping; checked for MAP_FAILED below.
-        let p = unsafe {
+        // Buffers of 2 MiB or more start on a 2 MiB boundary and ask for transparent huge
+        // pages: a decode step at depth streams the whole cache, and with 4 KiB pages the
+        // hardware prefetchers stop at every page boundary.
+        let huge = len >= HUGE;
+        let map_len = if huge { len.saturating_add(HUGE) } else { len };
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                map_len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )
         };
-        if p == libc::MAP_FAILED {
+        if base == libc::MAP_FAILED {
             return Err(Error::AllocFailed(format!("{len} bytes")));
+        }
+        let mut p = base;
+        if huge {
+            let (b, start) = (base as usize, (base as usize).div_ceil(HUGE) * HUGE);
+            let end = b + map_len;
+            // SAFETY: sysconf has no preconditions.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+                .unwrap_or(4096)
+                .clamp(4096, HUGE);
+            let keep_end = (start + len).div_ceil(page) * page;
+            // SAFETY: the head [b, start) and the tail [keep_end, end) lie inside the mapping
+            // just made and are page aligned; [start, start + len) stays mapped. MADV_HUGEPAGE
+            // only changes how its pages are backed.
+            unsafe {
+                if start > b {
+                    libc::munmap(base, start - b);
+                }
+                if end > keep_end {
+                    libc::munmap(keep_end as *mut c_void, end - keep_end);
+                }
+                libc::madvise(start as *mut c_void, len, libc::MADV_HUGEPAGE);
+            }
+            p = start as *mut c_void;
         }
         Ok(Self {
             ptr: p,
@@ -71,8 +102,6 @@ impl AlignedBuf {
         })
     }
 
-    /// `len` bytes (a multiple of 64) of C heap memory, 64-byte aligned, contents unspecified:
-    /// `aligned_alloc(64, len)`, so that C code may release it with `free()`.
     pub fn c_heap(len: usize) -> Result<Self> {
         if len == 0 || len % 64 != 0 {
             return Err(Error::Overflow(format!("heap buffer of {len} bytes")));
