@@ -395,6 +395,17 @@ pub mod avx512 {
         }
     }
 
+    /// Asks for the cache lines of `b` in L1 (`prefetcht0`).
+    #[inline]
+    pub fn prefetch_l1(b: &[u8]) {
+        let mut i = 0;
+        while i < b.len() {
+            // SAFETY: a hint on an address inside `b`; SSE is part of x86_64.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().add(i) as *const i8) };
+            i += 64;
+        }
+    }
+
     /// Asks for the cache lines of `b` in L2 (`prefetcht1`).
     #[inline]
     pub fn prefetch_l2(b: &[u8]) {
