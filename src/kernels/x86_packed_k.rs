@@ -26,6 +26,11 @@ const PANEL: usize = 8;
 /// Most activation rows per tile.
 const NA_MAX: usize = 8;
 
+/// Software prefetch distance (bytes ahead in a group's stream), used by tiles of at most
+/// `PREFETCH_NA` activation rows (decoding: the weights come from memory once per step).
+const PREFETCH: usize = 4096;
+const PREFETCH_NA: usize = 2;
+
 /// Largest `k / 16` (`packed::MAX_BLOCKS` blocks of 32).
 const MAX_H: usize = 2 * super::packed::MAX_BLOCKS;
 
@@ -200,6 +205,11 @@ macro_rules! kpacked {
                 let mut accf = [_mm256_setzero_ps(); NA];
                 for b in 0..nsb {
                     let sb = grp.add(b * sbb);
+                    if NA <= PREFETCH_NA {
+                        for l in 0..sbb.div_ceil(64) {
+                            _mm_prefetch::<_MM_HINT_T0>(sb.add(PREFETCH + 64 * l) as *const i8);
+                        }
+                    }
                     let q = sb.add(head);
                     let (mut wl, mut wh) = unit_codes(p.hb, q);
                     let mut wla = [_mm256_setzero_si256(); 4];
@@ -352,6 +362,14 @@ macro_rules! kpacked {
                     let mut sumi = [_mm256_setzero_si256(); NA];
                     for u in 0..p.units {
                         let unit = sb.add(head + u * ub);
+                        if NA <= PREFETCH_NA {
+                            // a decode step streams the weights once: ask for them ahead
+                            for l in 0..ub.div_ceil(64) {
+                                _mm_prefetch::<_MM_HINT_T0>(
+                                    unit.add(PREFETCH + 64 * l) as *const i8
+                                );
+                            }
+                        }
                         let q = unit.add(scb + mb);
                         let (mut wl, mut wh) = unit_codes(p.hb, q);
                         let mut wla = [_mm256_setzero_si256(); 4];
@@ -720,8 +738,8 @@ mod avx2_impl {
     pub(super) use super::vnni_wbcast_unavailable as vnni_wbcast;
     pub(super) use super::{
         group_bytes, props_of, ty_of, KActs, Props, Range, TileArgs, WeightType, GROUP,
-        KVALUES_IQ4NL, MAX_H, NA_MAX, PANEL, T_IQ4_NL, T_IQ4_XS, T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_0,
-        T_Q5_1, T_Q5_K, T_Q6_K,
+        KVALUES_IQ4NL, MAX_H, NA_MAX, PANEL, PREFETCH, PREFETCH_NA, T_IQ4_NL, T_IQ4_XS, T_Q2_K,
+        T_Q3_K, T_Q4_K, T_Q5_0, T_Q5_1, T_Q5_K, T_Q6_K,
     };
     kpacked!(k, "avx2,fma,f16c", false);
 }
@@ -731,8 +749,8 @@ mod vnni_impl {
     pub(super) use super::vnni_wbcast;
     pub(super) use super::{
         group_bytes, props_of, ty_of, KActs, Props, Range, TileArgs, WeightType, GROUP,
-        KVALUES_IQ4NL, MAX_H, NA_MAX, PANEL, T_IQ4_NL, T_IQ4_XS, T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_0,
-        T_Q5_1, T_Q5_K, T_Q6_K,
+        KVALUES_IQ4NL, MAX_H, NA_MAX, PANEL, PREFETCH, PREFETCH_NA, T_IQ4_NL, T_IQ4_XS, T_Q2_K,
+        T_Q3_K, T_Q4_K, T_Q5_0, T_Q5_1, T_Q5_K, T_Q6_K,
     };
     kpacked!(
         k,
