@@ -19,14 +19,15 @@ and how often each power-of-two shift was chosen (sub3 / sub7).
 
 Schemes (the weight's type decides the activation format, as in ggml's vec_dot_type):
   none          the truth: nothing rounded.
-  llama         as llama.cpp and qorus: Q8_0 per 32 values (scale amax/127 stored as f16, codes
+  llama         as llama.cpp (and qorus before its Q8_K sub-scales): Q8_0 per 32 values (scale amax/127 stored as f16, codes
                 round-half-even of x * 127/amax) for the 32-block types Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
                 IQ4_NL (Q8_1 for Q4_1 / Q5_1 has the same codes and scale); Q8_K per 256 (f32 scale
                 d = max / -127, max the signed value of largest magnitude, codes round-half-even,
                 clamped to +-127) for Q2_K..Q6_K and IQ4_XS.
   sub3, sub7    as llama, but Q8_K gets per-32 power-of-two sub-scales: sub-block j of a 256-block
                 uses scale d * 2^-s_j, s_j the largest shift <= 3 (sub7: <= 7) whose codes stay
-                within +-127 (an integer kernel would multiply the sub-block's dot by 2^(3 - s_j)).
+                within +-127 (an integer kernel would multiply the sub-block's dot by 2^(3 - s_j));
+                sub3 is what qorus does (src/kernels/kdot.rs).
   mul4          as llama, but Q8_K gets per-32 4-bit integer sub-scales: sub-block j uses scale
                 d * a_j / 16, a_j = ceil(16 * m_j / 127) in 1..16 (m_j: its largest code before).
   q8_0          every product gets Q8_0 per-32 activations (K types too).
