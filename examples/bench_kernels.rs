@@ -122,14 +122,16 @@ fn main() {
                 kernels::quantize_acts(&x, &mut qs, &mut d, &mut s);
                 let (mut kq, mut kd, mut kb) =
                     (vec![0i8; n * cols], vec![0f32; nb], vec![0i16; nb * 2]);
+                let mut ke = vec![0u8; nb];
                 if kernels::wants_q8k(ty) {
-                    kernels::quantize_acts_k(&x, &mut kq, &mut kd, &mut kb);
+                    kernels::quantize_acts_k(&x, &mut kq, &mut kd, &mut kb, &mut ke);
                 }
                 let acts = if kernels::wants_q8k(ty) {
                     Acts::Q8K {
                         qs: &kq,
                         d: &kd,
                         bsums: &kb,
+                        sh: &ke,
                         n,
                         k: cols,
                     }

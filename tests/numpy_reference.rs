@@ -597,10 +597,11 @@ fn smollm2_f16_matches_numpy() {
 // dequantized weights (scripts/reference/ggml_dequant.py, bit-identical to ggml's
 // dequantize_row_*) with every other operation in float64: what the quantized model computes
 // without rounding. qorus and llama.cpp both round (activations quantized to 8 bits before each
-// product, float32 sums); the test holds qorus to be no farther from the truth than llama.cpp:
-// mean KLD(truth || qorus) over the full vocabulary at every position of the reference prompts
-// (636 positions, qorus fed token by token) <= llama.cpp's (one batch, as the reference files)
-// plus the largest change llama.cpp's own settings make to it (see `ground_truth`). scripts/reference/ground_truth.py measured llama.cpp (also token by token, with
+// product, float32 sums); the test holds qorus to be no farther from the truth than llama.cpp,
+// variant by variant (issue 12's goal): mean KLD(truth || qorus) over the full vocabulary at every
+// position of the reference prompts (636 positions, qorus fed token by token) <= llama.cpp's (one
+// batch, as the reference files), strictly (see `ground_truth`). scripts/reference/ground_truth.py
+// measured llama.cpp (also token by token, with
 // flash attention and with an F16 KV cache, printed for scale); tests/data/reference/
 // ground_truth.tsv and ground_truth_positions.tsv hold it (tests/data/README.md has the table). The float64 logits are computed here (measured ~16 s per SmolLM2 variant on an idle
 // 2-core machine), not committed.
@@ -641,7 +642,7 @@ fn kld(p: &[f64], q: &[f32]) -> f64 {
 }
 
 /// qorus against the float64 truth on the prompts of `logits_<label>.bin`; asserts qorus's mean
-/// KLD is no larger than llama.cpp's beyond llama.cpp's own settings' spread.
+/// KLD is no larger than llama.cpp's (one batch).
 fn ground_truth(model_path: &Path, label: &str) {
     use std::io::Read;
     require_numpy();
@@ -699,15 +700,15 @@ fn ground_truth(model_path: &Path, label: &str) {
     let r = common::ground_truth_row(label);
     let llama = r["llama_f64_kld_mean"];
     assert_eq!(n as f64, r["positions"], "{label}: positions");
-    // qorus does the same quantized arithmetic as llama.cpp (8-bit activations) in another
-    // summation order, and the mean KLD is carried by a few positions (max KLD 0.1-0.7 against
-    // means of 0.004-0.01), so which side is ahead on a given set of prompts is partly chance.
-    // llama.cpp shows how large that chance is: its own equally valid settings (token by token,
-    // flash attention, F16 KV cache) move its distance by up to `noise` from the one-batch run
-    // (either way). qorus is held to llama.cpp's distance plus that: no farther than llama.cpp
-    // beyond what llama.cpp's own arithmetic order changes. Printed beside: the paired difference
-    // per position (qorus - llama.cpp one batch) with two standard errors (positions treated as
-    // independent, which they are not quite: errors carry through the KV cache).
+    // qorus rounds the Q8_K activations of the 256-block K types more finely than llama.cpp
+    // (per-32 power-of-two sub-scales, `kernels::kdot`), which puts it at 0.53-0.82 of
+    // llama.cpp's distance on the K variants; Q8_0 and Q4_0 (no K products) do llama.cpp's
+    // arithmetic in another summation order and are below it too (ratio ~0.98). So the mean is
+    // held strictly to llama.cpp's one-batch mean, every variant. Printed beside: llama.cpp's
+    // other valid settings (token by token, flash attention, F16 KV cache: how much its own
+    // arithmetic order moves it), and the paired difference per position (qorus - llama.cpp one
+    // batch) with two standard errors (positions treated as independent, which they are not
+    // quite: errors carry through the KV cache).
     let theirs = llama_positions(label);
     assert_eq!(theirs.len(), n, "{label}: per-position KLDs");
     let d: Vec<f64> = ours_kld.iter().zip(&theirs).map(|(a, b)| a - b).collect();
@@ -738,18 +739,13 @@ fn ground_truth(model_path: &Path, label: &str) {
         mean / llama
     );
     println!("{line}");
-    let noise = settings
-        .iter()
-        .map(|s| (s.1 - llama).abs())
-        .fold(0f64, f64::max);
     assert!(
         settings.iter().all(|s| s.1.is_finite() && s.1 > 0.0),
         "{label}: ground_truth.tsv lacks llama.cpp's settings"
     );
     assert!(
-        mean <= llama + noise,
-        "{label}: qorus is farther from the float64 truth than llama.cpp ({llama:.3e}) plus its own \
-         settings' spread ({noise:.3e})\n{line}"
+        mean <= llama,
+        "{label}: qorus is farther from the float64 truth than llama.cpp ({llama:.3e})\n{line}"
     );
 }
 

@@ -77,7 +77,7 @@ fn scratch_parts(
     n_threads: usize,
     n_logit_rows: usize,
     kv_seq: usize,
-) -> [usize; 18] {
+) -> [usize; 19] {
     let c = &model.config;
     let (d, h, kvd, qd, v) = (c.dim, c.hidden_dim, c.kv_dim(), c.q_dim(), c.vocab_size);
     let wide = d.max(h).max(qd);
@@ -101,6 +101,7 @@ fn scratch_parts(
         rows * kwide,                // q8_K activations: values
         4 * rows * kwide / 256 + 4,  // q8_K scales
         2 * rows * kwide / 16 + 4,   // q8_K sums per 16
+        rows * kwide / 32 + 4,       // q8_K factor exponents per 32
         // attention segment states of split chunks
         4 * SPLIT_ROWS * c.n_heads * (c.head_dim() + 2) * (kv_seq.div_ceil(attn::SEG) + 1),
     ]
@@ -169,10 +170,12 @@ struct Scratch<'a> {
     kq: &'a mut [i8],
     kd: &'a mut [f32],
     ks: &'a mut [i16],
+    kf: &'a mut [u8],
     segs: &'a mut [f32],
 }
 
-/// The activation buffers, shared: Q8 (values, scales, sums) and Q8_K (values, scales, sums).
+/// The activation buffers, shared: Q8 (values, scales, sums) and Q8_K (values, scales, sums,
+/// factor exponents).
 type QSlices<'a> = (
     &'a [i8],
     &'a [f32],
@@ -180,11 +183,14 @@ type QSlices<'a> = (
     &'a [i8],
     &'a [f32],
     &'a [i16],
+    &'a [u8],
 );
 
 impl Scratch<'_> {
     fn qslices(&self) -> QSlices<'_> {
-        (self.aq, self.ad, self.as_, self.kq, self.kd, self.ks)
+        (
+            self.aq, self.ad, self.as_, self.kq, self.kd, self.ks, self.kf,
+        )
     }
 }
 
@@ -197,6 +203,7 @@ struct QPtrs {
     kq: SendPtr<i8>,
     kd: SendPtr<f32>,
     ks: SendPtr<i16>,
+    kf: SendPtr<u8>,
 }
 
 /// Which quantized forms of an input its matrices take.
@@ -213,11 +220,14 @@ fn needs(ws: &[&Mat]) -> Needs {
     }
 }
 
+/// Q8_K activations: codes, scales, sums per 16, factor exponents per 32.
+type Q8kSlices<'a> = (&'a [i8], &'a [f32], &'a [i16], &'a [u8]);
+
 /// Quantized (or plain) activations for the matrices that read `x` (`n` rows of `k`).
 struct Prepared<'a> {
     x: &'a [f32],
     q8: Option<(&'a [i8], &'a [f32], &'a [f32])>,
-    q8k: Option<(&'a [i8], &'a [f32], &'a [i16])>,
+    q8k: Option<Q8kSlices<'a>>,
     n: usize,
     k: usize,
 }
@@ -232,10 +242,11 @@ impl<'a> Prepared<'a> {
                 n: self.n,
                 k: self.k,
             },
-            (ActKind::Q8K, _, Some((qs, d, bsums))) => Acts::Q8K {
+            (ActKind::Q8K, _, Some((qs, d, bsums, sh))) => Acts::Q8K {
                 qs,
                 d,
                 bsums,
+                sh,
                 n: self.n,
                 k: self.k,
             },
@@ -386,7 +397,8 @@ pub fn forward(
         kq: cv.take(parts[14]),
         kd: cv.take(parts[15]),
         ks: cv.take(parts[16]),
-        segs: cv.take(parts[17]),
+        kf: cv.take(parts[17]),
+        segs: cv.take(parts[18]),
     };
 
     // Row index -> (sequence, position), walked chunk by chunk.
@@ -469,6 +481,7 @@ unsafe fn quantize_row(x: &[f32], q: QPtrs, need: Needs, r: usize, k: usize) {
             row(q.kq, r, k),
             row(q.kd, r, k / 256),
             row(q.ks, r, k / 16),
+            row(q.kf, r, k / 32),
         );
     }
 }
@@ -476,13 +489,14 @@ unsafe fn quantize_row(x: &[f32], q: QPtrs, need: Needs, r: usize, k: usize) {
 /// Activations for matrices `ws` from `x` (`n` rows of `k`), whose quantized forms (those `ws`
 /// want) the caller already wrote into the buffers of `q` (row-wise steps, LM head).
 fn prepared<'a>(x: &'a [f32], n: usize, k: usize, ws: &[&Mat], q: QSlices<'a>) -> Prepared<'a> {
-    let (aq, ad, as_, kq, kd, ks) = q;
+    let (aq, ad, as_, kq, kd, ks, kf) = q;
     let need = needs(ws);
     let nb = n * k / 32;
     let q8 = need.q8.then(|| (&aq[..n * k], &ad[..nb], &as_[..nb]));
-    let q8k = need
-        .q8k
-        .then(|| (&kq[..n * k], &kd[..n * k / 256], &ks[..n * k / 16]));
+    let q8k = need.q8k.then(|| {
+        let nk = n * k;
+        (&kq[..nk], &kd[..nk / 256], &ks[..nk / 16], &kf[..nk / 32])
+    });
     Prepared {
         x: &x[..n * k],
         q8,
@@ -561,6 +575,7 @@ fn run_chunk(
         kq: SendPtr(s.kq.as_mut_ptr()),
         kd: SendPtr(s.kd.as_mut_ptr()),
         ks: SendPtr(s.ks.as_mut_ptr()),
+        kf: SendPtr(s.kf.as_mut_ptr()),
     };
 
     // u = rmsnorm(x) (+ its Q8 form) for the first layer; later layers get it from the
@@ -911,9 +926,9 @@ fn lm_head(
     }
     if kernels::wants_q8k(w.ty) {
         let (kd, ks) = (&mut s.kd[..m * d / 256], &mut s.ks[..m * d / 16]);
-        kernels::quantize_acts_k(xn, &mut s.kq[..m * d], kd, ks);
+        kernels::quantize_acts_k(xn, &mut s.kq[..m * d], kd, ks, &mut s.kf[..m * d / 32]);
     }
-    let q = (&*s.aq, &*s.ad, &*s.as_, &*s.kq, &*s.kd, &*s.ks);
+    let q = (&*s.aq, &*s.ad, &*s.as_, &*s.kq, &*s.kd, &*s.ks, &*s.kf);
     let p = prepared(xn, m, d, &[w], q);
     if m == 1 {
         let out = seqs[last[0].0].logits.as_mut().expect("logits wanted");

@@ -12,23 +12,46 @@ fn q8_k_by_hand() {
     x[7] = -2.54; // largest magnitude: iscale = -127 / -2.54 = 50
     x[20] = 1.01; // 50.5 -> 50 (ties to even)
     x[21] = 1.03; // 51.5 -> 52
-                  // second block all zero
+                  // sub-block 1: largest scaled magnitude 0.6 * 50 = 30 < 127.5 / 4: shift 2 (factor 2)
+    x[40] = 0.6; // 30 * 4 = 120
+    x[41] = -0.01; // -0.5 * 4 = -2
+    x[50] = 0.0101; // 0.505 * 4 = 2.02 -> 2
+                    // sub-block 2: 63.75 / 50 = 1.275 exactly at the bound (127.5 would round to 128): shift 0
+    x[64] = 1.275;
+    // sub-block 3: just under: 63.7 * 2 = 127.4 -> 127, shift 1 (factor 4)
+    x[96] = 1.274;
+    // sub-block 4: tiny: 0.1 * 50 = 5 -> 40, shift 3 (factor 1)
+    x[128] = -0.1;
+    // second block all zero
     let (mut qs, mut d, mut bs) = (vec![0i8; 512], vec![9f32; 2], vec![9i16; 32]);
-    quantize_acts_k(&x, &mut qs, &mut d, &mut bs);
+    let mut sh = vec![9u8; 16];
+    quantize_acts_k(&x, &mut qs, &mut d, &mut bs, &mut sh);
     let iscale = -127.0f32 / -2.54;
+    assert_eq!(iscale, 50.0);
     assert_eq!(d[0], 1.0 / iscale);
     assert_eq!(qs[3], (2.0 * iscale).round_ties_even() as i8);
     assert_eq!(qs[7], -127);
     assert_eq!(qs[20], (1.01f32 * iscale).round_ties_even() as i8);
-    assert_eq!(bs[0], qs[3] as i16 + qs[7] as i16);
-    assert_eq!(bs[1], qs[20] as i16 + qs[21] as i16);
+    assert_eq!(bs[0], 8 * (qs[3] as i16 + qs[7] as i16));
+    assert_eq!(bs[1], 8 * (qs[20] as i16 + qs[21] as i16));
+    assert_eq!(&sh[..8], &[3, 1, 3, 2, 0, 0, 0, 0]);
+    let want = |v: f32, s: i32| ((v * iscale) * (1 << s) as f32).round_ties_even() as i8;
+    assert_eq!((qs[40], qs[41], qs[50]), (want(0.6, 2), -2, 2));
+    assert_eq!(qs[64], want(1.275, 0));
+    assert_eq!(qs[96], want(1.274, 1));
+    assert_eq!(qs[96], 127);
+    assert_eq!(qs[128], want(-0.1, 3));
+    assert_eq!(bs[2], 2 * (qs[40] as i16 + qs[41] as i16));
+    assert_eq!(bs[3], 2 * qs[50] as i16);
+    assert_eq!(bs[8], qs[128] as i16);
     assert_eq!((d[1], bs[16..].iter().any(|&v| v != 0)), (0.0, false));
     assert!(qs[256..].iter().all(|&v| v == 0));
+    assert!(sh[8..].iter().all(|&v| v == 0));
     // ties in magnitude: the first one sets the sign of the scale
     let mut y = vec![0f32; 256];
     y[0] = -1.0;
     y[1] = 1.0;
-    quantize_acts_k(&y, &mut qs, &mut d, &mut bs);
+    quantize_acts_k(&y, &mut qs, &mut d, &mut bs, &mut sh);
     assert_eq!((qs[0], qs[1], d[0]), (-127, 127, 1.0 / 127.0));
 }
 
@@ -38,7 +61,9 @@ fn q8_k_non_finite_inputs_do_not_panic() {
         let mut x = vec![0.5f32; 256];
         x[10] = bad;
         let (mut qs, mut d, mut bs) = (vec![0i8; 256], vec![0f32; 1], vec![0i16; 16]);
-        quantize_acts_k(&x, &mut qs, &mut d, &mut bs);
+        let mut sh = vec![0u8; 8];
+        quantize_acts_k(&x, &mut qs, &mut d, &mut bs, &mut sh);
+        assert!(sh.iter().all(|&e| e <= 3));
         assert!(qs.iter().all(|&q| q >= -127));
     }
 }
@@ -91,13 +116,18 @@ fn dot_matches_dequantized_dot() {
                 (got, adeq)
             } else {
                 let (mut d, mut bs) = (vec![0f32; n / QK_K], vec![0i16; n / 16]);
-                quantize_acts_k(&x, &mut qs, &mut d, &mut bs);
+                let mut sh = vec![0u8; n / 32];
+                quantize_acts_k(&x, &mut qs, &mut d, &mut bs, &mut sh);
                 let a = ActRow::Q8K {
                     qs: &qs,
                     d: &d,
                     bsums: &bs,
+                    sh: &sh,
                 };
-                let adeq = (0..n).map(|i| d[i / QK_K] as f64 * qs[i] as f64).collect();
+                // code i in units of d / 8 times its factor
+                let adeq = (0..n)
+                    .map(|i| d[i / QK_K] as f64 / 8.0 * (qs[i] as f64 * (1 << sh[i / 32]) as f64))
+                    .collect();
                 (dot_row(ty, &w, a), adeq)
             };
             let want: f64 = wf.iter().zip(&adeq).map(|(&w, &a)| w as f64 * a).sum();

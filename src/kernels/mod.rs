@@ -86,15 +86,19 @@ pub enum Acts<'a> {
         /// Values per row.
         k: usize,
     },
-    /// Quantized per 256-block by [`quantize_acts_k`] (ggml's Q8_K): `qs[i * k + c]`, `d` per
-    /// block (`i * k / 256 + b`), `bsums` per 16 values (`i * k / 16 + j`).
+    /// Quantized per 256-block by [`quantize_acts_k`] (ggml's Q8_K with per-32 power-of-two
+    /// sub-scales): `qs[i * k + c]`, `d` per block (`i * k / 256 + b`), `bsums` per 16 values
+    /// (`i * k / 16 + j`), `sh` per 32 values (`i * k / 32 + j`).
     Q8K {
         /// Quantized values.
         qs: &'a [i8],
         /// Block scales (f32).
         d: &'a [f32],
-        /// Sums of 16 consecutive codes.
+        /// Sums of 16 consecutive codes, times their sub-block's factor `1 << sh`.
         bsums: &'a [i16],
+        /// Exponents (0..=3) of the per-32 factors: the codes of sub-block `j` are in units of
+        /// `d / 2^(3 - sh[j])`.
+        sh: &'a [u8],
         /// Rows.
         n: usize,
         /// Values per row.
@@ -156,31 +160,41 @@ pub fn wants_q8k(ty: WeightType) -> bool {
     act_kind(ty) == ActKind::Q8K
 }
 
-/// Quantizes activations per 256-block like ggml's `quantize_row_q8_K` (see
-/// [`kdot::quantize_acts_k`]). `x.len()` must be a multiple of 256; `qs` holds `x.len()` values,
-/// `d` `x.len()/256`, `bsums` `x.len()/16`.
-pub fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
-    quantize_acts_k_at(level(), x, qs, d, bsums)
+/// Quantizes activations per 256-block like ggml's `quantize_row_q8_K`, with per-32
+/// power-of-two sub-scales (see [`kdot::quantize_acts_k`]). `x.len()` must be a multiple of 256;
+/// `qs` holds `x.len()` values, `d` `x.len()/256`, `bsums` `x.len()/16`, `sh` `x.len()/32`.
+pub fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16], sh: &mut [u8]) {
+    quantize_acts_k_at(level(), x, qs, d, bsums, sh)
 }
 
 /// [`quantize_acts_k`] at a given level.
-pub fn quantize_acts_k_at(lv: Level, x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+pub fn quantize_acts_k_at(
+    lv: Level,
+    x: &[f32],
+    qs: &mut [i8],
+    d: &mut [f32],
+    bsums: &mut [i16],
+    sh: &mut [u8],
+) {
     assert!(
         x.len() % QK_K == 0,
         "quantize_acts_k: length {} is not a multiple of 256",
         x.len()
     );
     assert!(
-        qs.len() >= x.len() && d.len() >= x.len() / QK_K && bsums.len() >= x.len() / 16,
+        qs.len() >= x.len()
+            && d.len() >= x.len() / QK_K
+            && bsums.len() >= x.len() / 16
+            && sh.len() >= x.len() / 32,
         "quantize_acts_k: output too small"
     );
     #[cfg(target_arch = "x86_64")]
     if dispatch::clamp(lv) >= Level::Avx2 {
         // SAFETY: the CPU has AVX2/FMA/F16C (level check); lengths checked above.
-        return unsafe { x86_packed_k::quant::quantize_acts_k(x, qs, d, bsums) };
+        return unsafe { x86_packed_k::quant::quantize_acts_k(x, qs, d, bsums, sh) };
     }
     let _ = lv;
-    kdot::quantize_acts_k(x, qs, d, bsums)
+    kdot::quantize_acts_k(x, qs, d, bsums, sh)
 }
 
 /// Quantizes activations per 32-block like ggml's `quantize_row_q8_0` / `q8_1` (AVX path):
@@ -253,7 +267,9 @@ fn check_matmul(w: &MatRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
                 );
             }
         }
-        Acts::Q8K { qs, d, bsums, .. } => {
+        Acts::Q8K {
+            qs, d, bsums, sh, ..
+        } => {
             assert!(
                 wants_q8k(w.ty),
                 "matmul: {} weights do not take Q8_K activations",
@@ -261,8 +277,16 @@ fn check_matmul(w: &MatRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
             );
             assert!(k % QK_K == 0, "matmul: k = {k} not a multiple of 256");
             assert!(
-                qs.len() >= n * k && d.len() >= n * k / QK_K && bsums.len() >= n * k / 16,
+                qs.len() >= n * k
+                    && d.len() >= n * k / QK_K
+                    && bsums.len() >= n * k / 16
+                    && sh.len() >= n * k / 32,
                 "matmul: Q8_K activations too short"
+            );
+            // the kernels' exactness bound (kdot's module documentation) needs factors <= 8
+            assert!(
+                sh[..n * k / 32].iter().all(|&e| e <= 3),
+                "matmul: Q8_K factor exponent above 3"
             );
         }
     }

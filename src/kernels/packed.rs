@@ -455,7 +455,21 @@ fn check(p: &PackedRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
             assert_eq!(k, p.cols, "matmul_packed: activation length != columns");
             let (qs, dl, sl) = match *a {
                 Acts::Q8 { qs, d, s, .. } => (qs.len(), d.len() * QK, s.len() * QK),
-                Acts::Q8K { qs, d, .. } => (qs.len(), d.len() * 256, n * k),
+                Acts::Q8K {
+                    qs, d, bsums, sh, ..
+                } => {
+                    // the SIMD kernels read the (factor-scaled) sums; the factors must be <= 8
+                    // (kdot's exactness bound)
+                    assert!(
+                        bsums.len() >= n * k / 16 && sh.len() >= n * k / 32,
+                        "matmul_packed: Q8_K sums or factors too short"
+                    );
+                    assert!(
+                        sh[..n * k / 32].iter().all(|&e| e <= 3),
+                        "matmul_packed: Q8_K factor exponent above 3"
+                    );
+                    (qs.len(), d.len() * 256, n * k)
+                }
                 Acts::F32 { .. } => unreachable!(),
             };
             assert!(
@@ -520,15 +534,22 @@ pub unsafe fn matmul_packed_at(
                 d,
                 s,
                 bsums: &[],
+                sh: &[],
                 n,
             },
             Acts::Q8K {
-                qs, d, bsums, n, ..
+                qs,
+                d,
+                bsums,
+                sh,
+                n,
+                ..
             } => packed_k::KActs {
                 qs,
                 d,
                 s: &[],
                 bsums,
+                sh,
                 n,
             },
             Acts::F32 { .. } => unreachable!("checked"),

@@ -19,8 +19,10 @@
 //!
 //! The arithmetic is `kdot`'s (its module documentation), so packed and unpacked products agree
 //! bit for bit: per unit, the exact integer dots of the low- and high-nibble halves, minus
-//! `BIAS` times the activation sums of the halves, times the sub-block scales; the mins times the
-//! activation sums; then per super-block `fma`s with the scales.
+//! `BIAS` times the activation sums of the halves, times the sub-block scales (and, with Q8_K
+//! activations, the unit's activation factor `2^e`, the sums being pre-scaled by it); the mins
+//! times the activation sums; then per super-block `fma`s with the scales (the activation unit
+//! `d / 8` for Q8_K).
 
 use std::ops::Range;
 
@@ -278,9 +280,11 @@ pub struct KActs<'a> {
     pub d: &'a [f32],
     /// Q5_1: block sums times scale (else unused, may be empty).
     pub s: &'a [f32],
-    /// Q8_K: the sums of each 16 consecutive codes, `n * k / 16` (the SIMD kernels use them
-    /// instead of summing the codes again; empty for Q8 activations).
+    /// Q8_K: the sums of each 16 consecutive codes times their factor, `n * k / 16` (the SIMD
+    /// kernels use them instead of summing the codes again; empty for Q8 activations).
     pub bsums: &'a [i16],
+    /// Q8_K: the exponents of the per-32 factors, `n * k / 32` (empty for Q8 activations).
+    pub sh: &'a [u8],
     /// Rows.
     pub n: usize,
 }
@@ -309,10 +313,17 @@ pub unsafe fn matmul_scalar(
             let mut acc = 0f32;
             for b in 0..nsb {
                 unpack_sb(ty, grp, b, j, &mut dec);
-                let x = &a.qs[i * cols + b * sbl..i * cols + (b + 1) * sbl];
-                let (sumi, summ) = kdot::block_sums(&dec, x);
+                let o = i * cols + b * sbl;
+                let x = &a.qs[o..o + sbl];
+                // Q8_K (the 8-unit types): factors per 32 and the unit d / 8
+                let (e, da): (&[u8], f32) = if p.units > 1 {
+                    (&a.sh[o / 32..(o + sbl) / 32], a.d[i * nsb + b] * 0.125)
+                } else {
+                    (&[], a.d[i * nsb + b])
+                };
+                let (sumi, summ) = kdot::block_sums(&dec, x, e);
                 let s_a = if p.add_min { a.s[i * nsb + b] } else { 0.0 };
-                acc = kdot::combine(acc, &dec, sumi, summ, a.d[i * nsb + b], s_a);
+                acc = kdot::combine(acc, &dec, sumi, summ, da, s_a);
             }
             *out.add(i * ldo + r) = acc;
         }

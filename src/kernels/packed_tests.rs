@@ -218,9 +218,15 @@ fn quantize_acts_levels_bit_identical() {
 #[test]
 fn quantize_acts_k_levels_bit_identical() {
     let mut rng = Rng::new(15);
+    let mut seen = [false; 4];
     for fill in [Fill::Random, Fill::Zero, Fill::Large] {
         let mut x = rand_vec(256 * 12, &mut rng, fill);
         assert_eq!(x.len(), 3072);
+        // sub-blocks of different magnitudes: every factor exponent occurs
+        for c in x.chunks_mut(32) {
+            let f = [1.0, 0.4, 0.2, 0.05, 0.01][(rng.next() % 5) as usize];
+            c.iter_mut().for_each(|v| *v *= f);
+        }
         x[3] = f32::NAN;
         x[256 + 40] = f32::INFINITY;
         x[512 + 70] = f32::NEG_INFINITY;
@@ -239,10 +245,16 @@ fn quantize_acts_k_levels_bit_identical() {
         x[2816..3072].fill(1e-39); // tinier: -127 / max overflows
         let n = x.len();
         let (mut wq, mut wd, mut wb) = (vec![0i8; n], vec![0f32; n / 256], vec![0i16; n / 16]);
-        super::super::kdot::quantize_acts_k(&x, &mut wq, &mut wd, &mut wb);
+        let mut we = vec![0u8; n / 32];
+        super::super::kdot::quantize_acts_k(&x, &mut wq, &mut wd, &mut wb, &mut we);
+        assert!(we.iter().all(|&e| e <= 3));
+        we.iter().for_each(|&e| seen[e as usize] = true);
         for lv in available() {
             let (mut q, mut d, mut b) = (vec![1i8; n], vec![1f32; n / 256], vec![1i16; n / 16]);
-            super::super::quantize_acts_k_at(lv, &x, &mut q, &mut d, &mut b);
+            let mut e = vec![9u8; n / 32];
+            super::super::quantize_acts_k_at(lv, &x, &mut q, &mut d, &mut b, &mut e);
+            let first = e.iter().zip(&we).position(|(a, b)| a != b);
+            assert_eq!(first, None, "{lv:?} {fill:?}: first different factor");
             let first = q.iter().zip(&wq).position(|(a, b)| a != b);
             assert_eq!(first, None, "{lv:?} {fill:?}: first different code");
             let first = b.iter().zip(&wb).position(|(a, b)| a != b);
@@ -257,6 +269,7 @@ fn quantize_acts_k_levels_bit_identical() {
             }
         }
     }
+    assert_eq!(seen, [true; 4], "every factor exponent tested");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -298,12 +311,24 @@ fn rand_k_matrix(ty: WeightType, rows: usize, cols: usize, rng: &mut Rng, fill: 
     data
 }
 
+/// `rand_vec(n, Random)` with each 32-value sub-block scaled by one of 1, 0.4, 0.2, 0.05, 0.01
+/// (at random): every Q8_K factor exponent (0..=3) occurs.
+fn rand_vec_sub(n: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut x = rand_vec(n, rng, Fill::Random);
+    for c in x.chunks_mut(32) {
+        let f = [1.0, 0.4, 0.2, 0.05, 0.01][(rng.next() % 5) as usize];
+        c.iter_mut().for_each(|v| *v *= f);
+    }
+    x
+}
+
 /// Activations in the form `ty` takes: (codes, scales, sums or bsums as f32/i16).
 struct KA {
     qs: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
     bs: Vec<i16>,
+    sh: Vec<u8>,
 }
 
 fn kacts(ty: WeightType, x: &[f32]) -> KA {
@@ -313,11 +338,13 @@ fn kacts(ty: WeightType, x: &[f32]) -> KA {
         d: vec![],
         s: vec![],
         bs: vec![],
+        sh: vec![],
     };
     if super::super::wants_q8k(ty) {
         a.d = vec![0.0; n / 256];
         a.bs = vec![0; n / 16];
-        super::super::quantize_acts_k(x, &mut a.qs, &mut a.d, &mut a.bs);
+        a.sh = vec![0; n / 32];
+        super::super::quantize_acts_k(x, &mut a.qs, &mut a.d, &mut a.bs, &mut a.sh);
     } else {
         a.d = vec![0.0; n / QK];
         a.s = vec![0.0; n / QK];
@@ -332,6 +359,7 @@ fn kview<'a>(ty: WeightType, a: &'a KA, n: usize, k: usize) -> Acts<'a> {
             qs: &a.qs,
             d: &a.d,
             bsums: &a.bs,
+            sh: &a.sh,
             n,
             k,
         }
@@ -393,7 +421,7 @@ fn k_packed_levels_bit_identical_to_unpacked_scalar() {
                 let p = pack(w).unwrap();
                 let pr = p.as_ref();
                 for n in [1usize, 3, 9] {
-                    let x = rand_vec(n * k, &mut rng, Fill::Random);
+                    let x = rand_vec_sub(n * k, &mut rng);
                     let a = kacts(ty, &x);
                     let ldo = rows + 3;
                     let mut want = vec![f32::NAN; n * ldo];

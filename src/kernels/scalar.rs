@@ -170,13 +170,21 @@ pub unsafe fn matmul(
                 }
             }
         }
-        Acts::Q8K { qs, d, bsums, n, k } => {
+        Acts::Q8K {
+            qs,
+            d,
+            bsums,
+            sh,
+            n,
+            k,
+        } => {
             let nb = k / crate::quant::QK_K;
             for i in 0..n {
                 let a = super::kdot::ActRow::Q8K {
                     qs: &qs[i * k..(i + 1) * k],
                     d: &d[i * nb..(i + 1) * nb],
                     bsums: &bsums[i * k / 16..(i + 1) * k / 16],
+                    sh: &sh[i * k / 32..(i + 1) * k / 32],
                 };
                 for j in rows.clone() {
                     let v = super::kdot::dot_row(w.ty, &w.data[j * rb..(j + 1) * rb], a);

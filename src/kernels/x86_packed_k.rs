@@ -69,7 +69,8 @@ pub(crate) const fn props_of(t: u8) -> Props {
 
 /// Arguments of a tile: group, super-blocks, codes of the tile's first row, k, scales, sums
 /// (Q5_1), activation sums per 16 (tile rows, `k / 16` each; per 32 for the 32-value sub-block
-/// types with mins or a code offset, `k / 32` each), output, output stride, valid rows.
+/// types with mins or a code offset, `k / 32` each), Q8_K factor exponents per 32 of the tile's
+/// first row (`k / 32` a row; null for Q8 activations), output, output stride, valid rows.
 type TileArgs = (
     *const u8,
     usize,
@@ -78,6 +79,7 @@ type TileArgs = (
     *const f32,
     *const f32,
     *const i16,
+    *const u8,
     *mut f32,
     usize,
     usize,
@@ -188,7 +190,7 @@ macro_rules! kpacked {
             /// (Q5_0, Q5_1, IQ4_NL: 32-value blocks of scale 1 with Q8 activations).
             #[target_feature(enable = $feat)]
             unsafe fn tile<const T: u8, const NA: usize>(args: TileArgs) {
-                let (grp, nsb, qs, k, d, s, asum, out, ldo, nvalid) = args;
+                let (grp, nsb, qs, k, d, s, asum, _sh, out, ldo, nvalid) = args;
                 let p = props_of(T);
                 let (head, sbb, sbl) = (p.head_bytes(), p.sb_bytes(), p.sb_len());
                 // effective code offset: the IQ4 values are shifted by 128 for vpdpbusd
@@ -314,7 +316,9 @@ macro_rules! kpacked {
                 }
             }
 
-            /// `sc0 * lo + sc1 * hi` per lane (16-value sub-blocks), else `sc0 * (lo + hi)`.
+            /// `(sc0 * lo + sc1 * hi) << e` per lane (16-value sub-blocks), else
+            /// `(sc0 * (lo + hi)) << e`: the unit's dot times its sub-block scales and its
+            /// activation factor `2^e` (`e` the exponent byte at `e`).
             #[inline]
             #[target_feature(enable = $feat)]
             unsafe fn scale(
@@ -323,12 +327,14 @@ macro_rules! kpacked {
                 sc1: __m256i,
                 lo: __m256i,
                 hi: __m256i,
+                e: *const u8,
             ) -> __m256i {
-                if s16 {
+                let x = if s16 {
                     _mm256_add_epi32(_mm256_mullo_epi32(sc0, lo), _mm256_mullo_epi32(sc1, hi))
                 } else {
                     _mm256_mullo_epi32(sc0, _mm256_add_epi32(lo, hi))
-                }
+                };
+                _mm256_sll_epi32(x, _mm_cvtsi32_si128(*e as i32))
             }
 
             /// One group (8 rows) x NA activation rows, all super-blocks, for the types of 8
@@ -336,10 +342,12 @@ macro_rules! kpacked {
             /// dots of the two halves (two chains) times the sub-block scales; per super-block
             /// and activation row, the mins or the code offset in one pass of pair products with
             /// the activation sums (8 with the sums per 16, or 4 with the sums per 32 for
-            /// 32-value sub-blocks). Integer sums are exact, so this is `kdot`'s arithmetic.
+            /// 32-value sub-blocks; the activation sums carry the factors). Integer sums are
+            /// exact, so this is `kdot`'s arithmetic.
             #[target_feature(enable = $feat)]
             unsafe fn tile_k<const T: u8, const NA: usize>(args: TileArgs) {
-                let (grp, nsb, qs, k, d, _s, asum, out, ldo, nvalid) = args;
+                let (grp, nsb, qs, k, d, _s, asum, sh, out, ldo, nvalid) = args;
+                let k32 = k / 32;
                 let p = props_of(T);
                 let (head, ub, sbb, sbl) =
                     (p.head_bytes(), p.unit_bytes(), p.sb_bytes(), p.sb_len());
@@ -389,6 +397,8 @@ macro_rules! kpacked {
                         let sc0 = scales8(unit);
                         let sc1 = if p.s16 { scales8(unit.add(8)) } else { sc0 };
                         let a0 = qs.add(b * sbl + 32 * u);
+                        // the factor exponents of this unit, row i at e0 + i * k32
+                        let e0 = sh.add(b * 8 + u);
                         if VNNI {
                             // two chains per activation row (low and high halves), the rows
                             // interleaved: enough independent vpdpbusd in flight for its latency
@@ -424,8 +434,8 @@ macro_rules! kpacked {
                                 }
                             }
                             for i in 0..NA {
-                                sumi[i] =
-                                    _mm256_add_epi32(sumi[i], scale(p.s16, sc0, sc1, lo[i], hi[i]));
+                                let x = scale(p.s16, sc0, sc1, lo[i], hi[i], e0.add(i * k32));
+                                sumi[i] = _mm256_add_epi32(sumi[i], x);
                             }
                         } else {
                             // AVX2: one row at a time (16 registers)
@@ -442,7 +452,8 @@ macro_rules! kpacked {
                                         hi = dp(hi, wh[t], a.add(16 + 4 * t));
                                     }
                                 }
-                                sumi[i] = _mm256_add_epi32(sumi[i], scale(p.s16, sc0, sc1, lo, hi));
+                                let x = scale(p.s16, sc0, sc1, lo, hi, e0.add(i * k32));
+                                sumi[i] = _mm256_add_epi32(sumi[i], x);
                             }
                         }
                     }
@@ -483,7 +494,8 @@ macro_rules! kpacked {
                         _mm256_setzero_ps()
                     };
                     for i in 0..NA {
-                        let da = _mm256_set1_ps(*d.add(i * nsb + b));
+                        // the unit d / 8 of the Q8_K codes times their factors
+                        let da = _mm256_set1_ps(*d.add(i * nsb + b) * 0.125);
                         accf[i] = _mm256_fmadd_ps(
                             _mm256_cvtepi32_ps(sumi[i]),
                             _mm256_mul_ps(dw, da),
@@ -558,6 +570,11 @@ macro_rules! kpacked {
                             own as *const i16
                         };
                         let (qi, di, si) = (qs.add(i * k), d.add(i * nsb), s.add(i * nsb));
+                        let ei = if a.sh.is_empty() {
+                            std::ptr::null()
+                        } else {
+                            a.sh.as_ptr().add(i * k / 32)
+                        };
                         let mut g = p0;
                         while g < p1 {
                             let r0 = g * GROUP;
@@ -581,7 +598,7 @@ macro_rules! kpacked {
                                         _ => tile_u16::<T, 8>(t),
                                     }
                                 } else {
-                                    let t = (w0, w1, nsb, qi, k, di, ap, o, ldo);
+                                    let t = (w0, w1, nsb, qi, k, di, ap, ei, o, ldo);
                                     match na {
                                         4 => tile_k16::<T, 4>(t),
                                         5 => tile_k16::<T, 5>(t),
@@ -596,7 +613,7 @@ macro_rules! kpacked {
                             let nvalid = rows.end.min(r0 + GROUP) - r0;
                             let o = out.add(i * ldo + r0);
                             let t: TileArgs =
-                                (w.add(g * gb), nsb, qi, k, di, si, ap, o, ldo, nvalid);
+                                (w.add(g * gb), nsb, qi, k, di, si, ap, ei, o, ldo, nvalid);
                             if p.units == 1 {
                                 match na {
                                     1 => tile::<T, 1>(t),
@@ -765,48 +782,69 @@ pub use avx2_impl::k as avx2;
 pub use vnni_impl::k as vnni;
 
 /// The Q8_K activation quantizer (`kdot::quantize_acts_k`, its scalar twin) with AVX2: the same
-/// steps per 256-block (value of largest magnitude, first on ties; `iscale = -127 / max`;
-/// `round_half_even(iscale * x)` clamped to ±127; sums per 16; `d = 1 / iscale`), so the same
-/// bits. A block holding a NaN or an infinity, or whose scale overflows, goes to the scalar twin.
+/// steps per 256-block (value of largest magnitude, first on ties; `iscale = -127 / max`; per
+/// 32-value sub-block the shift `kdot::sub_shift(|iscale| * amax_j)`, codes
+/// `round_half_even((iscale * x) * 2^s)` clamped to ±127, factor exponent `3 - s`; sums per 16
+/// times the factor; `d = 1 / iscale`), so the same bits. A block holding a NaN or an infinity,
+/// or whose scale overflows, goes to the scalar twin.
 pub mod quant {
     use crate::kernels::kdot;
     use crate::quant::QK_K;
     use core::arch::x86_64::*;
+
+    /// Largest lane of `m`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn hmax(m: __m256) -> f32 {
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)))
+    }
 
     /// See the module documentation; lengths as `kernels::quantize_acts_k` checks them.
     ///
     /// # Safety
     /// The CPU must have AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+    pub unsafe fn quantize_acts_k(
+        x: &[f32],
+        qs: &mut [i8],
+        d: &mut [f32],
+        bsums: &mut [i16],
+        sh: &mut [u8],
+    ) {
         let absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
         let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
         for (b, xb) in x.chunks_exact(QK_K).enumerate() {
             let p = xb.as_ptr();
-            // max |x| and whether any value is NaN or infinite
-            let mut m = _mm256_setzero_ps();
+            // max |x| per 32-value sub-block and whether any value is NaN or infinite
+            let mut sub = [0f32; 8];
             let mut bad = _mm256_setzero_ps();
-            for j in 0..QK_K / 8 {
-                let a = _mm256_and_ps(_mm256_loadu_ps(p.add(8 * j)), absm);
-                m = _mm256_max_ps(a, m);
-                // |x| == inf or NaN: not (|x| < inf)
-                bad = _mm256_or_ps(
-                    bad,
-                    _mm256_cmp_ps::<_CMP_NLT_UQ>(a, _mm256_set1_ps(f32::INFINITY)),
-                );
+            for (j, sj) in sub.iter_mut().enumerate() {
+                let mut m = _mm256_setzero_ps();
+                for v in 0..4 {
+                    let a = _mm256_and_ps(_mm256_loadu_ps(p.add(32 * j + 8 * v)), absm);
+                    m = _mm256_max_ps(a, m);
+                    // |x| == inf or NaN: not (|x| < inf)
+                    bad = _mm256_or_ps(
+                        bad,
+                        _mm256_cmp_ps::<_CMP_NLT_UQ>(a, _mm256_set1_ps(f32::INFINITY)),
+                    );
+                }
+                *sj = hmax(m);
             }
-            let (qb, db, sb) = (
+            let (qb, db, sb, eb) = (
                 &mut qs[b * QK_K..(b + 1) * QK_K],
                 &mut d[b..b + 1],
                 &mut bsums[b * 16..(b + 1) * 16],
+                &mut sh[b * 8..(b + 1) * 8],
             );
-            let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-            let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-            let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+            let amax = sub.iter().fold(0f32, |m, &v| m.max(v));
             if amax == 0.0 {
                 db[0] = 0.0;
                 qb.fill(0);
                 sb.fill(0);
+                eb.fill(0);
                 continue;
             }
             // the first value of that magnitude, with its sign
@@ -814,27 +852,39 @@ pub mod quant {
             let iscale = -127.0 / max;
             // non-finite inputs, or a scale that overflows (tiny blocks): NaN products
             if _mm256_movemask_ps(bad) != 0 || !iscale.is_finite() {
-                kdot::quantize_acts_k(xb, qb, db, sb);
+                kdot::quantize_acts_k(xb, qb, db, sb, eb);
                 continue;
             }
             let is = _mm256_set1_ps(iscale);
-            for (j, sj) in sb.iter_mut().enumerate() {
-                let mut c = [_mm256_setzero_si256(); 2];
-                for (h, ch) in c.iter_mut().enumerate() {
-                    let v = _mm256_mul_ps(is, _mm256_loadu_ps(p.add(16 * j + 8 * h)));
-                    let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
-                    *ch = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+            for (j, &aj) in sub.iter().enumerate() {
+                let s = kdot::sub_shift(iscale.abs() * aj);
+                let p2 = _mm256_set1_ps((1u32 << s) as f32);
+                eb[j] = 3 - s as u8;
+                for h in 0..2 {
+                    let o = 32 * j + 16 * h;
+                    let mut c = [_mm256_setzero_si256(); 2];
+                    for (g, cg) in c.iter_mut().enumerate() {
+                        let v = _mm256_mul_ps(is, _mm256_loadu_ps(p.add(o + 8 * g)));
+                        let v = _mm256_mul_ps(v, p2);
+                        let r =
+                            _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+                        *cg = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+                    }
+                    // 16 codes: i32 -> i16 -> i8 (in order after the lane permute)
+                    let w =
+                        _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(c[0], c[1]));
+                    let w128 = _mm_packs_epi16(
+                        _mm256_castsi256_si128(w),
+                        _mm256_extracti128_si256::<1>(w),
+                    );
+                    _mm_storeu_si128(qb.as_mut_ptr().add(o) as *mut __m128i, w128);
+                    let t = _mm256_add_epi32(c[0], c[1]);
+                    let t4 =
+                        _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
+                    let t2 = _mm_add_epi32(t4, _mm_unpackhi_epi64(t4, t4));
+                    let t1 = _mm_add_epi32(t2, _mm_shuffle_epi32::<1>(t2));
+                    sb[2 * j + h] = (_mm_cvtsi128_si32(t1) as i16) << (3 - s);
                 }
-                // 16 codes: i32 -> i16 -> i8 (in order after the lane permute)
-                let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(c[0], c[1]));
-                let w128 =
-                    _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
-                _mm_storeu_si128(qb.as_mut_ptr().add(16 * j) as *mut __m128i, w128);
-                let s = _mm256_add_epi32(c[0], c[1]);
-                let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
-                let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
-                let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2));
-                *sj = _mm_cvtsi128_si32(s1) as i16;
             }
             db[0] = 1.0 / iscale;
         }

@@ -142,7 +142,8 @@ use crate::quant::kquants::KVALUES_IQ4NL;
 
 /// Arguments of a 16-row K tile: first group, second group, super-blocks, codes of the tile's
 /// first row, k, scales, activation sums (per 16, or per 32 for the 32-value sub-block types
-/// with a correction, as `x86_packed_k::drive` makes them), output, output stride.
+/// with a correction, as `x86_packed_k::drive` makes them; times the factors), the Q8_K factor
+/// exponents per 32 of the tile's first row (`k / 32` a row), output, output stride.
 pub type TileK16Args = (
     *const u8,
     *const u8,
@@ -151,6 +152,7 @@ pub type TileK16Args = (
     usize,
     *const f32,
     *const i16,
+    *const u8,
     *mut f32,
     usize,
 );
@@ -275,9 +277,12 @@ unsafe fn corr_pairs16(
 /// The CPU has AVX-512 F/BW/VL/VNNI; pointers as `tile_k`'s, both groups full.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn tile_k16<const T: u8, const NA: usize>(a: TileK16Args) {
-    let (g0, g1, nsb, qs, k, d, asum, out, ldo) = a;
+    let (g0, g1, nsb, qs, k, d, asum, sh, out, ldo) = a;
     let p = super::x86_packed_k::props_of(T);
     let (head, ub, sbb, sbl) = (p.head_bytes(), p.unit_bytes(), p.sb_bytes(), p.sb_len());
+    let k32 = k / 32;
+    // `x << 2^e` for the factor exponent at `e`
+    let fac = |x: __m512i, e: *const u8| _mm512_sll_epi32(x, _mm_cvtsi32_si128(*e as i32));
     let (scb, mb) = (p.sc_bytes(), p.m_bytes());
     // the IQ4 values shifted by 128 into unsigned bytes
     let bias = if p.lut { 128 } else { p.bias };
@@ -298,6 +303,7 @@ pub unsafe fn tile_k16<const T: u8, const NA: usize>(a: TileK16Args) {
             }
             let sc0 = _mm512_cvtepi8_epi32(pair64(u0, u1));
             let a0 = qs.add(b * sbl + 32 * u);
+            let e0 = sh.add(b * 8 + u);
             let ld = |i: usize, o: usize| {
                 _mm512_set1_epi32((a0.add(i * k + o) as *const i32).read_unaligned())
             };
@@ -316,12 +322,13 @@ pub unsafe fn tile_k16<const T: u8, const NA: usize>(a: TileK16Args) {
                         _mm512_mullo_epi32(sc0, lo[i]),
                         _mm512_mullo_epi32(sc1, hi[i]),
                     );
-                    sumi[i] = _mm512_add_epi32(sumi[i], x);
+                    sumi[i] = _mm512_add_epi32(sumi[i], fac(x, e0.add(i * k32)));
                 }
             } else {
                 let x = unit_dots16::<NA>(&wl, &wh, a0, k);
                 for i in 0..NA {
-                    sumi[i] = _mm512_add_epi32(sumi[i], _mm512_mullo_epi32(sc0, x[i]));
+                    let y = fac(_mm512_mullo_epi32(sc0, x[i]), e0.add(i * k32));
+                    sumi[i] = _mm512_add_epi32(sumi[i], y);
                 }
             }
         }
@@ -361,7 +368,8 @@ pub unsafe fn tile_k16<const T: u8, const NA: usize>(a: TileK16Args) {
             _mm512_setzero_ps()
         };
         for i in 0..NA {
-            let da = _mm512_set1_ps(*d.add(i * nsb + b));
+            // the unit d / 8 of the Q8_K codes times their factors
+            let da = _mm512_set1_ps(*d.add(i * nsb + b) * 0.125);
             accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[i]), _mm512_mul_ps(dw, da), accf[i]);
             if p.min {
                 // -(d2 * da) by the sign bit, as the 256-bit tile
