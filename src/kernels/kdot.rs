@@ -77,6 +77,32 @@ pub fn sub_shift(v: f32) -> u32 {
 /// gets `d = 0`, zero codes and `sh = 0`. Non-finite inputs (not meaningful activations) give
 /// NaN -> 0 codes, never a panic.
 pub fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16], sh: &mut [u8]) {
+    quantize_acts_k_max(x, qs, d, bsums, sh, max_shift())
+}
+
+/// Largest sub-block shift the Q8_K activation quantizer uses: 3, qorus's per-32 sub-scales; or
+/// 0 when the environment has `QORUS_Q8K_SUBSCALES=0`, which gives ggml's plain Q8_K codes (every
+/// `sh` is 3: the factor 8 times the unit `d / 8` is ggml's `d`, exactly), so that qorus rounds
+/// activations as llama.cpp does, for comparing the two rounding for rounding
+/// (`tests/reference.rs`). Read once per process.
+pub fn max_shift() -> u32 {
+    static SHIFT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *SHIFT.get_or_init(|| match std::env::var("QORUS_Q8K_SUBSCALES") {
+        Ok(v) if v.trim() == "0" => 0,
+        _ => 3,
+    })
+}
+
+/// [`quantize_acts_k`] with the sub-block shifts limited to `smax` (0..=3; 0: ggml's Q8_K).
+pub fn quantize_acts_k_max(
+    x: &[f32],
+    qs: &mut [i8],
+    d: &mut [f32],
+    bsums: &mut [i16],
+    sh: &mut [u8],
+    smax: u32,
+) {
+    let smax = smax.min(3);
     for (b, xb) in x.chunks_exact(QK_K).enumerate() {
         let (max, amax) = signed_absmax(xb);
         let q = &mut qs[b * QK_K..(b + 1) * QK_K];
@@ -90,7 +116,7 @@ pub fn quantize_acts_k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16
         }
         let iscale = -127.0 / max;
         for (j, (qj, xj)) in q.chunks_exact_mut(32).zip(xb.chunks_exact(32)).enumerate() {
-            let s = sub_shift(iscale.abs() * signed_absmax(xj).1);
+            let s = sub_shift(iscale.abs() * signed_absmax(xj).1).min(smax);
             let p2 = (1u32 << s) as f32;
             for (o, &v) in qj.iter_mut().zip(xj) {
                 *o = ((iscale * v) * p2).round_ties_even().clamp(-127.0, 127.0) as i8;

@@ -176,6 +176,20 @@ pub fn quantize_acts_k_at(
     bsums: &mut [i16],
     sh: &mut [u8],
 ) {
+    quantize_acts_k_max_at(lv, x, qs, d, bsums, sh, kdot::max_shift())
+}
+
+/// [`quantize_acts_k_at`] with the sub-block shifts limited to `smax` (see
+/// [`kdot::quantize_acts_k_max`]).
+pub fn quantize_acts_k_max_at(
+    lv: Level,
+    x: &[f32],
+    qs: &mut [i8],
+    d: &mut [f32],
+    bsums: &mut [i16],
+    sh: &mut [u8],
+    smax: u32,
+) {
     assert!(
         x.len() % QK_K == 0,
         "quantize_acts_k: length {} is not a multiple of 256",
@@ -191,10 +205,10 @@ pub fn quantize_acts_k_at(
     #[cfg(target_arch = "x86_64")]
     if dispatch::clamp(lv) >= Level::Avx2 {
         // SAFETY: the CPU has AVX2/FMA/F16C (level check); lengths checked above.
-        return unsafe { x86_packed_k::quant::quantize_acts_k(x, qs, d, bsums, sh) };
+        return unsafe { x86_packed_k::quant::quantize_acts_k(x, qs, d, bsums, sh, smax) };
     }
     let _ = lv;
-    kdot::quantize_acts_k(x, qs, d, bsums, sh)
+    kdot::quantize_acts_k_max(x, qs, d, bsums, sh, smax)
 }
 
 /// Quantizes activations per 32-block like ggml's `quantize_row_q8_0` / `q8_1` (AVX path):

@@ -272,6 +272,45 @@ fn quantize_acts_k_levels_bit_identical() {
     assert_eq!(seen, [true; 4], "every factor exponent tested");
 }
 
+/// With the shifts limited to 0 (`QORUS_Q8K_SUBSCALES=0`), every level gives ggml's plain Q8_K
+/// (`quantize_row_q8_K_ref`): codes `round_half_even(iscale * x)`, `d = 1 / iscale`, sums per 16,
+/// here carried as factor exponent 3 and sums times 8 (the unit `d / 8`).
+#[test]
+fn quantize_acts_k_without_subscales_is_ggml_q8_k() {
+    let mut rng = Rng::new(16);
+    let mut x = rand_vec(256 * 6, &mut rng, Fill::Random);
+    for c in x.chunks_mut(32) {
+        let f = [1.0, 0.3, 0.02][(rng.next() % 3) as usize];
+        c.iter_mut().for_each(|v| *v *= f);
+    }
+    x[256 + 9] = 7.5; // a tie of magnitude: the first one's sign wins
+    x[256 + 100] = -7.5;
+    let n = x.len();
+    for lv in available() {
+        let (mut q, mut d, mut b) = (vec![1i8; n], vec![1f32; n / 256], vec![1i16; n / 16]);
+        let mut e = vec![9u8; n / 32];
+        super::super::quantize_acts_k_max_at(lv, &x, &mut q, &mut d, &mut b, &mut e, 0);
+        assert!(e.iter().all(|&e| e == 3), "{lv:?}: factor exponents");
+        for (k, xb) in x.chunks_exact(256).enumerate() {
+            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let max = *xb.iter().find(|v| v.abs() == amax).unwrap();
+            let iscale = -127.0 / max;
+            assert!(same_bits(d[k], 1.0 / iscale), "{lv:?} d[{k}]");
+            for (i, &v) in xb.iter().enumerate() {
+                let want = (iscale * v).round_ties_even().clamp(-127.0, 127.0) as i8;
+                assert_eq!(q[256 * k + i], want, "{lv:?} code {}", 256 * k + i);
+            }
+            for h in 0..16 {
+                let sum: i32 = q[256 * k + 16 * h..256 * k + 16 * h + 16]
+                    .iter()
+                    .map(|&c| c as i32)
+                    .sum();
+                assert_eq!(b[16 * k + h] as i32, 8 * sum, "{lv:?} sum {}", 16 * k + h);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The K-quant family (packed_k.rs, x86_packed_k.rs)
 

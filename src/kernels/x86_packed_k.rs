@@ -812,7 +812,9 @@ pub mod quant {
         d: &mut [f32],
         bsums: &mut [i16],
         sh: &mut [u8],
+        smax: u32,
     ) {
+        let smax = smax.min(3);
         let absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
         let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
         for (b, xb) in x.chunks_exact(QK_K).enumerate() {
@@ -852,12 +854,12 @@ pub mod quant {
             let iscale = -127.0 / max;
             // non-finite inputs, or a scale that overflows (tiny blocks): NaN products
             if _mm256_movemask_ps(bad) != 0 || !iscale.is_finite() {
-                kdot::quantize_acts_k(xb, qb, db, sb, eb);
+                kdot::quantize_acts_k_max(xb, qb, db, sb, eb, smax);
                 continue;
             }
             let is = _mm256_set1_ps(iscale);
             for (j, &aj) in sub.iter().enumerate() {
-                let s = kdot::sub_shift(iscale.abs() * aj);
+                let s = kdot::sub_shift(iscale.abs() * aj).min(smax);
                 let p2 = _mm256_set1_ps((1u32 << s) as f32);
                 eb[j] = 3 - s as u8;
                 for h in 0..2 {
