@@ -19,28 +19,6 @@ fn main() {
         env::var("TARGET").unwrap()
     );
 
-    // AVX-512 intrinsics are stable from Rust 1.89 (the crate's MSRV is older): the attention
-    // kernel's AVX-512 path (`kernels::x86_attn::avx512`) and the 512-bit matmul tiles
-    // (`kernels::x86_packed_zmm`) are built only by such a compiler; older ones run the AVX2 /
-    // 256-bit VNNI paths.
-    println!("cargo:rustc-check-cfg=cfg(qorus_avx512)");
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    if let Ok(out) = std::process::Command::new(rustc).arg("--version").output() {
-        // "rustc 1.95.0 (59807616e 2026-04-14)"
-        let text = String::from_utf8_lossy(&out.stdout);
-        let ver: Vec<u32> = text
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("")
-            .split(['.', '-'])
-            .take(2)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if ver.len() == 2 && (ver[0], ver[1]) >= (1, 89) {
-            println!("cargo:rustc-cfg=qorus_avx512");
-        }
-    }
-
     // soname for libqorus.so, so that installs can carry libqorus.so.0 → libqorus.so.0.x.y.
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libqorus.so.0");

@@ -103,7 +103,7 @@ impl AlignedBuf {
     }
 
     pub fn c_heap(len: usize) -> Result<Self> {
-        if len == 0 || len % 64 != 0 {
+        if len == 0 || !len.is_multiple_of(64) {
             return Err(Error::Overflow(format!("heap buffer of {len} bytes")));
         }
         // SAFETY: alignment 64 is a power of two and `len` a multiple of it (C11 7.22.3.1).
@@ -177,7 +177,7 @@ pub fn arena_alloc(ctx: &mut q_context, size: usize) -> Option<*mut c_void> {
     if !AlignedBuf::is_library_buffer(ctx.scratch_buffer, ctx.scratch_size) {
         return None;
     }
-    if ctx.scratch_head % 64 != 0 || (ctx.scratch_buffer as usize) % 64 != 0 {
+    if !ctx.scratch_head.is_multiple_of(64) || !(ctx.scratch_buffer as usize).is_multiple_of(64) {
         return None;
     }
     let need = align64(size);

@@ -76,13 +76,13 @@ impl Config {
                 self.dim, self.n_heads
             ));
         }
-        if self.n_kv_heads > self.n_heads || self.n_heads % self.n_kv_heads != 0 {
+        if self.n_kv_heads > self.n_heads || !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad(format!(
                 "n_heads {} not a multiple of n_kv_heads {}",
                 self.n_heads, self.n_kv_heads
             ));
         }
-        if self.head_dim() % 8 != 0 {
+        if !self.head_dim().is_multiple_of(8) {
             return bad(format!("head_dim {} not a multiple of 8", self.head_dim()));
         }
         if self.max_seq_len == 0 {

@@ -50,7 +50,7 @@ impl KvType {
         match self {
             KvType::F32 => Ok(4 * hd),
             KvType::F16 => Ok(2 * hd),
-            KvType::Q8_0 if hd % QK == 0 => Ok(hd / QK * (2 + QK)),
+            KvType::Q8_0 if hd.is_multiple_of(QK) => Ok(hd / QK * (2 + QK)),
             KvType::Q8_0 => Err(Error::InvalidConfig(format!(
                 "a q8_0 KV cache needs a head dimension that is a multiple of 32 (this model's is {hd})"
             ))),
@@ -119,11 +119,13 @@ impl KvCache {
     /// `ptr` must be valid for reads and writes of `layout.floats()` floats, 4-byte aligned, for
     /// as long as the cache is used, and not accessed elsewhere meanwhile.
     pub unsafe fn from_raw(ptr: *mut f32, len: usize, layout: KvLayout) -> Option<KvCache> {
-        (!ptr.is_null() && len >= layout.floats() && (ptr as usize) % 4 == 0).then_some(KvCache {
-            ptr,
-            layout,
-            ty: KvType::F32,
-        })
+        (!ptr.is_null() && len >= layout.floats() && (ptr as usize).is_multiple_of(4)).then_some(
+            KvCache {
+                ptr,
+                layout,
+                ty: KvType::F32,
+            },
+        )
     }
 
     /// A cache of type `ty` over `bytes` bytes at `ptr` (an error naming what does not fit).
@@ -138,7 +140,7 @@ impl KvCache {
         ty: KvType,
     ) -> Result<KvCache> {
         let need = layout.bytes(ty)?;
-        if ptr.is_null() || (ptr as usize) % 4 != 0 {
+        if ptr.is_null() || !(ptr as usize).is_multiple_of(4) {
             return Err(Error::InvalidArg(
                 "KV cache pointer NULL or misaligned".into(),
             ));
@@ -261,7 +263,7 @@ impl KvTiles for Tiles<'_> {
         self.hd
     }
 
-    #[cfg(all(target_arch = "x86_64", qorus_avx512))]
+    #[cfg(target_arch = "x86_64")]
     unsafe fn tile_pairs(
         &self,
         t0: usize,

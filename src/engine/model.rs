@@ -313,7 +313,7 @@ impl Loader<'_> {
                 bytes.len()
             )));
         }
-        if (bytes.as_ptr() as usize) % 2 != 0 && !matches!(ty, WeightType::QorusQ4_0) {
+        if !(bytes.as_ptr() as usize).is_multiple_of(2) && !matches!(ty, WeightType::QorusQ4_0) {
             return Err(Error::InvalidConfig(format!("{name}: misaligned data")));
         }
         Ok(Mat {

@@ -88,11 +88,11 @@ fn worker_loop(shared: Arc<Shared>, tid: usize) {
                 break;
             }
             spins += 1;
-            if spins > SPIN_BEFORE_YIELD && spins % 64 != 0 {
+            if spins > SPIN_BEFORE_YIELD && !spins.is_multiple_of(64) {
                 // A shared machine: let whoever is runnable here (maybe the thread we wait
                 // for) run instead of burning the time slice.
                 std::thread::yield_now();
-            } else if spins % 64 == 0 && start.elapsed() > SPIN_FOR {
+            } else if spins.is_multiple_of(64) && start.elapsed() > SPIN_FOR {
                 let guard = shared.sleep_lock.lock().unwrap_or_else(|p| p.into_inner());
                 // Dekker with `Shared::publish`: we count ourselves, then look at the epoch; it
                 // stores the epoch, then looks at the count (SeqCst both sides), so either we

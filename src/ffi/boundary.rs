@@ -103,7 +103,7 @@ pub unsafe fn check_ref<'a, T>(p: *const T, what: &'static str) -> Result<&'a T>
     if p.is_null() {
         return Err(Error::InvalidArg(format!("{what} is NULL")));
     }
-    if (p as usize) % std::mem::align_of::<T>() != 0 {
+    if !(p as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(Error::Misaligned(format!(
             "{what} is not aligned for its type"
         )));
@@ -120,7 +120,7 @@ pub unsafe fn check_mut<'a, T>(p: *mut T, what: &'static str) -> Result<&'a mut 
     if p.is_null() {
         return Err(Error::InvalidArg(format!("{what} is NULL")));
     }
-    if (p as usize) % std::mem::align_of::<T>() != 0 {
+    if !(p as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(Error::Misaligned(format!(
             "{what} is not aligned for its type"
         )));

@@ -54,7 +54,7 @@ pub unsafe extern "C" fn q_sample_token(
             top_p,
         };
         params.validate()?;
-        if (logits as usize) % std::mem::align_of::<f32>() != 0 {
+        if !(logits as usize).is_multiple_of(std::mem::align_of::<f32>()) {
             return Err(Error::Misaligned("logits is not 4-byte aligned".into()));
         }
         // SAFETY: non-NULL, aligned, and the caller guarantees `vocab_size` readable floats.
@@ -137,7 +137,9 @@ pub(crate) unsafe fn check_state_at<'a>(
     if state.num_prompt_tokens > model.config.max_seq_len {
         return Err(Error::InvalidSize("prompt longer than the context".into()));
     }
-    if (state.prompt_tokens as usize) % 4 != 0 || (state.generated_tokens as usize) % 4 != 0 {
+    if !(state.prompt_tokens as usize).is_multiple_of(4)
+        || !(state.generated_tokens as usize).is_multiple_of(4)
+    {
         return Err(Error::Misaligned("token buffers".into()));
     }
     let prompt = std::slice::from_raw_parts(state.prompt_tokens, state.num_prompt_tokens as usize);
@@ -262,7 +264,7 @@ pub(crate) unsafe fn check_batch<'a>(
         return Err(Error::InvalidArg("NULL argument".into()));
     }
     let batch = check_mut(batch, "batch")?;
-    let misaligned = |p: usize| p % 4 != 0;
+    let misaligned = |p: usize| !p.is_multiple_of(4);
     if misaligned(tokens_out as usize)
         || misaligned(num_tokens_out as usize)
         || misaligned(batch.shared_logits as usize)
@@ -278,7 +280,7 @@ pub(crate) unsafe fn check_batch<'a>(
         return Err(Error::InvalidSize("batch_size is 0".into()));
     }
     let n = batch.batch_size as usize;
-    if (batch.states as usize) % std::mem::align_of::<q_generation_state>() != 0 {
+    if !(batch.states as usize).is_multiple_of(std::mem::align_of::<q_generation_state>()) {
         return Err(Error::Misaligned("states".into()));
     }
     let states = std::slice::from_raw_parts_mut(batch.states, n);

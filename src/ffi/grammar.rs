@@ -22,7 +22,9 @@ unsafe fn grammar_ref<'a>(p: *const q_grammar) -> Result<&'a Arc<Grammar>> {
     if b.is_null() {
         return Err(Error::InvalidArg("grammar is NULL".into()));
     }
-    if (b as usize) % std::mem::align_of::<GrammarBox>() != 0 || (*b).magic != GRAMMAR_MAGIC {
+    if !(b as usize).is_multiple_of(std::mem::align_of::<GrammarBox>())
+        || (*b).magic != GRAMMAR_MAGIC
+    {
         return Err(Error::InvalidArg("not a q_grammar (freed?)".into()));
     }
     Ok(&(*b).grammar)

@@ -15,7 +15,7 @@ use crate::{ensure, err};
 
 /// The original's "aligned": a multiple of 32 bytes.
 fn aligned32<T>(p: *const T) -> bool {
-    (p as usize) % 32 == 0
+    (p as usize).is_multiple_of(32)
 }
 
 /// Reads a caller's tensor struct without requiring its alignment.
@@ -485,7 +485,7 @@ pub unsafe extern "C" fn q_rmsnorm_f32_avx2(
             Misaligned,
             "x, weight and output must be 32-byte aligned"
         );
-        ensure!(n != 0 && n % 8 == 0, InvalidSize, "N = {n}");
+        ensure!(n != 0 && n.is_multiple_of(8), InvalidSize, "N = {n}");
         let n = n as usize;
         let (xv, wv) = (copied(x, n), copied(weight, n));
         let out = std::slice::from_raw_parts_mut(output, n);
@@ -527,7 +527,11 @@ pub unsafe extern "C" fn q_rope_f32_avx2(
             Misaligned,
             "x, cos, sin and output must be 32-byte aligned"
         );
-        ensure!(n != 0 && n % 8 == 0 && n % 2 == 0, InvalidSize, "N = {n}");
+        ensure!(
+            n != 0 && n.is_multiple_of(8) && n.is_multiple_of(2),
+            InvalidSize,
+            "N = {n}"
+        );
         let n = n as usize;
         for i in 0..n / 2 {
             let (c, s) = (*cos.add(2 * i), *sin.add(2 * i));

@@ -205,7 +205,7 @@ fn check_header(h: &q_model_header) -> Result<()> {
     if h.n_layers == 0 || h.dim == 0 || h.vocab_size == 0 || h.n_heads == 0 || h.n_kv_heads == 0 {
         return Err(Error::InvalidConfig("zero dimension in the header".into()));
     }
-    if h.dim % 32 != 0 || h.hidden_dim % 32 != 0 {
+    if !h.dim.is_multiple_of(32) || !h.hidden_dim.is_multiple_of(32) {
         return Err(Error::InvalidConfig(
             "dim and hidden_dim must be multiples of 32".into(),
         ));
@@ -591,13 +591,13 @@ pub unsafe extern "C" fn llama_forward(
         if seq_len == 0 {
             return Err(Error::InvalidSize("seq_len is 0".into()));
         }
-        if (tokens as usize) % 4 != 0 {
+        if !(tokens as usize).is_multiple_of(4) {
             return Err(Error::Misaligned("tokens".into()));
         }
         let toks = std::slice::from_raw_parts(tokens, seq_len as usize);
         let engine = check_forward(model, ctx, toks, pos)?;
         let v = engine.config.vocab_size;
-        if (logits as usize) % 4 == 0 {
+        if (logits as usize).is_multiple_of(4) {
             let out = std::slice::from_raw_parts_mut(logits, v);
             forward_in_context(&engine, ctx, toks, pos as usize, out)
         } else {

@@ -57,7 +57,9 @@ pub(crate) unsafe fn chain_mut<'a>(p: *mut q_sampler) -> Result<&'a mut SamplerC
     if b.is_null() {
         return Err(Error::InvalidArg("sampler is NULL".into()));
     }
-    if (b as usize) % std::mem::align_of::<SamplerBox>() != 0 || (*b).magic != SAMPLER_MAGIC {
+    if !(b as usize).is_multiple_of(std::mem::align_of::<SamplerBox>())
+        || (*b).magic != SAMPLER_MAGIC
+    {
         return Err(Error::InvalidArg("not a q_sampler (freed?)".into()));
     }
     Ok(&mut (*b).chain)
@@ -180,7 +182,7 @@ pub unsafe extern "C" fn q_sampler_sample(
         if logits.is_null() || token_out.is_null() {
             return Err(Error::InvalidArg("logits or token_out is NULL".into()));
         }
-        if (logits as usize) % 4 != 0 {
+        if !(logits as usize).is_multiple_of(4) {
             return Err(Error::Misaligned("logits".into()));
         }
         if vocab_size as usize != c.vocab() {

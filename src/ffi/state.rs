@@ -30,7 +30,7 @@ unsafe fn ids_arg<'a>(tokens: *const u32, n: u32) -> Result<&'a [u32]> {
     if tokens.is_null() {
         return Err(Error::InvalidArg("tokens is NULL".into()));
     }
-    if (tokens as usize) % 4 != 0 {
+    if !(tokens as usize).is_multiple_of(4) {
         return Err(Error::Misaligned("tokens".into()));
     }
     Ok(std::slice::from_raw_parts(tokens, n as usize))
@@ -135,7 +135,7 @@ unsafe fn restore(
             )));
         }
     }
-    if !tokens_out.is_null() && (tokens_out as usize) % 4 != 0 {
+    if !tokens_out.is_null() && !(tokens_out as usize).is_multiple_of(4) {
         return Err(Error::Misaligned("tokens_out".into()));
     }
     // SAFETY: the caller does not run the context meanwhile (contract of the exports).

@@ -370,7 +370,7 @@ pub unsafe extern "C" fn q_tokenizer_encode(
             return Err(Error::InvalidArg("NULL argument".into()));
         }
         let t = check_ref(tok as *const q_tokenizer, "tok")?;
-        if (tokens_out as usize) % std::mem::align_of::<u32>() != 0 {
+        if !(tokens_out as usize).is_multiple_of(std::mem::align_of::<u32>()) {
             return Err(Error::Misaligned("tokens_out is not 4-byte aligned".into()));
         }
         if !t.initialized {
@@ -454,7 +454,7 @@ pub unsafe extern "C" fn q_tokenizer_decode(
             return Err(Error::InvalidArg("NULL argument".into()));
         }
         let t = check_ref(tok as *const q_tokenizer, "tok")?;
-        if (tokens as usize) % std::mem::align_of::<u32>() != 0 {
+        if !(tokens as usize).is_multiple_of(std::mem::align_of::<u32>()) {
             return Err(Error::Misaligned("tokens is not 4-byte aligned".into()));
         }
         if !t.initialized {

@@ -377,7 +377,7 @@ impl Gguf {
             let ty = WeightType::from_ggml_id(ggml_type);
             let size = match ty {
                 Some(t) => {
-                    if dims[0] as usize % t.block_len() != 0 {
+                    if !(dims[0] as usize).is_multiple_of(t.block_len()) {
                         return Err(bad(format!(
                             "tensor {name}: row of {} is not whole blocks",
                             dims[0]

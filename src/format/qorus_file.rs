@@ -132,7 +132,7 @@ pub fn layout(h: &q_model_header, file_size: usize) -> Result<QorusLayout> {
                 .into(),
         ));
     }
-    if h.dim % 32 != 0 || h.hidden_dim % 32 != 0 {
+    if !h.dim.is_multiple_of(32) || !h.hidden_dim.is_multiple_of(32) {
         return Err(Error::InvalidConfig(format!(
             ".qorus header: dim {} and hidden_dim {} must be multiples of 32",
             { h.dim },
@@ -158,7 +158,7 @@ pub fn layout(h: &q_model_header, file_size: usize) -> Result<QorusLayout> {
                 .ok_or_else(|| Error::ArenaOom(format!("{name}: F32 size overflows")))?,
             _ => {
                 let is_kv = name.contains("attn_k") || name.contains("attn_v");
-                if cols % QK != 0 || (is_kv && kvd % QK != 0) {
+                if cols % QK != 0 || (is_kv && !kvd.is_multiple_of(QK)) {
                     return Err(Error::InvalidConfig(format!(
                         "{name}: [{rows}, {cols}] is not whole 32-value blocks (kvd {kvd})"
                     )));

@@ -401,7 +401,7 @@ fn mix_rule(
         }
     };
     if cat == Category::Output || (st.tied && cat == Category::TokenEmbd) {
-        if falcon || ne0 % ty.block_len() as u64 != 0 {
+        if falcon || !ne0.is_multiple_of(ty.block_len() as u64) {
             ty = T::Q8_0;
         } else if ty != T::Q8_0 {
             ty = T::Q6_K;
@@ -504,7 +504,7 @@ fn mix_rule(
 /// `tensor_type_fallback`: a type whose block does not divide the row `ne0` is replaced.
 fn fallback(name: &str, ne0: u64, ty: WeightType) -> Result<WeightType> {
     use WeightType as T;
-    if ne0 % ty.block_len() as u64 == 0 {
+    if ne0.is_multiple_of(ty.block_len() as u64) {
         return Ok(ty);
     }
     let mut r = match ty {
@@ -521,7 +521,7 @@ fn fallback(name: &str, ne0: u64, ty: WeightType) -> Result<WeightType> {
             )))
         }
     };
-    if ne0 % r.block_len() as u64 != 0 {
+    if !ne0.is_multiple_of(r.block_len() as u64) {
         r = T::F16;
     }
     Ok(r)

@@ -58,7 +58,7 @@ pub fn convert_tensor(
     let out_row = to
         .row_bytes(cols)
         .ok_or_else(|| Error::InvalidSize(format!("row of {cols} for {}", to.name())))?;
-    if in_row == 0 || src.len() % in_row != 0 {
+    if in_row == 0 || !src.len().is_multiple_of(in_row) {
         return Err(Error::InvalidSize(format!(
             "{} bytes are not whole rows of {in_row}",
             src.len()

@@ -55,7 +55,7 @@ pub trait KvTiles {
     /// # Safety
     /// The CPU has AVX-512 F/BW/VL (level `Avx512`); `hd % 8 == 0`. The returned pointer is valid
     /// while `self` and `vbuf` are.
-    #[cfg(all(target_arch = "x86_64", qorus_avx512))]
+    #[cfg(target_arch = "x86_64")]
     unsafe fn tile_pairs(
         &self,
         t0: usize,
@@ -73,7 +73,7 @@ pub trait KvTiles {
 ///
 /// # Safety
 /// As [`KvTiles::tile_pairs`].
-#[cfg(all(target_arch = "x86_64", qorus_avx512))]
+#[cfg(target_arch = "x86_64")]
 pub unsafe fn tile_pairs_from_tile<S: KvTiles + ?Sized>(
     kv: &S,
     t0: usize,
@@ -182,7 +182,7 @@ pub fn fold(simd: bool, m: &mut f32, l: &mut f32, acc: &mut [f32], m2: f32, l2: 
     *l = *l * a + l2 * b;
     *m = mn;
     #[cfg(target_arch = "x86_64")]
-    if simd && acc.len() % 8 == 0 {
+    if simd && acc.len().is_multiple_of(8) {
         // SAFETY: the caller's level check found AVX2 + FMA; equal lengths, a multiple of 8.
         unsafe { super::x86_attn::fold_acc(acc, &acc2[..acc.len()], a, b) };
         return;
@@ -212,9 +212,9 @@ impl Simd {
 /// The kernel for level `lv` and head dimension `hd`.
 fn use_simd(lv: Level, hd: usize) -> Simd {
     let lv = dispatch::clamp(lv);
-    if !cfg!(target_arch = "x86_64") || lv < Level::Avx2 || hd % 8 != 0 {
+    if !cfg!(target_arch = "x86_64") || lv < Level::Avx2 || !hd.is_multiple_of(8) {
         Simd::None
-    } else if lv >= Level::Avx512 && cfg!(qorus_avx512) {
+    } else if lv >= Level::Avx512 {
         Simd::Avx512
     } else {
         Simd::Avx2
@@ -328,7 +328,7 @@ fn segment_run<S: KvTiles>(
 ) {
     let hd = kv.head_dim();
     let nq = blk.spans.len() * blk.heads;
-    #[cfg(all(target_arch = "x86_64", qorus_avx512))]
+    #[cfg(target_arch = "x86_64")]
     if simd == Simd::Avx512 {
         // SAFETY: the level check found AVX-512 F/BW/VL; hd % 8 == 0 (use_simd).
         unsafe { segment_run512(kv, scale, blk, seg, work) };
@@ -387,7 +387,7 @@ fn segment_run<S: KvTiles>(
 ///
 /// # Safety
 /// AVX-512 F/BW/VL present; `hd % 8 == 0`; `work` as [`segment_run`]'s.
-#[cfg(all(target_arch = "x86_64", qorus_avx512))]
+#[cfg(target_arch = "x86_64")]
 unsafe fn segment_run512<S: KvTiles>(
     kv: &S,
     scale: f32,

@@ -28,7 +28,7 @@ pub mod x86_attn;
 pub mod x86_packed;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_packed_k;
-#[cfg(all(target_arch = "x86_64", qorus_avx512))]
+#[cfg(target_arch = "x86_64")]
 pub mod x86_packed_zmm;
 
 pub use dispatch::{level, Level};
@@ -191,7 +191,7 @@ pub fn quantize_acts_k_max_at(
     smax: u32,
 ) {
     assert!(
-        x.len() % QK_K == 0,
+        x.len().is_multiple_of(QK_K),
         "quantize_acts_k: length {} is not a multiple of 256",
         x.len()
     );
@@ -221,7 +221,7 @@ pub fn quantize_acts(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
 /// [`quantize_acts`] at a given level.
 pub fn quantize_acts_at(lv: Level, x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
     assert!(
-        x.len() % QK == 0,
+        x.len().is_multiple_of(QK),
         "quantize_acts: length {} is not a multiple of 32",
         x.len()
     );
@@ -499,7 +499,7 @@ pub fn rmsnorm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
 /// The public `q_gemv_q4_f32_avx2` product: `out[r] = Σ_c W[r][c] x[c]` for a `.qorus` Q4_0
 /// matrix of `m` rows of `n` values (n % 32 == 0) and F32 input (not quantized).
 pub fn gemv_qorus_f32(w: &[u8], m: usize, n: usize, x: &[f32], out: &mut [f32]) {
-    assert!(n % QK == 0 && w.len() >= m * n / QK * 20 && x.len() >= n && out.len() >= m);
+    assert!(n.is_multiple_of(QK) && w.len() >= m * n / QK * 20 && x.len() >= n && out.len() >= m);
     scalar::gemv_qorus_f32(w, m, n, x, out)
 }
 

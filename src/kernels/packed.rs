@@ -52,10 +52,10 @@ fn a64(x: usize) -> usize {
 /// Whether matrices of this type and width can be packed.
 pub fn packable(ty: WeightType, cols: usize) -> bool {
     if let Some(p) = packed_k::props(ty) {
-        return cols % p.sb_len() == 0 && cols > 0 && cols / QK <= MAX_BLOCKS;
+        return cols.is_multiple_of(p.sb_len()) && cols > 0 && cols / QK <= MAX_BLOCKS;
     }
     matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0)
-        && cols % QK == 0
+        && cols.is_multiple_of(QK)
         && cols > 0
         && cols / QK <= MAX_BLOCKS
 }
@@ -309,7 +309,7 @@ pub fn pack_into(w: MatRef<'_>, out: &mut [u8]) -> Option<()> {
     let rb = w.ty.row_bytes(w.cols)?;
     if w.data.len() < rb * w.rows
         || out.len() < packed_bytes(ty, w.rows, w.cols)
-        || out.as_ptr() as usize % 64 != 0
+        || !(out.as_ptr() as usize).is_multiple_of(64)
     {
         return None;
     }
@@ -436,7 +436,7 @@ fn check(p: &PackedRef<'_>, a: &Acts<'_>, rows: &Range<usize>) {
         p.rows
     );
     assert!(
-        rows.start % GROUP == 0,
+        rows.start.is_multiple_of(GROUP),
         "matmul_packed: row range must start at a multiple of {GROUP}"
     );
     match *a {

@@ -447,9 +447,9 @@ macro_rules! simd_kernels {
     };
 }
 
-/// `vpdpbusd` on 256-bit vectors (AVX-512 VNNI + VL; EVEX encoding). Written as inline assembly
-/// so the crate keeps its MSRV (AVX-512 intrinsics and target features are stable only from Rust
-/// 1.89); only called after `dispatch::vnni()` said the CPU has it.
+/// `vpdpbusd` on 256-bit vectors (AVX-512 VNNI + VL; EVEX encoding), as inline assembly inside
+/// the AVX2 kernels (which are compiled for AVX2 only); only called after `dispatch::vnni()` said
+/// the CPU has it.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn vnni_dp(

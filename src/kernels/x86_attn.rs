@@ -61,7 +61,7 @@ pub unsafe fn tile_step(
     acc: &mut [f32],
     sc: &mut [f32],
 ) {
-    debug_assert!(hd % 8 == 0 && (1..=TILE).contains(&n) && sc.len() >= TILE);
+    debug_assert!(hd.is_multiple_of(8) && (1..=TILE).contains(&n) && sc.len() >= TILE);
     let s2 = 2 * hd;
     let (qp, kp, sp) = (q.as_ptr(), kv.as_ptr(), sc.as_mut_ptr());
     let mut t = 0;
@@ -207,7 +207,7 @@ pub unsafe fn fold_acc(acc: &mut [f32], acc2: &[f32], a: f32, b: f32) {
 /// same values as the scalar conversion). `out.len()` is a multiple of 32, `src` holds its blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dequant_q8_0(src: &[u8], out: &mut [f32]) {
-    debug_assert!(out.len() % 32 == 0 && src.len() >= out.len() / 32 * 34);
+    debug_assert!(out.len().is_multiple_of(32) && src.len() >= out.len() / 32 * 34);
     let (mut s, mut o) = (src.as_ptr(), out.as_mut_ptr());
     for _ in 0..out.len() / 32 {
         let h = (s as *const u16).read_unaligned();
@@ -222,8 +222,7 @@ pub unsafe fn dequant_q8_0(src: &[u8], out: &mut [f32]) {
     }
 }
 
-/// The AVX-512 kernels (built by Rust 1.89 or later, `cfg(qorus_avx512)` from build.rs: their
-/// intrinsics are not stable in the crate's MSRV): the same arithmetic as `attn::scalar_tile_step`, bit for bit, with the
+/// The AVX-512 kernels: the same arithmetic as `attn::scalar_tile_step`, bit for bit, with the
 /// dot products of sixteen keys reduced together and the `p·V` updates of the query heads of one
 /// token row sharing their loads of `V`.
 ///
@@ -233,8 +232,7 @@ pub unsafe fn dequant_q8_0(src: &[u8], out: &mut [f32]) {
 /// (even blocks into `x[j]`, odd ones into `y[j]`: the AVX2 kernel's `A` and `B` of two keys side
 /// by side), `v = x + y`, and three add levels on shuffled vectors that pair lanes exactly as
 /// `hsum8` does, leaving the 16 sums in key order.
-#[cfg(qorus_avx512)]
-#[allow(clippy::incompatible_msrv, clippy::needless_range_loop)]
+#[allow(clippy::needless_range_loop)]
 pub mod avx512 {
     use core::arch::x86_64::*;
 
@@ -506,7 +504,7 @@ pub mod avx512 {
         acc: *mut f32,
         sc: *mut f32,
     ) {
-        debug_assert!((1..=4).contains(&r) && n >= 1 && kl + n <= TILE && hd % 8 == 0);
+        debug_assert!((1..=4).contains(&r) && n >= 1 && kl + n <= TILE && hd.is_multiple_of(8));
         debug_assert!(m.len() >= r && l.len() >= r);
         let (m, l) = (m.as_mut_ptr(), l.as_mut_ptr());
         match r {
@@ -579,7 +577,7 @@ pub mod avx512 {
             _mm512_storeu_ps(sh.add(16), e1);
             // the sum in 8 lanes by (t - kl) mod 8, in t order; zeros before kl and after
             // kl + n leave it unchanged (+0 added to a sum of non-negative terms)
-            if kl % 8 == 0 {
+            if kl.is_multiple_of(8) {
                 let mut sum = _mm256_add_ps(_mm256_setzero_ps(), lo8(e0));
                 sum = _mm256_add_ps(sum, hi8(e0));
                 sum = _mm256_add_ps(sum, lo8(e1));
@@ -587,7 +585,7 @@ pub mod avx512 {
             }
         }
         for h in 0..R {
-            if kl % 8 != 0 {
+            if !kl.is_multiple_of(8) {
                 let p = sc.add(h * 2 * TILE + kl);
                 let mut sum = _mm256_setzero_ps();
                 let mut t = 0;

@@ -301,7 +301,6 @@ macro_rules! packed_kernels {
                             let mut g = p0;
                             while g < p1 {
                                 let r0 = g * GROUP;
-                                #[cfg(qorus_avx512)]
                                 if VNNI
                                     && na >= ZMM_MIN_ROWS
                                     && g + 1 < p1

@@ -578,7 +578,6 @@ macro_rules! kpacked {
                         let mut g = p0;
                         while g < p1 {
                             let r0 = g * GROUP;
-                            #[cfg(qorus_avx512)]
                             if VNNI
                                 && na >= crate::kernels::x86_packed::ZMM_MIN_ROWS
                                 && g + 1 < p1

@@ -2,11 +2,10 @@
 //! 16 weight rows, per vector, so every `vpdpbusd` and every per-row step (the block bias, the
 //! conversion, the scale product and the fused multiply-add) serves 16 rows instead of 8. Same
 //! integer sums and the same float operations per lane as the 256-bit tile (`x86_packed.rs`),
-//! so the same bits. Built only by a compiler with the AVX-512 intrinsics (Rust 1.89; build.rs
-//! sets `qorus_avx512`); older ones run the 256-bit tile.
+//! so the same bits.
 
-// built only by Rust >= 1.89 (cfg qorus_avx512); the tile indexes several arrays by row
-#![allow(clippy::incompatible_msrv, clippy::needless_range_loop)]
+// the tile indexes several arrays by row
+#![allow(clippy::needless_range_loop)]
 
 use core::arch::x86_64::*;
 

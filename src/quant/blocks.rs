@@ -115,7 +115,7 @@ impl WeightType {
 
     /// Bytes of a row of `n` values, or `None` if `n` is not a whole number of blocks.
     pub const fn row_bytes(self, n: usize) -> Option<usize> {
-        if n % self.block_len() != 0 {
+        if !n.is_multiple_of(self.block_len()) {
             return None;
         }
         (n / self.block_len()).checked_mul(self.block_bytes())
@@ -363,7 +363,7 @@ mod tests {
                 assert_eq!(WeightType::ggml_id_name(id), ty.name());
             }
             assert_eq!(WeightType::from_dtype(ty.dtype()), Some(ty));
-            assert!(QK_K % ty.block_len() == 0);
+            assert!(QK_K.is_multiple_of(ty.block_len()));
         }
         // ggml-common.h's static_asserts, spelled out: header bytes + packed values.
         assert_eq!(WeightType::Q5_0.block_bytes(), 2 + 4 + 16);

@@ -317,7 +317,7 @@ pub fn dequantize_decoded(dec: &Decoded, y: &mut [f32]) {
 pub fn dequantize_blocks(ty: WeightType, src: &[u8], dst: &mut [f32]) {
     let (bb, bl) = (ty.block_bytes(), ty.block_len());
     assert!(
-        src.len() % bb == 0 && dst.len() == src.len() / bb * bl,
+        src.len().is_multiple_of(bb) && dst.len() == src.len() / bb * bl,
         "dequantize_blocks: {} bytes, {} values of {}",
         src.len(),
         dst.len(),

@@ -13,7 +13,7 @@ pub fn quantize_row_issue12(ty: WeightType, src: &[f32], dst: &mut [u8]) -> Resu
         dst: &mut [u8],
         f: fn(&[f32; N], &mut [u8; B]),
     ) -> Result<()> {
-        if src.len() % N != 0 || dst.len() != src.len() / N * B {
+        if !src.len().is_multiple_of(N) || dst.len() != src.len() / N * B {
             return Err(Error::InvalidSize(format!(
                 "quantize_row: {} values into {} bytes",
                 src.len(),

@@ -380,7 +380,7 @@ pub fn dequantize_row(ty: WeightType, src: &[u8], dst: &mut [f32]) -> Result<()>
 /// Converts ggml Q4_0 bytes to `.qorus` Q4_0 bytes block by block, losslessly.
 pub fn transcode_q4_0_to_qorus(src: &[u8], dst: &mut [u8]) -> Result<()> {
     let n = src.len() / WeightType::Q4_0.block_bytes();
-    if src.len() % WeightType::Q4_0.block_bytes() != 0
+    if !src.len().is_multiple_of(WeightType::Q4_0.block_bytes())
         || dst.len() != n * WeightType::QorusQ4_0.block_bytes()
     {
         return Err(Error::InvalidSize(format!(
